@@ -1,0 +1,270 @@
+"""Typed run configuration: dataclasses, YAML presets and dotted `key=value` overrides.
+
+Every value passes through one validator, whether it comes from a preset, the command line or a checkpoint,
+so a bad value is reported the same way wherever it was written: naming the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vaegan.errors import VaeganError
+
+
+def _choices(*values: str) -> dict:
+    return {"choices": values}
+
+
+def _at_least(low: float) -> dict:
+    return {"min": low}
+
+
+def _fraction() -> dict:
+    """A probability-like value in [0, 1)."""
+    return {"min": 0.0, "below": 1.0}
+
+
+@dataclass
+class DataConfig:
+    name: str = field(default="cifar10", metadata=_choices("cifar10", "cifar100", "shapes10"))
+    dir: str | None = None
+    hflip: bool = False
+    crop_padding: int = field(default=0, metadata=_at_least(0))
+
+
+@dataclass
+class ModelConfig:
+    name: str = field(default="vae", metadata=_choices("vae"))
+    latent_dim: int = field(default=128, metadata=_at_least(1))
+    batchnorm: bool = True
+    dropout: float = field(default=0.0, metadata=_fraction())
+    noise_scale: float = field(default=1.0, metadata=_at_least(0.0))
+
+
+@dataclass
+class LossConfig:
+    beta: float = field(default=1.0, metadata=_at_least(0.0))
+
+
+@dataclass
+class OptimConfig:
+    lr: float = field(default=1e-3, metadata={"min": 0.0, "above": 0.0})
+    weight_decay: float = field(default=0.0, metadata=_at_least(0.0))
+    beta1: float = field(default=0.9, metadata=_fraction())
+    beta2: float = field(default=0.999, metadata=_fraction())
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = field(default=10, metadata=_at_least(1))
+    max_steps: int | None = field(default=None, metadata=_at_least(1))
+    batch_size: int = field(default=128, metadata=_at_least(1))
+    seed: int = 0
+    ckpt_every: int = field(default=500, metadata=_at_least(1))
+    recon_every: int = field(default=1, metadata=_at_least(1))
+    eval_images: int | None = field(default=None, metadata=_at_least(1))
+    device: str = field(default="auto", metadata={"pattern": r"auto|cpu|mps|cuda(:\d+)?",
+                                                   "allowed": "auto, cpu, cuda, cuda:N, mps"})
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def get(self, key: str) -> Any:
+        section, name = key.split(".", 1)
+        return getattr(getattr(self, section), name)
+
+
+# Keys that define what is trained and on which data order; changing them on resume would silently train a
+# different experiment, so resume refuses them. Everything else in `train` is a schedule knob.
+RESUME_FROZEN_SECTIONS = ("data", "model", "loss", "optim")
+RESUME_FROZEN_KEYS = ("train.seed", "train.batch_size")
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.default_factory for f in dataclasses.fields(Config)}
+
+
+def all_keys() -> list[str]:
+    return [f"{section}.{f.name}" for section, cls in _sections().items() for f in dataclasses.fields(cls)]
+
+
+def _field_of(key: str) -> tuple[dataclasses.Field, Any]:
+    """The dataclass field behind a dotted key and its resolved type annotation."""
+    section, _, name = key.partition(".")
+    cls = _sections().get(section)
+    fields = {f.name: f for f in dataclasses.fields(cls)} if cls else {}
+    if name not in fields:
+        raise VaeganError(_unknown_key_message(key))
+    return fields[name], typing.get_type_hints(cls)[name]
+
+
+def _unknown_key_message(key: str) -> str:
+    keys = all_keys()
+    near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    return f"unknown config key '{key}': {hint}known keys: {', '.join(keys)}"
+
+
+def _base_type(hint: Any) -> tuple[type, bool]:
+    """The field's scalar type and whether None is allowed."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0], True
+    return hint, False
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NONE = {"none", "null", "~"}
+
+
+def _convert(key: str, value: Any, kind: type, optional: bool) -> Any:
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+        if optional:
+            return None
+        raise VaeganError(f"invalid value for '{key}': it cannot be none")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise VaeganError(f"invalid value for '{key}': {value!r} is not a boolean (use true or false)")
+    if kind is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise VaeganError(f"invalid value for '{key}': {value!r} is not an integer")
+        try:
+            return int(value) if not isinstance(value, str) else int(value.strip().replace("_", ""))
+        except ValueError:
+            raise VaeganError(f"invalid value for '{key}': {value!r} is not an integer") from None
+    if kind is float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise VaeganError(f"invalid value for '{key}': {value!r} is not a number") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise VaeganError(f"invalid value for '{key}': {value!r} is not a finite number")
+        return number
+    return str(value)
+
+
+def validate(key: str, value: Any) -> Any:
+    """Convert `value` (a CLI string or a YAML scalar) to the field's type and check its allowed range."""
+    f, hint = _field_of(key)
+    kind, optional = _base_type(hint)
+    converted = _convert(key, value, kind, optional)
+    if converted is None:
+        return None
+    rules = f.metadata
+    if "choices" in rules and converted not in rules["choices"]:
+        raise VaeganError(f"invalid value for '{key}': {converted!r}; allowed: {', '.join(rules['choices'])}")
+    if "pattern" in rules and not re.fullmatch(rules["pattern"], converted):
+        raise VaeganError(f"invalid value for '{key}': {converted!r}; allowed: {rules['allowed']}")
+    if "min" in rules and converted < rules["min"]:
+        raise VaeganError(f"invalid value for '{key}': {converted!r}; it must be >= {rules['min']}")
+    if "above" in rules and converted <= rules["above"]:
+        raise VaeganError(f"invalid value for '{key}': {converted!r}; it must be > {rules['above']}")
+    if "below" in rules and converted >= rules["below"]:
+        raise VaeganError(f"invalid value for '{key}': {converted!r}; it must be < {rules['below']}")
+    return converted
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """A copy of `cfg` with dotted-key overrides applied and validated."""
+    new = Config(**{section: dataclasses.replace(getattr(cfg, section)) for section in _sections()})
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        setattr(getattr(new, section), name, validate(key, value))
+    return new
+
+
+def parse_override_args(args: list[str]) -> dict[str, str]:
+    """`['a.b=1', ...]` -> `{'a.b': '1'}`; keys are checked here so a typo fails before any work starts."""
+    overrides: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise VaeganError(f"invalid override '{arg}': expected key=value, e.g. train.max_steps=100")
+        _field_of(key.strip())
+        overrides[key.strip()] = value
+    return overrides
+
+
+def flatten(nested: dict[str, Any], where: str) -> dict[str, Any]:
+    """`{'train': {'epochs': 3}}` -> `{'train.epochs': 3}`, refusing anything that is not section/key."""
+    if not isinstance(nested, dict):
+        raise VaeganError(f"{where}: expected a mapping of config sections, got {type(nested).__name__}")
+    flat: dict[str, Any] = {}
+    for section, values in nested.items():
+        if not isinstance(values, dict):
+            raise VaeganError(f"{where}: section '{section}' must be a mapping of keys to values")
+        for name, value in values.items():
+            flat[f"{section}.{name}"] = value
+    return flat
+
+
+def from_dict(nested: dict[str, Any], where: str = "config") -> Config:
+    return apply_overrides(Config(), flatten(nested, where))
+
+
+# ---- presets -------------------------------------------------------------------------------------------
+
+def _preset_files() -> dict[str, Any]:
+    folder = resources.files("vaegan") / "presets"
+    return {p.name[:-5]: p for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def preset_names() -> list[str]:
+    return sorted(_preset_files())
+
+
+def _read_preset(name: str) -> dict[str, Any]:
+    files = _preset_files()
+    if name not in files:
+        near = difflib.get_close_matches(name, files, n=1)
+        hint = f"did you mean '{near[0]}'? " if near else ""
+        raise VaeganError(f"unknown preset '{name}': {hint}available: {', '.join(sorted(files))}")
+    return yaml.safe_load(files[name].read_text()) or {}
+
+
+def preset_description(name: str) -> str:
+    return str(_read_preset(name).get("description", ""))
+
+
+def load_preset(name: str) -> Config:
+    """A preset YAML holds `description` plus config sections; every value is validated."""
+    raw = dict(_read_preset(name))
+    raw.pop("description", None)
+    return from_dict(raw, where=f"preset '{name}'")
+
+
+# ---- files and resume ----------------------------------------------------------------------------------
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def frozen_differences(old: Config, new: Config) -> list[str]:
+    """Keys whose change would make a resumed run a different experiment."""
+    keys = [k for k in all_keys() if k.split(".")[0] in RESUME_FROZEN_SECTIONS] + list(RESUME_FROZEN_KEYS)
+    return [k for k in keys if old.get(k) != new.get(k)]

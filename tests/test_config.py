@@ -1,0 +1,77 @@
+import pytest
+
+from vaegan import config as C
+from vaegan.errors import VaeganError
+
+
+def test_both_reference_presets_load_with_the_documented_values():
+    plain = C.load_preset("vae-cifar10")
+    reg = C.load_preset("vae-cifar10-regularized")
+    assert (plain.model.batchnorm, plain.model.dropout, plain.optim.weight_decay, plain.loss.beta) == (False, 0, 0, 1)
+    assert (plain.data.hflip, plain.data.crop_padding) == (False, 0)
+    assert (reg.model.batchnorm, reg.model.dropout, reg.optim.weight_decay, reg.loss.beta) == (True, 0.3, 1e-4, 4)
+    assert (reg.data.hflip, reg.data.crop_padding, reg.model.noise_scale) == (True, 4, 0.3)
+    for cfg in (plain, reg):
+        assert (cfg.model.latent_dim, cfg.train.batch_size, cfg.optim.lr) == (128, 128, 1e-3)
+
+
+def test_every_preset_has_a_description():
+    assert all(C.preset_description(name) for name in C.preset_names())
+
+
+def test_overrides_are_parsed_to_the_field_type():
+    cfg = C.apply_overrides(C.Config(), C.parse_override_args(
+        ["data.name=shapes10", "train.max_steps=50", "model.batchnorm=false", "optim.lr=2e-4",
+         "train.eval_images=none", "train.device=cuda:1"]))
+    assert cfg.data.name == "shapes10" and cfg.train.max_steps == 50 and cfg.model.batchnorm is False
+    assert cfg.optim.lr == 2e-4 and cfg.train.eval_images is None and cfg.train.device == "cuda:1"
+
+
+def test_overrides_do_not_mutate_the_original():
+    base = C.Config()
+    C.apply_overrides(base, {"train.epochs": 3})
+    assert base.train.epochs == C.TrainConfig().epochs
+
+
+def test_unknown_key_names_the_key_and_suggests_the_nearest():
+    with pytest.raises(VaeganError, match=r"unknown config key 'train\.epoch'.*did you mean 'train\.epochs'"):
+        C.parse_override_args(["train.epoch=3"])
+
+
+@pytest.mark.parametrize("arg, pattern", [
+    ("train.epochs=three", r"'train\.epochs'.*not an integer"),
+    ("train.epochs=0", r"'train\.epochs'.*>= 1"),
+    ("model.dropout=1.0", r"'model\.dropout'.*< 1\.0"),
+    ("data.name=mnist", r"'data\.name'.*allowed: cifar10, cifar100, shapes10"),
+    ("model.batchnorm=maybe", r"'model\.batchnorm'.*boolean"),
+    ("optim.lr=nan", r"'optim\.lr'.*finite"),
+    ("optim.lr=0", r"'optim\.lr'.*> 0"),
+    ("train.device=gpu", r"'train\.device'.*auto, cpu, cuda, cuda:N, mps"),
+    ("train.batch_size=none", r"'train\.batch_size'.*cannot be none"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(arg, pattern):
+    with pytest.raises(VaeganError, match=pattern):
+        C.apply_overrides(C.Config(), C.parse_override_args([arg]))
+
+
+def test_malformed_override():
+    with pytest.raises(VaeganError, match="expected key=value"):
+        C.parse_override_args(["train.epochs"])
+
+
+def test_unknown_preset_suggests_the_nearest():
+    with pytest.raises(VaeganError, match=r"unknown preset 'vae-cifar10-regularised'.*vae-cifar10-regularized"):
+        C.load_preset("vae-cifar10-regularised")
+
+
+def test_config_round_trips_through_yaml(tmp_path):
+    cfg = C.apply_overrides(C.load_preset("vae-cifar10-regularized"), {"train.max_steps": 7})
+    C.save_config(cfg, tmp_path / "c.yaml")
+    import yaml
+    assert C.from_dict(yaml.safe_load((tmp_path / "c.yaml").read_text())) == cfg
+
+
+def test_frozen_differences_on_resume():
+    old = C.Config()
+    new = C.apply_overrides(old, {"model.latent_dim": 64, "train.max_steps": 9, "train.seed": 3})
+    assert C.frozen_differences(old, new) == ["model.latent_dim", "train.seed"]
