@@ -1,0 +1,33 @@
+"""The in-memory form every dataset takes, so the loader and trainer never care where images came from."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ImageDataset:
+    """One split held in memory as uint8 pixels; normalisation happens per batch in the loader."""
+
+    name: str
+    split: str
+    images: torch.Tensor  # uint8 [N, 3, 32, 32]
+    labels: torch.Tensor  # int64 [N]
+    class_names: list[str]
+    coarse_labels: torch.Tensor | None = None  # CIFAR-100 only: the 20 superclasses
+    coarse_class_names: list[str] | None = None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def head(self, n: int) -> ImageDataset:
+        """The first `n` images (all of them if fewer): a fixed, cheap subset for figures and quick evals."""
+        coarse = self.coarse_labels[:n] if self.coarse_labels is not None else None
+        return dataclasses.replace(self, images=self.images[:n], labels=self.labels[:n], coarse_labels=coarse)

@@ -1,0 +1,87 @@
+"""Seeded, resumable, shardable batches, normalised to [-1, 1] on the fly from the uint8 images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from vaegan.data.augment import random_crop, random_hflip
+from vaegan.data.dataset import ImageDataset
+from vaegan.data.seeding import derive_seed
+from vaegan.errors import VaeganError
+
+
+class BatchLoader:
+    """Seeded, resumable, shardable batches from an ImageDataset, normalised to [-1,1] on the fly.
+
+    Every random draw is a pure function of (seed, epoch) for the order and (seed, epoch, batch, rank) for the
+    augmentation, so a run resumed at (epoch, batch) sees bit-identical batches with no generator state saved.
+    """
+
+    def __init__(self, dataset: ImageDataset, batch_size: int, *, shuffle: bool = True, hflip: bool = False,
+                 crop_padding: int = 0, seed: int = 0, rank: int = 0, world_size: int = 1, drop_last: bool = True,
+                 device: str | torch.device = "cpu", channels_last: bool = False):
+        if batch_size < 1:
+            raise VaeganError(f"batch size must be at least 1, got {batch_size}")
+        if crop_padding < 0:
+            raise VaeganError(f"crop padding must be >= 0, got {crop_padding}")
+        if not 0 <= rank < world_size:
+            raise VaeganError(f"rank {rank} is outside [0, {world_size}) for world size {world_size}")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.hflip = hflip
+        self.crop_padding = crop_padding
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.device = torch.device(device)
+        self.channels_last = channels_last
+        # Drop the tail of the epoch so every rank gets the same number of images.
+        self.per_rank = len(dataset) // world_size
+        full, rest = divmod(self.per_rank, batch_size)
+        self.num_batches = full if drop_last or rest == 0 else full + 1
+        if self.num_batches == 0:
+            raise VaeganError(f"{dataset.name} {dataset.split} has {len(dataset)} images, too few for one batch of "
+                              f"{batch_size} on each of {world_size} rank(s)")
+
+    def __len__(self) -> int:
+        """Batches per epoch for this rank."""
+        return self.num_batches
+
+    def epoch_batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (x float32 [B,3,32,32] in [-1,1], y int64 [B]) on the device for batches start..len-1 of `epoch`."""
+        if not 0 <= start <= self.num_batches:
+            raise VaeganError(f"cannot start epoch {epoch} at batch {start}: it has {self.num_batches} batches")
+        return self._batches(epoch, start)
+
+    def _rank_indices(self, epoch: int) -> torch.Tensor:
+        """Dataset indices this rank visits in `epoch`, in order: its rank::world_size slice of the permutation."""
+        total = len(self.dataset)
+        if self.shuffle:
+            order = torch.randperm(total, generator=torch.Generator().manual_seed(derive_seed(self.seed, epoch)))
+        else:
+            order = torch.arange(total)
+        return order[: self.per_rank * self.world_size][self.rank :: self.world_size]
+
+    def _batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        indices = self._rank_indices(epoch)
+        for batch in range(start, self.num_batches):
+            chosen = indices[batch * self.batch_size : (batch + 1) * self.batch_size]
+            pixels = self.dataset.images.index_select(0, chosen).to(self.device, non_blocking=True)
+            x = pixels.float().div_(127.5).sub_(1.0)
+            x = self._augment(x, derive_seed(self.seed, epoch, batch, self.rank))
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.dataset.labels.index_select(0, chosen).to(self.device, non_blocking=True)
+
+    def _augment(self, x: torch.Tensor, seed: int) -> torch.Tensor:
+        if not (self.hflip or self.crop_padding):
+            return x
+        generator = torch.Generator().manual_seed(seed)
+        if self.crop_padding:
+            x = random_crop(x, self.crop_padding, generator)
+        if self.hflip:
+            x = random_hflip(x, generator)
+        return x

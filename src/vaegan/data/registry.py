@@ -1,0 +1,47 @@
+"""Datasets by name: where their files live and how to load or prepare them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vaegan.data.cifar import read_cifar
+from vaegan.data.dataset import ImageDataset
+from vaegan.data.download import cifar_folder
+from vaegan.data.shapes10 import make_shapes10
+from vaegan.errors import VaeganError
+
+DATASET_NAMES = ("cifar10", "cifar100", "shapes10")
+SPLITS = ("train", "test")
+
+
+def resolve_data_dir(configured: str | None) -> Path:
+    """The data folder: the configured value, else $VAEGAN_DATA, else ~/.cache/vaegan."""
+    chosen = configured or os.environ.get("VAEGAN_DATA") or Path.home() / ".cache" / "vaegan"
+    return Path(chosen).expanduser().absolute()
+
+
+def load_dataset(name: str, split: str, data_dir: str | None = None, download: bool = True,
+                 seed: int = 0) -> ImageDataset:
+    """Load one split; CIFAR comes from its folder (downloaded if missing), shapes10 is generated from `seed`."""
+    _check_choice("dataset", name, DATASET_NAMES)
+    _check_choice("split", split, SPLITS)
+    if name == "shapes10":
+        return make_shapes10(split, seed)
+    return read_cifar(name, cifar_folder(name, resolve_data_dir(data_dir), download), split)
+
+
+def prepare_dataset(name: str, data_dir: str | None = None) -> dict:
+    """Download (if needed) and read both splits, for `vaegan data prepare`: {"path", "train", "test", "classes"}."""
+    _check_choice("dataset", name, DATASET_NAMES)
+    if name == "shapes10":
+        path = "(shapes10 is generated in memory; nothing to download)"
+    else:
+        path = str(cifar_folder(name, resolve_data_dir(data_dir)))
+    train, test = (load_dataset(name, split, data_dir) for split in SPLITS)
+    return {"path": path, "train": len(train), "test": len(test), "classes": train.num_classes}
+
+
+def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise VaeganError(f"unknown {kind} '{value}': choose one of {', '.join(choices)}")
