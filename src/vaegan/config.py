@@ -39,6 +39,7 @@ def _fraction() -> dict:
 class DataConfig:
     name: str = field(default="cifar10", metadata=_choices("cifar10", "cifar100", "shapes10"))
     dir: str | None = None
+    download: bool = True
     hflip: bool = False
     crop_padding: int = field(default=0, metadata=_at_least(0))
 
@@ -47,6 +48,7 @@ class DataConfig:
 class ModelConfig:
     name: str = field(default="vae", metadata=_choices("vae"))
     latent_dim: int = field(default=128, metadata=_at_least(1))
+    channels: int = field(default=128, metadata=_at_least(2))
     batchnorm: bool = True
     dropout: float = field(default=0.0, metadata=_fraction())
     noise_scale: float = field(default=1.0, metadata=_at_least(0.0))

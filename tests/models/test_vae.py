@@ -72,3 +72,12 @@ def test_noise_scale_multiplies_the_reparameterisation_noise(scale):
     torch.manual_seed(0)
     z = reparameterize(mu, logvar, scale)
     assert z.std().item() == pytest.approx(2.0 * scale, abs=0.03)
+
+
+def test_channels_scale_every_layer_of_the_same_architecture():
+    small = VAE(latent_dim=8, channels=16)
+    enc = [s for _, s in _layer_shapes(small.encoder)]
+    dec = [s for _, s in _layer_shapes(small.decoder)]
+    assert enc[0] == (16, 3, 4, 4) and enc[4] == (64, 32, 4, 4) and enc[-1] == (8, 64 * 16)
+    assert dec[0] == (64 * 16, 8) and dec[-1] == (8, 3, 3, 3)
+    assert small(torch.zeros(2, 3, 32, 32))[0].shape == (2, 3, 32, 32)

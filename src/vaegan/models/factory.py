@@ -9,4 +9,4 @@ from vaegan.models.vae import VAE
 
 def build_model(model_cfg) -> nn.Module:
     return VAE(latent_dim=model_cfg.latent_dim, batchnorm=model_cfg.batchnorm, dropout=model_cfg.dropout,
-               noise_scale=model_cfg.noise_scale)
+               noise_scale=model_cfg.noise_scale, channels=model_cfg.channels)

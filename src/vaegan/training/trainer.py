@@ -1,0 +1,212 @@
+"""The training loop: seeded, logged, checkpointed, and resumable bit-exactly on CPU.
+
+Run directory layout:
+    config.yaml           the resolved config
+    metrics.jsonl         one JSON object per line: kind "train" (every step) or "test" (every epoch end)
+    checkpoints/last.pt   everything needed to resume (see checkpoint.py)
+    recon/epoch_NNN.png   real (odd rows) vs reconstruction (even rows) test images
+    model.pt              final model weights (a plain state_dict)
+    summary.json          final test metrics, steps, wall time and images/s
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from vaegan.config import Config, apply_overrides, from_dict, frozen_differences, save_config
+from vaegan.data import BatchLoader, ImageDataset, load_dataset
+from vaegan.errors import VaeganError
+from vaegan.evaluation import evaluate_reconstruction
+from vaegan.models import build_model
+from vaegan.training import checkpoint as ckpt
+from vaegan.training.device import select_device
+from vaegan.training.metrics import MetricsLog
+from vaegan.training.performance import apply_speed_settings, configure_process, speed_defaults
+from vaegan.training.step import VAETrainStep, build_adam
+from vaegan.viz import reconstruction_grid, save_png
+
+RECON_IMAGES = 32
+EVAL_BATCH = 500
+
+
+@dataclass
+class Position:
+    """Where the data order stands: `batch` batches of `epoch` are done; `step` updates in total."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: Path, train_set: ImageDataset, test_set: ImageDataset):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = select_device(cfg.train.device)
+        self.speed = speed_defaults(self.device)
+        configure_process(self.speed)
+        self.test_set = test_set
+        torch.manual_seed(cfg.train.seed)
+        self.model = apply_speed_settings(build_model(cfg.model), self.speed).to(self.device)
+        self.optimizer = build_adam(self.model.parameters(), cfg.optim.lr, cfg.optim.weight_decay,
+                                    (cfg.optim.beta1, cfg.optim.beta2), fused=self.speed.fused_adam)
+        self.step_fn = VAETrainStep(self.model, self.optimizer, cfg.loss.beta, speed=self.speed)
+        self.loader = BatchLoader(train_set, cfg.train.batch_size, shuffle=True, hflip=cfg.data.hflip,
+                                  crop_padding=cfg.data.crop_padding, seed=cfg.train.seed, device=self.device,
+                                  channels_last=self.speed.channels_last)
+        if len(self.loader) == 0:
+            raise VaeganError(f"train.batch_size={cfg.train.batch_size} is larger than the training split "
+                              f"({len(train_set)} images)")
+        self.position = Position()
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.last_test: dict[str, float] = {}
+        self.last_test_step = -1
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.train.max_steps or self.cfg.train.epochs * len(self.loader)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    # ---- checkpoints ---------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        payload = ckpt.make_payload(
+            config=self.cfg.to_dict(), model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+            rng=ckpt.rng_state(), step=self.position.step, epoch=self.position.epoch, batch=self.position.batch,
+            metrics_offset=self.metrics.offset())
+        ckpt.save_atomic(payload, self.checkpoint_path)
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        ckpt.set_rng_state(payload["rng"])
+        self.position = Position(payload["step"], payload["epoch"], payload["batch"])
+        self.metrics.truncate(payload["metrics_offset"])
+
+    # ---- loop ----------------------------------------------------------------------------------------
+
+    def test_batches(self):
+        images = self.cfg.train.eval_images
+        subset = self.test_set if images is None else self.test_set.head(images)
+        loader = BatchLoader(subset, EVAL_BATCH, shuffle=False, drop_last=False, device=self.device,
+                             channels_last=self.speed.channels_last)
+        return loader.epoch_batches(0)
+
+    def evaluate(self) -> dict[str, float]:
+        result = evaluate_reconstruction(self.model, self.test_batches(), self.cfg.loss.beta)
+        self.metrics.write(kind="test", step=self.position.step, epoch=self.position.epoch, **result)
+        self.last_test, self.last_test_step = result, self.position.step
+        return result
+
+    def save_reconstructions(self, name: str) -> Path:
+        x, _ = next(BatchLoader(self.test_set.head(RECON_IMAGES), RECON_IMAGES, shuffle=False, drop_last=False,
+                                device=self.device).epoch_batches(0))
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            x_hat, _, _ = self.model(x)
+        self.model.train(was_training)
+        return save_png(reconstruction_grid(x, x_hat), self.run_dir / "recon" / f"{name}.png", scale=3)
+
+    def fit(self) -> dict[str, Any]:
+        """Train until `total_steps`, evaluating and checkpointing at every epoch end and at the finish."""
+        cfg = self.cfg.train
+        pos = self.position
+        start_step, started, step_seconds = pos.step, time.perf_counter(), 0.0
+        bar = tqdm(total=self.total_steps, initial=pos.step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=None)
+        while pos.step < self.total_steps:
+            for x, _ in self.loader.epoch_batches(pos.epoch, start=pos.batch):
+                tick = time.perf_counter()
+                values = {k: v.item() for k, v in self.step_fn(x).items()}
+                step_seconds += time.perf_counter() - tick
+                pos.step += 1
+                pos.batch += 1
+                self.metrics.write(kind="train", step=pos.step, epoch=pos.epoch, **values)
+                bar.update(1)
+                if pos.step % 10 == 0:
+                    bar.set_postfix(loss=f"{values['loss']:.1f}", mse=f"{values['mse_per_pixel']:.4f}",
+                                    kl=f"{values['kl']:.1f}")
+                if pos.step % cfg.ckpt_every == 0:
+                    self.save_checkpoint()
+                if pos.step >= self.total_steps:
+                    break
+            if pos.batch == len(self.loader):
+                self.end_of_epoch()
+        bar.close()
+        final = self.last_test if self.last_test_step == pos.step else self.evaluate()
+        self.save_reconstructions("final")
+        self.save_checkpoint()
+        torch.save(self.model.state_dict(), self.run_dir / "model.pt")
+        trained_images = (pos.step - start_step) * cfg.batch_size
+        summary = {"step": pos.step, "epoch": pos.epoch, "test": final, "device": str(self.device),
+                   "wall_seconds": round(time.perf_counter() - started, 2),
+                   "train_seconds": round(step_seconds, 2),
+                   "images_per_second": round(trained_images / step_seconds, 1) if step_seconds > 0 else None}
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def end_of_epoch(self) -> None:
+        pos = self.position
+        pos.epoch += 1
+        pos.batch = 0
+        self.evaluate()
+        if pos.epoch % self.cfg.train.recon_every == 0:
+            self.save_reconstructions(f"epoch_{pos.epoch:03d}")
+        self.save_checkpoint()
+
+
+# ---- entry points ------------------------------------------------------------------------------------
+
+def _load_splits(cfg: Config) -> tuple[ImageDataset, ImageDataset]:
+    return tuple(load_dataset(cfg.data.name, split, cfg.data.dir, download=cfg.data.download)
+                 for split in ("train", "test"))
+
+
+def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]:
+    """Start a new run in `run_dir`. Data is loaded before anything in `run_dir` is touched, so a failure
+    (missing data, say) never destroys an earlier run there."""
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints" / "last.pt").exists() and not overwrite:
+        raise VaeganError(f"{run_dir} already holds a run; continue it with `vaegan train --resume {run_dir}`, "
+                          "or choose another --run-dir")
+    train_set, test_set = _load_splits(cfg)
+    if run_dir.exists() and overwrite:
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    trainer = Trainer(cfg, run_dir, train_set, test_set)
+    trainer.metrics.truncate(0)
+    trainer.evaluate()
+    return trainer.fit()
+
+
+def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Continue a run from `checkpoints/last.pt`; only schedule keys may change."""
+    run_dir = Path(run_dir)
+    payload = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    saved = from_dict(payload["config"], where=f"config stored in {run_dir}/checkpoints/last.pt")
+    cfg = apply_overrides(saved, overrides or {})
+    changed = frozen_differences(saved, cfg)
+    if changed:
+        raise VaeganError(f"cannot resume {run_dir} with a different {', '.join(changed)}: those keys define the "
+                          "experiment; only train.* schedule keys (epochs, max_steps, ckpt_every, ...) may change")
+    train_set, test_set = _load_splits(cfg)
+    trainer = Trainer(cfg, run_dir, train_set, test_set)
+    trainer.restore(payload)
+    if trainer.position.step >= trainer.total_steps:
+        raise VaeganError(f"{run_dir} already finished its {trainer.total_steps} steps; extend it with "
+                          "train.max_steps=N or train.epochs=N")
+    save_config(cfg, run_dir / "config.yaml")
+    return trainer.fit()

@@ -1,0 +1,66 @@
+import subprocess
+import sys
+
+import pytest
+
+from vaegan.cli import main
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vaegan", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("vaegan: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["train", "--preset", "vae-cifar10", "train.epoch=3"], "unknown config key 'train.epoch'"),
+    (["train", "--preset", "vae-cifar10", "train.epochs=lots"], "'train.epochs'"),
+    (["train", "--preset", "vae-cifar10", "data.name=mnist"], "allowed: cifar10, cifar100, shapes10"),
+    (["train", "--preset", "no-such-preset"], "unknown preset 'no-such-preset'"),
+])
+def test_config_mistakes_end_in_one_readable_line(args, expected, tmp_path):
+    line = _one_error_line(run_cli(*args, "--run-dir", str(tmp_path / "run")))
+    assert expected in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_offline_says_where_to_put_it_and_about_shapes10(tmp_path):
+    line = _one_error_line(run_cli("train", "--preset", "vae-cifar10", "--run-dir", str(tmp_path / "run"),
+                                   f"data.dir={tmp_path / 'nodata'}", "data.download=false"))
+    assert "VAEGAN_DATA" in line and "shapes10" in line
+
+
+def test_corrupt_checkpoint_on_resume(tmp_path):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.pt").write_bytes(b"\x00" * 100)
+    assert "corrupt or truncated" in _one_error_line(run_cli("train", "--resume", str(tmp_path / "run")))
+
+
+def test_presets_lists_each_with_a_description(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "vae-cifar10-regularized" in out and "beta 4" in out
+
+
+def test_train_and_resume_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["model.channels=8", "model.latent_dim=8", "train.batch_size=8", "train.eval_images=16",
+              "train.device=cpu"]
+    assert main(["train", "--preset", "vae-cifar10-regularized", "--run-dir", str(run), "data.name=shapes10",
+                 "train.max_steps=2", *common]) == 0
+    assert main(["train", "--resume", str(run), "train.max_steps=3"]) == 0
+    out = capsys.readouterr().out
+    assert "step 3" in out and str(run) in out
+
+
+def test_data_prepare_shapes10(capsys):
+    assert main(["data", "prepare", "shapes10"]) == 0
+    assert "10 classes" in capsys.readouterr().out

@@ -1,0 +1,185 @@
+import copy
+import io
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from vaegan.models import VAE
+from vaegan.training.performance import (FastDropout, SpeedSettings, apply_speed_settings, set_host_memory_reuse,
+                                         speed_defaults)
+from vaegan.training.step import VAETrainStep, build_adam
+
+KEYS = {"loss", "recon", "kl", "mse_per_pixel"}
+BETA = 4.0
+EAGER = SpeedSettings()
+CPU = speed_defaults("cpu")
+# Every model-side setting on, whatever this machine's defaults are (fast_dropout is off on Intel + MKL).
+ALL_ON = SpeedSettings(channels_last=True, fused_adam=CPU.fused_adam, fast_dropout=True)
+SETTINGS = pytest.mark.parametrize("settings", [EAGER, CPU, ALL_ON], ids=["eager", "cpu-defaults", "all-on"])
+
+
+def build(settings: SpeedSettings, dropout: float = 0.3, seed: int = 0, lr: float = 1e-3):
+    """The trainer's order: model -> apply settings -> optimiser -> step."""
+    torch.manual_seed(seed)
+    model = apply_speed_settings(VAE(latent_dim=8, dropout=dropout, noise_scale=0.3, channels=8), settings)
+    optimizer = build_adam(model.parameters(), lr, 1e-4, (0.9, 0.999), fused=settings.fused_adam or None)
+    return model, optimizer, VAETrainStep(model, optimizer, BETA, speed=settings)
+
+
+def batch(n: int = 4, seed: int = 1) -> torch.Tensor:
+    return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def smooth_batch(n: int = 4, seed: int = 1) -> torch.Tensor:
+    """Images a small VAE can learn in a few steps: upsampled 4x4 colour patterns."""
+    coarse = torch.rand(n, 3, 4, 4, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return torch.nn.functional.interpolate(coarse, size=32, mode="bilinear", align_corners=False)
+
+
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out = {f"model.{k}": v.clone() for k, v in model.state_dict().items()}
+    for i, state in optimizer.state_dict()["state"].items():
+        out.update({f"optim.{i}.{k}": v.clone() for k, v in state.items()})
+    return out
+
+
+def assert_bitwise_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@SETTINGS
+def test_step_returns_the_logged_values_detached(settings):
+    _, _, step = build(settings)
+    out = step(batch())
+    assert set(out) == KEYS
+    assert all(v.dim() == 0 and not v.requires_grad for v in out.values())
+    assert torch.allclose(out["loss"], out["recon"] + BETA * out["kl"])
+    assert torch.allclose(out["mse_per_pixel"], out["recon"] / (3 * 32 * 32))
+
+
+@SETTINGS
+def test_steps_reduce_the_loss_on_a_fixed_batch(settings):
+    _, _, step = build(settings, lr=1e-2)
+    x = smooth_batch()
+    losses = [step(x)["loss"].item() for _ in range(12)]
+    assert sum(losses[-3:]) / 3 < 0.7 * losses[0]
+
+
+@SETTINGS
+def test_speed_settings_are_bitwise_reproducible_across_fresh_runs(settings):
+    results = []
+    for _ in range(2):
+        model, optimizer, step = build(settings)
+        logged = [step(batch(seed=s)) for s in range(3)]
+        results.append((snapshot(model, optimizer), torch.stack([o["loss"] for o in logged])))
+    assert_bitwise_equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+
+
+@SETTINGS
+def test_resume_through_a_saved_state_is_bit_exact(settings):
+    model, optimizer, step = build(settings)
+    for s in range(4):
+        step(batch(seed=s))
+    straight = snapshot(model, optimizer)
+
+    model, optimizer, step = build(settings)
+    for s in range(2):
+        step(batch(seed=s))
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optim": optimizer.state_dict(), "rng": torch.get_rng_state()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    model, optimizer, step = build(settings, seed=123)  # fresh objects, other init: everything comes from `saved`
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optim"])
+    torch.set_rng_state(saved["rng"])
+    for s in range(2, 4):
+        step(batch(seed=s))
+    assert_bitwise_equal(straight, snapshot(model, optimizer))
+
+
+def test_speed_settings_do_not_change_the_math():
+    """Without dropout both runs draw the same sampling noise: the first loss agrees up to rounding."""
+    first = [build(settings, dropout=0.0)[2](batch())["loss"] for settings in (EAGER, ALL_ON)]
+    assert torch.allclose(first[0], first[1], rtol=1e-5)
+
+
+def test_apply_speed_settings_keeps_the_state_dict_and_swaps_only_dropout():
+    torch.manual_seed(0)
+    plain = VAE(latent_dim=8, dropout=0.3, channels=8)
+    torch.manual_seed(0)
+    fast = apply_speed_settings(VAE(latent_dim=8, dropout=0.3, channels=8), ALL_ON)
+    assert_bitwise_equal(plain.state_dict(), fast.state_dict())
+    fast.load_state_dict(plain.state_dict())  # checkpoints move freely between the two
+    dropouts = [m for m in fast.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts and all(type(m) is FastDropout and m.p == 0.3 for m in dropouts)
+    convs = [m.weight for m in fast.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    plain.eval(), fast.eval()
+    x = batch()
+    assert torch.allclose(plain(x)[0], fast(x)[0], atol=1e-5)
+
+
+def test_fast_dropout_has_dropout_statistics_and_gradient():
+    layer = FastDropout(0.3)
+    x = torch.ones(64, 32, 16, 16).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = layer(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    kept = y.detach() > 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005
+    assert torch.allclose(y.detach()[kept], torch.tensor(1 / 0.7), rtol=1e-4)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())
+    layer.eval()
+    assert layer(x) is x
+    assert FastDropout(0.0)(x) is x
+    assert not FastDropout(1.0)(x).any()
+    odd = torch.ones(7, 5)  # sizes that are not a multiple of four
+    assert FastDropout(0.5)(odd).shape == (7, 5)
+
+
+def test_speed_defaults_per_device():
+    cpu = speed_defaults("cpu")
+    assert cpu.channels_last and not cpu.compile and cpu.num_threads is None
+    assert cpu.reuse_host_memory == sys.platform.startswith("linux")
+    assert cpu.fused_adam == (tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4))
+    cuda = speed_defaults(torch.device("cuda"))
+    assert cuda.channels_last and cuda.fused_adam and not cuda.fast_dropout and not cuda.compile
+    assert not cuda.reuse_host_memory
+    assert speed_defaults("mps") == SpeedSettings()
+    assert SpeedSettings().describe() == "eager"
+
+
+def test_loading_optimizer_state_of_another_layout_is_realigned():
+    """Fused Adam pairs param, grad and state by raw offset: a contiguous state loaded into a channels_last run
+    (a checkpoint from a plain run) must be re-laid out, or the update silently mixes up elements."""
+    torch.manual_seed(0)
+    start, grads = torch.randn(8, 4, 3, 3), [torch.randn(8, 4, 3, 3) for _ in range(2)]
+    plain = nn.Parameter(start.clone())
+    fast = nn.Parameter(start.clone().contiguous(memory_format=torch.channels_last))
+    plain_opt = build_adam([plain], 1e-3, 0.0, (0.9, 0.999))
+    fast_opt = build_adam([fast], 1e-3, 0.0, (0.9, 0.999), fused=CPU.fused_adam or None)
+    plain.grad = grads[0].clone()
+    plain_opt.step()
+    with torch.no_grad():
+        fast.copy_(plain)
+    fast_opt.load_state_dict(copy.deepcopy(plain_opt.state_dict()))
+    assert all(v.stride() == fast.stride() for v in fast_opt.state[fast].values() if v.dim() > 1)
+    plain.grad = grads[1].clone()
+    fast.grad = grads[1].clone().contiguous(memory_format=torch.channels_last)
+    plain_opt.step()
+    fast_opt.step()
+    assert torch.allclose(plain, fast, atol=1e-7)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_host_memory_reuse_can_be_switched_on_and_back_off():
+    try:
+        assert set_host_memory_reuse(True) in (True, False)  # False only without glibc (e.g. musl)
+    finally:
+        set_host_memory_reuse(False)
