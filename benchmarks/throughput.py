@@ -1,0 +1,241 @@
+"""Training throughput of the reference VAE against what this machine's matmul speed allows.
+
+    python benchmarks/throughput.py [--steps N] [--warmup N] [--batch-size 128] [--compare]
+
+Prints, from one run on one machine:
+  * fp32 matmul GFLOP/s (square 4096 matmul, best of several checks spread between the training windows, with
+    the thread count),
+  * the training FLOPs per image of the reference VAE (torch.utils.flop_counter over forward + backward of one
+    step, divided by the batch size),
+  * the bound they imply (images/s = GFLOP/s / GFLOP per image),
+  * the measured training images/s of the `vae-cifar10-regularized` preset through `VAETrainStep` (the code the
+    trainer runs) with the device's default speed settings, warm-up steps excluded, and its fraction of the
+    bound (mean over all timed steps, and the best window).
+`--compare` also measures plain eager PyTorch and each speed setting on its own, interleaved in shuffled rounds
+(the machine is noisy: a neighbour's load slows every candidate of a round alike), and prints a table.
+
+The batches are synthetic (uniform in [-1, 1]) and resident: data loading is not part of the number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from dataclasses import replace
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vaegan.config import load_preset
+from vaegan.models import build_model
+from vaegan.training.performance import (SpeedSettings, apply_speed_settings, configure_process,
+                                         set_host_memory_reuse, speed_defaults)
+from vaegan.training.step import VAETrainStep, build_adam
+
+PRESET = "vae-cifar10-regularized"
+MATMUL_SIZE = 4096
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def matmul_gflops(device: torch.device, repeats: int, n: int = MATMUL_SIZE) -> float:
+    """Best-of-`repeats` fp32 GFLOP/s of an n x n @ n x n matmul."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    out = torch.mm(a, b)
+    synchronize(device)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        synchronize(device)
+        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+class Candidate:
+    """One training configuration: a fresh model, optimiser and VAETrainStep, plus resident batches."""
+
+    def __init__(self, name: str, settings: SpeedSettings, batch_size: int, device: torch.device,
+                 adam_kwargs: dict | None = None):
+        cfg = load_preset(PRESET)
+        self.name, self.settings, self.device = name, settings, device
+        torch.manual_seed(0)
+        self.model = apply_speed_settings(build_model(cfg.model), settings).to(device)
+        kwargs = {"fused": settings.fused_adam or None, **(adam_kwargs or {})}
+        optimizer = build_adam(self.model.parameters(), cfg.optim.lr, cfg.optim.weight_decay,
+                               (cfg.optim.beta1, cfg.optim.beta2), **kwargs)
+        self.step = VAETrainStep(self.model, optimizer, cfg.loss.beta, speed=settings)
+        self.batches = [torch.rand(batch_size, 3, 32, 32, device=device) * 2 - 1 for _ in range(4)]
+        self.batch_size, self.calls, self.first_step_s = batch_size, 0, None
+        self.window_ips: list[float] = []  # images/s of each timed window
+
+    def run(self, steps: int) -> float:
+        """Run `steps` steps under this candidate's process settings; returns their wall seconds."""
+        default_threads = torch.get_num_threads()
+        set_host_memory_reuse(self.settings.reuse_host_memory)  # process-wide: set for each candidate's turn
+        configure_process(self.settings)
+        try:
+            synchronize(self.device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                self.step(self.batches[self.calls % len(self.batches)])
+                self.calls += 1
+            synchronize(self.device)
+            return time.perf_counter() - start
+        finally:
+            torch.set_num_threads(default_threads)
+
+    def warm_up(self, steps: int) -> None:
+        self.first_step_s = self.run(1)  # includes torch.compile's compilation when compile is on
+        if steps > 1:
+            self.run(steps - 1)
+
+    def timed(self, steps: int, settle: int = 0) -> None:
+        """Time `steps` steps after `settle` untimed ones (which re-warm what the previous candidate evicted)."""
+        if settle:
+            self.run(settle)
+        self.window_ips.append(steps * self.batch_size / self.run(steps))
+
+    @property
+    def images_per_second(self) -> float:
+        """Images over seconds across all timed windows."""
+        windows = [self.batch_size / ips for ips in self.window_ips]  # seconds per step, each window
+        return self.batch_size * len(windows) / sum(windows)
+
+
+def training_gflop_per_image(batch_size: int, device: torch.device) -> float:
+    """FLOPs of one training step (forward + backward; the optimiser's elementwise update is not counted)."""
+    candidate = Candidate("flops", SpeedSettings(), batch_size, device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        candidate.step(candidate.batches[0])
+    return counter.get_total_flops() / batch_size / 1e9
+
+
+def spread(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):6.1f} ± {sd:4.1f}  ({min(values):.1f}-{max(values):.1f})"
+
+
+def peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
+def headline(args, device: torch.device, gflop_per_image: float) -> float:
+    """Measure the default settings against the matmul bound; returns the best matmul GFLOP/s seen."""
+    settings = speed_defaults(device)
+    candidate = Candidate("defaults", settings, args.batch_size, device)
+    candidate.warm_up(args.warmup)
+    windows = max(1, min(args.windows, args.steps))
+    per_window = [args.steps // windows + (i < args.steps % windows) for i in range(windows)]
+    gflops = [matmul_gflops(device, args.matmul_repeats)]
+    for steps in per_window:  # alternate training windows with matmul checks so both see the same machine
+        candidate.timed(steps)
+        gflops.append(matmul_gflops(device, 2))
+    peak = max(gflops)
+    bound = peak / gflop_per_image
+    ips = candidate.images_per_second
+    print(f"matmul fp32 {MATMUL_SIZE}x{MATMUL_SIZE}: {peak:.1f} GFLOP/s best of {args.matmul_repeats + 2 * windows} "
+          f"({torch.get_num_threads()} threads; per check {min(gflops):.0f}-{peak:.0f})")
+    print(f"training FLOPs (forward + backward, batch {args.batch_size}): {gflop_per_image:.4f} GFLOP per image")
+    print(f"bound: {bound:.1f} images/s")
+    print(f"measured: {ips:.1f} images/s through VAETrainStep, batch {args.batch_size}, {sum(per_window)} steps "
+          f"after {args.warmup} warm-up (per window of ~{per_window[0]} steps: {spread(candidate.window_ips).strip()})")
+    rss = peak_rss_mb()
+    print(f"settings: {settings.describe()}; first step {candidate.first_step_s:.1f} s"
+          + (f"; peak RSS {rss:.0f} MB" if rss else ""))
+    print(f"fraction of bound: {ips / bound:.1%} (best window {max(candidate.window_ips) / bound:.1%})")
+    return peak
+
+
+def compare(args, device: torch.device, gflop_per_image: float, peak_gflops: float) -> None:
+    eager = SpeedSettings()
+    defaults = speed_defaults(device)
+    specs = [("eager", eager, None),
+             ("+channels_last", replace(eager, channels_last=True), None),
+             ("+fused_adam", replace(eager, fused_adam=True), None),
+             ("+foreach_adam", eager, {"foreach": True}),
+             ("+fast_dropout", replace(eager, fast_dropout=True), None),
+             ("+reuse_host_memory", replace(eager, reuse_host_memory=True), None),
+             ("+compile", replace(eager, compile=True), None),
+             ("num_threads=1", replace(eager, num_threads=1), None),
+             ("defaults", defaults, None),
+             ("defaults+compile", replace(defaults, compile=True), None)]
+    if not args.all:
+        specs = [spec for spec in specs if spec[0] not in ("num_threads=1", "+foreach_adam")]
+    candidates = []
+    for name, settings, adam_kwargs in specs:
+        candidate = Candidate(name, settings, args.batch_size, device, adam_kwargs)
+        candidate.warm_up(args.warmup)
+        print(f"  built {name}: first step {candidate.first_step_s:.1f} s", file=sys.stderr, flush=True)
+        candidates.append(candidate)
+    rounds = max(1, args.rounds)
+    per_round = max(1, args.steps // rounds)
+    order = random.Random(0)
+    gflops = []
+    for r in range(rounds):
+        gflops.append(matmul_gflops(device, 2))
+        for candidate in order.sample(candidates, len(candidates)):
+            candidate.timed(per_round, settle=1)
+        print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+    peak = max(peak_gflops, *gflops)
+    bound = peak / gflop_per_image
+    base = candidates[0]
+    print(f"\n{rounds} interleaved rounds x {per_round} timed steps (+1 untimed) per candidate, "
+          f"batch {args.batch_size}; bound {bound:.1f} images/s (matmul {peak:.1f} GFLOP/s); "
+          f"defaults = {defaults.describe()}")
+    print(f"{'candidate':20s} {'images/s: mean ± sd (min-max)':32s} {'of bound':>8s} {'vs eager':>8s} "
+          f"{'first step':>10s}")
+    for c in candidates:
+        ratio = statistics.median(b / a for a, b in zip(base.window_ips, c.window_ips))  # paired by round
+        typical = c.batch_size / statistics.median(c.window_ips)
+        print(f"{c.name:20s} {spread(c.window_ips):32s} {c.images_per_second / bound:8.1%} {ratio:7.3f}x "
+              f"{c.first_step_s:9.1f}s" + (f"  (compile ~{c.first_step_s - typical:.0f} s)"
+                                          if c.settings.compile else ""))
+    print("vs eager: median over rounds of the paired speed ratio; first step includes any compilation "
+          "(torch.compile caches compiled code across runs, so a second run compiles faster)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps (default 30; with --compare, per candidate, default 12)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--compare", action="store_true",
+                        help="also measure eager and each speed setting alone, interleaved, as a table")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds for --compare (default 4)")
+    parser.add_argument("--windows", type=int, default=5, help="timing windows of the headline run (default 5)")
+    parser.add_argument("--matmul-repeats", type=int, default=5)
+    parser.add_argument("--all", action="store_true",
+                        help="with --compare: also the foreach-Adam and single-thread rows (settled: ~1.0x, ~0.6x)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if args.steps is None:
+        args.steps = 12 if args.compare else 30
+
+    print(f"torch {torch.__version__} on {device.type}: {torch.get_num_threads()} intra-op threads, "
+          f"{torch.get_num_interop_threads()} inter-op threads; preset {PRESET}")
+    gflop_per_image = training_gflop_per_image(args.batch_size, device)
+    peak_gflops = headline(args, device, gflop_per_image)
+    if args.compare:
+        print()
+        compare(args, device, gflop_per_image, peak_gflops)
+
+
+if __name__ == "__main__":
+    main()
