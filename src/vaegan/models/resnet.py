@@ -1,0 +1,105 @@
+"""SNGAN-style residual networks for 32x32 images (Miyato et al. 2018, appendix B.4), selectable by
+`model.arch=resnet`. Same interfaces as the reference conv encoder, decoder and discriminator features."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from vaegan.models.discriminator import FeatureStack
+
+
+class UpBlock(nn.Module):
+    """BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3, plus an upsampled 1x1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
+        self.conv1, self.conv2 = nn.Conv2d(c_in, c_out, 3, 1, 1), nn.Conv2d(c_out, c_out, 3, 1, 1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class DownBlock(nn.Module):
+    """(norm)-ReLU-conv3x3-(norm)-ReLU-conv3x3-avgpool, plus a 1x1 avgpooled shortcut.
+
+    `first` is SNGAN's optimized first block (no activation before the first conv). Discriminators use
+    spectral norm and no BatchNorm; encoders use BatchNorm without spectral norm.
+    """
+
+    def __init__(self, c_in: int, c_out: int, downsample: bool = True, first: bool = False,
+                 spectral: bool = False, batchnorm: bool = False):
+        super().__init__()
+        wrap = spectral_norm if spectral else (lambda m: m)
+        self.conv1, self.conv2 = wrap(nn.Conv2d(c_in, c_out, 3, 1, 1)), wrap(nn.Conv2d(c_out, c_out, 3, 1, 1))
+        self.shortcut = wrap(nn.Conv2d(c_in, c_out, 1)) if (c_in != c_out or downsample) else nn.Identity()
+        self.norm1 = nn.BatchNorm2d(c_in) if batchnorm and not first else nn.Identity()
+        self.norm2 = nn.BatchNorm2d(c_out) if batchnorm else nn.Identity()
+        self.downsample, self.first = downsample, first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.first else F.relu(self.norm1(x))
+        h = self.conv2(F.relu(self.norm2(self.conv1(h))))
+        if self.first:  # pool before the 1x1 conv: the same result, cheaper
+            shortcut = self.shortcut(F.avg_pool2d(x, 2))
+        else:
+            shortcut = self.shortcut(x)
+            if self.downsample:
+                shortcut = F.avg_pool2d(shortcut, 2)
+        if self.downsample:
+            h = F.avg_pool2d(h, 2)
+        return h + shortcut
+
+
+class ResNetEncoder(nn.Module):
+    """32 -> 16 -> 8 -> 4 with residual down blocks, then linear mu / logvar heads (condition appended)."""
+
+    def __init__(self, latent_dim: int, channels: int, condition_dim: int = 0, batchnorm: bool = True,
+                 dropout: float = 0.0):
+        super().__init__()
+        c = channels
+        self.blocks = nn.Sequential(DownBlock(3, c, first=True, batchnorm=batchnorm),
+                                    DownBlock(c, c, batchnorm=batchnorm), DownBlock(c, c, batchnorm=batchnorm),
+                                    nn.ReLU(), nn.Dropout(dropout) if dropout else nn.Identity())
+        self.mu = nn.Linear(c * 16 + condition_dim, latent_dim)
+        self.logvar = nn.Linear(c * 16 + condition_dim, latent_dim)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.blocks(x).flatten(1)
+        if cond is not None:
+            h = torch.cat([h, cond], dim=1)
+        return self.mu(h), self.logvar(h)
+
+
+class ResNetDecoder(nn.Module):
+    """Linear to c x 4 x 4, three residual up blocks to 32x32, BN-ReLU-conv3x3-Tanh."""
+
+    def __init__(self, latent_dim: int, channels: int, condition_dim: int = 0):
+        super().__init__()
+        c = channels
+        self.channels = c
+        self.project = nn.Linear(latent_dim + condition_dim, c * 16)
+        self.body = nn.Sequential(UpBlock(c, c), UpBlock(c, c), UpBlock(c, c), nn.BatchNorm2d(c), nn.ReLU(),
+                                  nn.Conv2d(c, 3, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is not None:
+            z = torch.cat([z, cond], dim=1)
+        return self.body(self.project(z).view(-1, self.channels, 4, 4))
+
+
+class ResNetDiscriminatorFeatures(FeatureStack):
+    """phi of SNGAN's CIFAR discriminator: optimized block, two down blocks, two plain blocks, ReLU."""
+
+    def __init__(self, channels: int):
+        c = channels
+        super().__init__([DownBlock(3, c, first=True, spectral=True), DownBlock(c, c, spectral=True),
+                          DownBlock(c, c, downsample=False, spectral=True),
+                          nn.Sequential(DownBlock(c, c, downsample=False, spectral=True), nn.ReLU())],
+                         out_channels=c)
