@@ -98,9 +98,6 @@ def configure_process(settings: SpeedSettings) -> None:
         set_host_memory_reuse(True)
 
 
-configure_threads = configure_process  # earlier name, kept for callers that still use it
-
-
 # mallopt(3) parameters of glibc
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _GLIBC_DEFAULT_TRIM_THRESHOLD, _GLIBC_DEFAULT_MMAP_MAX = 128 * 1024, 65536
