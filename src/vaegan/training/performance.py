@@ -1,22 +1,24 @@
 """Speed settings for training: which are on by default on each device, and the helpers that apply them.
 
 No setting changes the experiment: the model computes the same function up to float rounding, Adam the same
-update, dropout the same distribution, and a CPU run stays bit-for-bit reproducible and resumable for a fixed
-seed. No setting lowers precision (bf16 is ~100x slower on CPUs without AMX/AVX512-BF16). The CPU defaults
-were measured with `python benchmarks/throughput.py --compare` (reference VAE, batch 128, 2-core AMD EPYC VM,
-torch 2.13; speed-up over eager = median over interleaved rounds of the paired ratio; full numbers in the
-benchmark's output):
+update, dropout the same distribution (p rounded to 2^-16), and a CPU run stays bit-for-bit reproducible and
+resumable for a fixed seed. No setting lowers precision (bf16 is ~100x slower on CPUs without AMX/AVX512-BF16).
 
-  channels_last      NHWC activations and conv weights: oneDNN's brgemm convolutions.      ~1.17x  on
-  fast_dropout       FastDropout: ATen's CPU bernoulli_ is serial (MKL's path is Intel-only) ~1.2x   on (not
-                     and was ~25% of a step; a 16-bit-integer mask costs ~1/6 of it.                Intel+MKL)
-  reuse_host_memory  glibc keeps freed memory instead of unmapping it: ~80k page faults      ~1.1x   on (Linux)
-                     per step become 0.
-  fused_adam         one kernel for the Adam update: 11 ms instead of 23 ms per step.        ~1.01x  on
-  compile            torch.compile(forward + loss): +0-2% on top of the above, for ~30 s     ~1.0x   off
-                     of compilation (~6 s with a warm cache) and a recompile per new shape.
-  num_threads        torch's default (one per physical core) is best; 1 thread: 0.6x.                None
-  all defaults together: ~1.4x eager.
+The CPU defaults were measured with benchmarks/throughput.py (reference VAE, batch 128, 2-core AMD EPYC VM
+shared with other work, torch 2.13; medians of paired ratios over interleaved rounds; the machine is noisy,
+so take +-5%):
+                                                                        alone vs   cost of removing
+                                                                        eager      it from defaults
+  channels_last      NHWC activations and weights: oneDNN's brgemm convs  1.04-1.17x  0.92x          on
+  fast_dropout       FastDropout: ATen's CPU bernoulli_ is serial (its     1.13-1.22x  0.81x          on
+                     MKL path is Intel-only) and took ~25% of a step                        (off on Intel+MKL)
+  reuse_host_memory  glibc keeps freed memory: 75-95k page faults per      1.01-1.17x  0.82x          on (Linux)
+                     step become 0
+  fused_adam         one kernel for the Adam update (11 ms vs 23 ms/step)  ~1.0x       1.00x          on
+  compile            torch.compile(forward + loss): ~30 s to compile       ~1.0x       +0-2% if added off
+                     (~6 s with a warm cache), recompiles per batch shape
+  num_threads        torch's default (one per physical core); 1 thread:    0.61x                      None
+  all defaults: 1.24-1.44x eager (1.44x over 20 paired rounds).
 
 On CUDA, channels_last and fused Adam are the standard wins; bernoulli_ is already fast there. MPS gets the
 plain eager path. oneDNN (torch.backends.mkldnn) must stay on: without it a CPU step is 2-4x slower.
