@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
 from vaegan.objectives import vae_loss
 
 
-@torch.inference_mode()
+@contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode (BatchNorm running stats, no dropout, z = mu) and no autograd; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield model
+    finally:
+        model.train(was_training)
+
+
 def evaluate_reconstruction(model: nn.Module, batches, beta: float) -> dict[str, float]:
     """Mean per-pixel MSE in [-1,1], per-image recon and KL, and loss = recon + beta*KL over `batches`.
 
-    `batches` yields (x, y) on the model's device. The model is put in eval mode (BatchNorm running stats,
-    no dropout, z = mu) and restored to its previous mode afterwards.
+    `batches` yields (x, y) on the model's device; the model runs under `evaluation_mode`.
     """
-    was_training = model.training
-    model.eval()
     totals = {"recon": 0.0, "kl": 0.0, "mse_per_pixel": 0.0}
     count = 0
-    for x, _ in batches:
-        x_hat, mu, logvar = model(x)
-        out = vae_loss(x_hat, x, mu, logvar, beta)
-        n = x.shape[0]
-        totals["recon"] += out.recon.item() * n
-        totals["kl"] += out.kl.item() * n
-        totals["mse_per_pixel"] += out.mse_per_pixel.item() * n
-        count += n
-    model.train(was_training)
+    with evaluation_mode(model):
+        for x, _ in batches:
+            x_hat, mu, logvar = model(x)
+            out = vae_loss(x_hat, x, mu, logvar, beta)
+            n = x.shape[0]
+            totals["recon"] += out.recon.item() * n
+            totals["kl"] += out.kl.item() * n
+            totals["mse_per_pixel"] += out.mse_per_pixel.item() * n
+            count += n
     means = {k: v / count for k, v in totals.items()}
     means["loss"] = means["recon"] + beta * means["kl"]
     means["images"] = count

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from vaegan.config import Config, apply_overrides, from_dict, frozen_differences, save_config
 from vaegan.data import BatchLoader, ImageDataset, load_dataset
 from vaegan.errors import VaeganError
-from vaegan.evaluation import evaluate_reconstruction
+from vaegan.evaluation import evaluate_reconstruction, evaluation_mode
 from vaegan.models import build_model
 from vaegan.training import checkpoint as ckpt
 from vaegan.training.device import select_device
@@ -62,9 +62,6 @@ class Trainer:
         self.loader = BatchLoader(train_set, cfg.train.batch_size, shuffle=True, hflip=cfg.data.hflip,
                                   crop_padding=cfg.data.crop_padding, seed=cfg.train.seed, device=self.device,
                                   channels_last=self.speed.channels_last)
-        if len(self.loader) == 0:
-            raise VaeganError(f"train.batch_size={cfg.train.batch_size} is larger than the training split "
-                              f"({len(train_set)} images)")
         self.position = Position()
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.last_test: dict[str, float] = {}
@@ -112,11 +109,8 @@ class Trainer:
     def save_reconstructions(self, name: str) -> Path:
         x, _ = next(BatchLoader(self.test_set.head(RECON_IMAGES), RECON_IMAGES, shuffle=False, drop_last=False,
                                 device=self.device).epoch_batches(0))
-        was_training = self.model.training
-        self.model.eval()
-        with torch.inference_mode():
+        with evaluation_mode(self.model):
             x_hat, _, _ = self.model(x)
-        self.model.train(was_training)
         return save_png(reconstruction_grid(x, x_hat), self.run_dir / "recon" / f"{name}.png", scale=3)
 
     def fit(self) -> dict[str, Any]:
