@@ -8,7 +8,7 @@ Prints, from one run on one machine:
   * the training FLOPs per image of the reference VAE (torch.utils.flop_counter over forward + backward of one
     step, divided by the batch size),
   * the bound they imply (images/s = GFLOP/s / GFLOP per image),
-  * the measured training images/s of the `vae-cifar10-regularized` preset through `VAETrainStep` (the code the
+  * the measured training images/s of the `vae-cifar10-regularized` preset through `TrainStep` (the code the
     trainer runs) with the device's default speed settings, warm-up steps excluded, and its fraction of the
     bound (mean over all timed steps, and the best window).
 `--compare` also measures plain eager PyTorch and each speed setting on its own, interleaved in shuffled rounds
@@ -33,7 +33,7 @@ from vaegan.config import load_preset
 from vaegan.models import build_model
 from vaegan.training.performance import (SpeedSettings, apply_speed_settings, configure_process,
                                          set_host_memory_reuse, speed_defaults)
-from vaegan.training.step import VAETrainStep, build_adam
+from vaegan.training.step import TrainStep, build_adam
 
 PRESET = "vae-cifar10-regularized"
 MATMUL_SIZE = 4096
@@ -61,7 +61,7 @@ def matmul_gflops(device: torch.device, repeats: int, n: int = MATMUL_SIZE) -> f
 
 
 class Candidate:
-    """One training configuration: a fresh model, optimiser and VAETrainStep, plus resident batches."""
+    """One training configuration: a fresh model, optimiser and TrainStep, plus resident batches."""
 
     def __init__(self, name: str, settings: SpeedSettings, batch_size: int, device: torch.device,
                  adam_kwargs: dict | None = None):
@@ -72,7 +72,7 @@ class Candidate:
         kwargs = {"fused": settings.fused_adam or None, **(adam_kwargs or {})}
         optimizer = build_adam(self.model.parameters(), cfg.optim.lr, cfg.optim.weight_decay,
                                (cfg.optim.beta1, cfg.optim.beta2), **kwargs)
-        self.step = VAETrainStep(self.model, optimizer, cfg.loss.beta, speed=settings)
+        self.step = TrainStep(self.model, optimizer, cfg.loss, speed=settings)
         self.batches = [torch.rand(batch_size, 3, 32, 32, device=device) * 2 - 1 for _ in range(4)]
         self.batch_size, self.calls, self.first_step_s = batch_size, 0, None
         self.window_ips: list[float] = []  # images/s of each timed window
@@ -152,7 +152,7 @@ def headline(args, device: torch.device, gflop_per_image: float) -> float:
           f"({torch.get_num_threads()} threads; per check {min(gflops):.0f}-{peak:.0f})")
     print(f"training FLOPs (forward + backward, batch {args.batch_size}): {gflop_per_image:.4f} GFLOP per image")
     print(f"bound: {bound:.1f} images/s")
-    print(f"measured: {ips:.1f} images/s through VAETrainStep, batch {args.batch_size}, {sum(per_window)} steps "
+    print(f"measured: {ips:.1f} images/s through TrainStep, batch {args.batch_size}, {sum(per_window)} steps "
           f"after {args.warmup} warm-up (per window of ~{per_window[0]} steps: {spread(candidate.window_ips).strip()})")
     rss = peak_rss_mb()
     print(f"settings: {settings.describe()}; first step {candidate.first_step_s:.1f} s"

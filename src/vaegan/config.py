@@ -46,9 +46,14 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = field(default="vae", metadata=_choices("vae"))
+    # vae: encoder + generator; vaegan: + discriminator; gan: generator + discriminator, no encoder
+    name: str = field(default="vae", metadata=_choices("vae", "vaegan", "gan"))
+    arch: str = field(default="conv", metadata=_choices("conv", "resnet"))
+    conditional: bool = False  # label embeddings in E, G and a projection D; classes come from the dataset
+    embed_dim: int = field(default=32, metadata=_at_least(1))  # label embedding size in E and G
     latent_dim: int = field(default=128, metadata=_at_least(1))
     channels: int = field(default=128, metadata=_at_least(2))
+    d_channels: int = field(default=64, metadata=_at_least(2))  # discriminator width
     batchnorm: bool = True
     dropout: float = field(default=0.0, metadata=_fraction())
     noise_scale: float = field(default=1.0, metadata=_at_least(0.0))
@@ -57,11 +62,20 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     beta: float = field(default=1.0, metadata=_at_least(0.0))
+    # sum: per-image sums over pixels and latent dims (the ELBO); mean: per-element means (MSE per pixel, KL per
+    # latent dim), the reading of the CIFAR-100 reference under which lambda 0.1 balances the terms
+    reduction: str = field(default="sum", metadata=_choices("sum", "mean"))
+    gan_weight: float = field(default=0.1, metadata=_at_least(0.0))  # lambda
+    gan_loss: str = field(default="ns", metadata=_choices("ns", "hinge"))
+    d_on_recon: bool = True  # D sees reconstructions G(E(x), y) as fakes
+    d_on_prior: bool = True  # D sees prior samples G(z, y) as fakes
+    feature_weight: float = field(default=0.0, metadata=_at_least(0.0))  # feature matching in D's features
 
 
 @dataclass
 class OptimConfig:
-    lr: float = field(default=1e-3, metadata={"min": 0.0, "above": 0.0})
+    lr: float = field(default=1e-3, metadata={"min": 0.0, "above": 0.0})  # encoder + generator
+    d_lr: float = field(default=1e-4, metadata={"min": 0.0, "above": 0.0})  # discriminator
     weight_decay: float = field(default=0.0, metadata=_at_least(0.0))
     beta1: float = field(default=0.9, metadata=_fraction())
     beta2: float = field(default=0.999, metadata=_fraction())
@@ -76,6 +90,9 @@ class TrainConfig:
     ckpt_every: int = field(default=500, metadata=_at_least(1))
     recon_every: int = field(default=1, metadata=_at_least(1))
     eval_images: int | None = field(default=None, metadata=_at_least(1))
+    vae_warmup_epochs: int = field(default=0, metadata=_at_least(0))  # VAE-only epochs before the GAN terms
+    ema_decay: float = field(default=0.0, metadata=_fraction())  # EMA of the generator; 0 = off
+    max_nonfinite: int = field(default=10, metadata=_at_least(1))  # this many non-finite steps in a row stop
     device: str = field(default="auto", metadata={"pattern": r"auto|cpu|mps|cuda(:\d+)?",
                                                    "allowed": "auto, cpu, cuda, cuda:N, mps"})
 
@@ -99,7 +116,7 @@ class Config:
 # Keys that define what is trained and on which data order; changing them on resume would silently train a
 # different experiment, so resume refuses them. Everything else in `train` is a schedule knob.
 RESUME_FROZEN_SECTIONS = ("data", "model", "loss", "optim")
-RESUME_FROZEN_KEYS = ("train.seed", "train.batch_size")
+RESUME_FROZEN_KEYS = ("train.seed", "train.batch_size", "train.vae_warmup_epochs", "train.ema_decay")
 
 
 def _sections() -> dict[str, type]:
@@ -264,6 +281,21 @@ def load_preset(name: str) -> Config:
 
 def save_config(cfg: Config, path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def check_consistency(cfg: Config) -> None:
+    """Refuse combinations of valid values that describe no trainable model."""
+    if cfg.model.name == "vaegan" and not (cfg.loss.d_on_recon or cfg.loss.d_on_prior):
+        raise VaeganError("model.name=vaegan needs fakes for its discriminator: set loss.d_on_recon=true or "
+                          "loss.d_on_prior=true")
+    if cfg.model.name == "gan" and not cfg.loss.d_on_prior:
+        raise VaeganError("model.name=gan has no encoder, so its discriminator sees prior samples only: "
+                          "loss.d_on_prior must be true")
+    if cfg.model.name == "gan" and cfg.loss.gan_weight == 0:
+        raise VaeganError("model.name=gan trains on the GAN loss alone: loss.gan_weight must be > 0")
+    if cfg.loss.feature_weight > 0 and cfg.model.name != "vaegan":
+        raise VaeganError("loss.feature_weight > 0 matches reconstructions in D's features: it needs "
+                          "model.name=vaegan")
 
 
 def frozen_differences(old: Config, new: Config) -> list[str]:

@@ -9,7 +9,8 @@ from torch import nn
 from vaegan.models import VAE
 from vaegan.training.performance import (FastDropout, SpeedSettings, apply_speed_settings, set_host_memory_reuse,
                                          speed_defaults)
-from vaegan.training.step import VAETrainStep, build_adam
+from vaegan.config import LossConfig
+from vaegan.training.step import TrainStep, build_adam
 
 KEYS = {"loss", "recon", "kl", "mse_per_pixel"}
 BETA = 4.0
@@ -25,7 +26,7 @@ def build(settings: SpeedSettings, dropout: float = 0.3, seed: int = 0, lr: floa
     torch.manual_seed(seed)
     model = apply_speed_settings(VAE(latent_dim=8, dropout=dropout, noise_scale=0.3, channels=8), settings)
     optimizer = build_adam(model.parameters(), lr, 1e-4, (0.9, 0.999), fused=settings.fused_adam or None)
-    return model, optimizer, VAETrainStep(model, optimizer, BETA, speed=settings)
+    return model, optimizer, TrainStep(model, optimizer, LossConfig(beta=BETA), speed=settings)
 
 
 def batch(n: int = 4, seed: int = 1) -> torch.Tensor:
@@ -54,7 +55,7 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
 @SETTINGS
 def test_step_returns_the_logged_values_detached(settings):
     _, _, step = build(settings)
-    out = step(batch())
+    out = step(batch()).values
     assert set(out) == KEYS
     assert all(v.dim() == 0 and not v.requires_grad for v in out.values())
     assert torch.allclose(out["loss"], out["recon"] + BETA * out["kl"])
@@ -65,7 +66,7 @@ def test_step_returns_the_logged_values_detached(settings):
 def test_steps_reduce_the_loss_on_a_fixed_batch(settings):
     _, _, step = build(settings, lr=1e-2)
     x = smooth_batch()
-    losses = [step(x)["loss"].item() for _ in range(12)]
+    losses = [step(x).values["loss"].item() for _ in range(12)]
     assert sum(losses[-3:]) / 3 < 0.7 * losses[0]
 
 
@@ -74,7 +75,7 @@ def test_speed_settings_are_bitwise_reproducible_across_fresh_runs(settings):
     results = []
     for _ in range(2):
         model, optimizer, step = build(settings)
-        logged = [step(batch(seed=s)) for s in range(3)]
+        logged = [step(batch(seed=s)).values for s in range(3)]
         results.append((snapshot(model, optimizer), torch.stack([o["loss"] for o in logged])))
     assert_bitwise_equal(results[0][0], results[1][0])
     assert torch.equal(results[0][1], results[1][1])
@@ -105,7 +106,7 @@ def test_resume_through_a_saved_state_is_bit_exact(settings):
 
 def test_speed_settings_do_not_change_the_math():
     """Without dropout both runs draw the same sampling noise: the first loss agrees up to rounding."""
-    first = [build(settings, dropout=0.0)[2](batch())["loss"] for settings in (EAGER, ALL_ON)]
+    first = [build(settings, dropout=0.0)[2](batch()).values["loss"] for settings in (EAGER, ALL_ON)]
     assert torch.allclose(first[0], first[1], rtol=1e-5)
 
 

@@ -23,17 +23,18 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def evaluate_reconstruction(model: nn.Module, batches, beta: float) -> dict[str, float]:
-    """Mean per-pixel MSE in [-1,1], per-image recon and KL, and loss = recon + beta*KL over `batches`.
+def evaluate_reconstruction(model: nn.Module, batches, beta: float, reduction: str = "sum") -> dict[str, float]:
+    """Mean per-pixel MSE in [-1,1], recon and KL (in the training `reduction`), loss = recon + beta*KL.
 
-    `batches` yields (x, y) on the model's device; the model runs under `evaluation_mode`.
+    `batches` yields (x, y) on the model's device (y is used by conditional models); the model runs under
+    `evaluation_mode`.
     """
     totals = {"recon": 0.0, "kl": 0.0, "mse_per_pixel": 0.0}
     count = 0
     with evaluation_mode(model):
-        for x, _ in batches:
-            x_hat, mu, logvar = model(x)
-            out = vae_loss(x_hat, x, mu, logvar, beta)
+        for x, y in batches:
+            x_hat, mu, logvar = model(x, y)
+            out = vae_loss(x_hat, x, mu, logvar, beta, reduction)
             n = x.shape[0]
             totals["recon"] += out.recon.item() * n
             totals["kl"] += out.kl.item() * n

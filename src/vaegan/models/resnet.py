@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from vaegan.models.conditioning import LabelConcat
 from vaegan.models.discriminator import FeatureStack
 
 
@@ -58,40 +59,38 @@ class DownBlock(nn.Module):
 
 
 class ResNetEncoder(nn.Module):
-    """32 -> 16 -> 8 -> 4 with residual down blocks, then linear mu / logvar heads (condition appended)."""
+    """32 -> 16 -> 8 -> 4 with residual down blocks, then linear mu / logvar heads (label embedding appended)."""
 
-    def __init__(self, latent_dim: int, channels: int, condition_dim: int = 0, batchnorm: bool = True,
-                 dropout: float = 0.0):
+    def __init__(self, latent_dim: int, channels: int, batchnorm: bool = True, dropout: float = 0.0,
+                 num_classes: int = 0, embed_dim: int = 32):
         super().__init__()
         c = channels
         self.blocks = nn.Sequential(DownBlock(3, c, first=True, batchnorm=batchnorm),
                                     DownBlock(c, c, batchnorm=batchnorm), DownBlock(c, c, batchnorm=batchnorm),
                                     nn.ReLU(), nn.Dropout(dropout) if dropout else nn.Identity())
-        self.mu = nn.Linear(c * 16 + condition_dim, latent_dim)
-        self.logvar = nn.Linear(c * 16 + condition_dim, latent_dim)
+        self.label = LabelConcat(num_classes, embed_dim)
+        self.mu = nn.Linear(c * 16 + self.label.out_extra, latent_dim)
+        self.logvar = nn.Linear(c * 16 + self.label.out_extra, latent_dim)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.blocks(x).flatten(1)
-        if cond is not None:
-            h = torch.cat([h, cond], dim=1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.label(self.blocks(x).flatten(1), y)
         return self.mu(h), self.logvar(h)
 
 
 class ResNetDecoder(nn.Module):
-    """Linear to c x 4 x 4, three residual up blocks to 32x32, BN-ReLU-conv3x3-Tanh."""
+    """Linear to c x 4 x 4, three residual up blocks to 32x32, BN-ReLU-conv3x3-Tanh (label appended to z)."""
 
-    def __init__(self, latent_dim: int, channels: int, condition_dim: int = 0):
+    def __init__(self, latent_dim: int, channels: int, num_classes: int = 0, embed_dim: int = 32):
         super().__init__()
         c = channels
         self.channels = c
-        self.project = nn.Linear(latent_dim + condition_dim, c * 16)
+        self.label = LabelConcat(num_classes, embed_dim)
+        self.project = nn.Linear(latent_dim + self.label.out_extra, c * 16)
         self.body = nn.Sequential(UpBlock(c, c), UpBlock(c, c), UpBlock(c, c), nn.BatchNorm2d(c), nn.ReLU(),
                                   nn.Conv2d(c, 3, 3, 1, 1), nn.Tanh())
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        if cond is not None:
-            z = torch.cat([z, cond], dim=1)
-        return self.body(self.project(z).view(-1, self.channels, 4, 4))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.body(self.project(self.label(z, y)).view(-1, self.channels, 4, 4))
 
 
 class ResNetDiscriminatorFeatures(FeatureStack):

@@ -1,9 +1,16 @@
-"""The reference convolutional VAE of the CIFAR-10 beta-VAE experiment."""
+"""The reference convolutional encoder and decoder of the CIFAR-10 beta-VAE experiment.
+
+The decoder is also the generator of the conditional VAE-GAN ("same decoder body as the reference VAE");
+with `num_classes` > 0 both take a label (see conditioning.py).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from vaegan.models.conditioning import LabelConcat
+from vaegan.models.generative import GenerativeModel
 
 REFERENCE_CHANNELS = 128
 FEATURE_SIDE = 4
@@ -25,7 +32,7 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, latent_dim: int = 128, batchnorm: bool = True, dropout: float = 0.0,
-                 channels: int = REFERENCE_CHANNELS):
+                 channels: int = REFERENCE_CHANNELS, num_classes: int = 0, embed_dim: int = 32):
         super().__init__()
         c = channels
         layers: list[nn.Module] = []
@@ -33,12 +40,13 @@ class Encoder(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), _norm(c_out, batchnorm), nn.ReLU(inplace=True),
                        _dropout(dropout)]
         self.features = nn.Sequential(*layers)
-        feature_dim = 4 * c * FEATURE_SIDE**2
+        self.label = LabelConcat(num_classes, embed_dim)
+        feature_dim = 4 * c * FEATURE_SIDE**2 + self.label.out_extra
         self.mu = nn.Linear(feature_dim, latent_dim)
         self.logvar = nn.Linear(feature_dim, latent_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(x).flatten(1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.label(self.features(x).flatten(1), y)
         return self.mu(h), self.logvar(h)
 
 
@@ -49,11 +57,12 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, latent_dim: int = 128, batchnorm: bool = True, dropout: float = 0.0,
-                 channels: int = REFERENCE_CHANNELS):
+                 channels: int = REFERENCE_CHANNELS, num_classes: int = 0, embed_dim: int = 32):
         super().__init__()
         c = channels
         self.feature_shape = (4 * c, FEATURE_SIDE, FEATURE_SIDE)
-        self.project = nn.Linear(latent_dim, 4 * c * FEATURE_SIDE**2)
+        self.label = LabelConcat(num_classes, embed_dim)
+        self.project = nn.Linear(latent_dim + self.label.out_extra, 4 * c * FEATURE_SIDE**2)
         layers: list[nn.Module] = []
         for c_in, c_out in ((4 * c, 2 * c), (2 * c, c), (c, c // 2)):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), _norm(c_out, batchnorm), nn.ReLU(inplace=True),
@@ -61,32 +70,16 @@ class Decoder(nn.Module):
         layers += [nn.ConvTranspose2d(c // 2, 3, 3, 1, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.body(self.project(z).view(-1, *self.feature_shape))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.body(self.project(self.label(z, y)).view(-1, *self.feature_shape))
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise_scale: float = 1.0) -> torch.Tensor:
-    """z = mu + noise_scale * eps * sigma; noise_scale < 1 shrinks the sampling noise (0.3 in the reference)."""
-    eps = torch.randn_like(mu)
-    return mu + noise_scale * eps * torch.exp(0.5 * logvar)
+class VAE(GenerativeModel):
+    """The reference VAE: conv encoder and decoder, optionally class-conditional."""
 
-
-class VAE(nn.Module):
     def __init__(self, latent_dim: int = 128, batchnorm: bool = True, dropout: float = 0.0,
-                 noise_scale: float = 1.0, channels: int = REFERENCE_CHANNELS):
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.noise_scale = noise_scale
-        self.encoder = Encoder(latent_dim, batchnorm, dropout, channels)
-        self.decoder = Decoder(latent_dim, batchnorm, dropout, channels)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (reconstruction, mu, logvar); sampling noise is used in training mode only."""
-        mu, logvar = self.encoder(x)
-        z = reparameterize(mu, logvar, self.noise_scale) if self.training else mu
-        return self.decoder(z), mu, logvar
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return self.decoder(z)
+                 noise_scale: float = 1.0, channels: int = REFERENCE_CHANNELS, num_classes: int = 0,
+                 embed_dim: int = 32):
+        super().__init__(Decoder(latent_dim, batchnorm, dropout, channels, num_classes, embed_dim),
+                         Encoder(latent_dim, batchnorm, dropout, channels, num_classes, embed_dim),
+                         latent_dim=latent_dim, num_classes=num_classes, noise_scale=noise_scale)

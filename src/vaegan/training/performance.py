@@ -29,7 +29,7 @@ Usage (process settings once; build the optimiser after `apply_speed_settings`):
     configure_process(settings)
     model = apply_speed_settings(build_model(cfg), settings).to(device)
     optimizer = build_adam(model.parameters(), lr, wd, betas, fused=settings.fused_adam)
-    step = VAETrainStep(model, optimizer, beta, speed=settings)
+    step = TrainStep(model, optimizer, cfg.loss, speed=settings)
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class SpeedSettings:
     channels_last: bool = False  # model weights and input batches in NHWC memory format
     fused_adam: bool = False  # Adam(fused=True): one kernel for the whole update
     fast_dropout: bool = False  # nn.Dropout -> FastDropout (same distribution, cheaper RNG on CPU)
-    compile: bool = False  # torch.compile the forward pass + loss inside VAETrainStep
+    compile: bool = False  # torch.compile the forward pass + loss inside TrainStep
     reuse_host_memory: bool = False  # glibc malloc keeps freed blocks instead of unmapping them (process-wide)
     num_threads: int | None = None  # intra-op threads; None keeps torch's default (one per physical core)
 
@@ -173,7 +173,7 @@ def _use_fast_dropout(module: nn.Module) -> None:
 def apply_speed_settings(model: nn.Module, settings: SpeedSettings) -> nn.Module:
     """Apply the model-side settings in place and return the model (state_dict keys and values unchanged).
 
-    Call it before building the optimiser. `compile` is applied by VAETrainStep, threads by
+    Call it before building the optimiser. `compile` is applied by TrainStep, threads by
     `configure_process`.
     """
     if settings.fast_dropout:

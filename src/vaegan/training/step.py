@@ -1,11 +1,16 @@
-"""One optimisation step of the VAE; the trainer and the throughput benchmark share it."""
+"""One optimisation step for every model family; the trainer and the throughput benchmark share it."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from vaegan.objectives import vae_loss
+from vaegan.config import LossConfig
+from vaegan.models import GenerativeModel
+from vaegan.objectives import discriminator_loss, feature_matching_loss, generator_loss, vae_loss
+from vaegan.training.ema import GeneratorEMA
 from vaegan.training.performance import SpeedSettings, align_optimizer_state, to_input_layout
 
 
@@ -23,35 +28,104 @@ def build_adam(params, lr: float, weight_decay: float, betas: tuple[float, float
     return optimizer
 
 
-def _forward_loss(model: nn.Module, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, ...]:
-    x_hat, mu, logvar = model(x)
-    out = vae_loss(x_hat, x, mu, logvar, beta)
-    return out.loss, out.recon, out.kl, out.mse_per_pixel
+def _autoencoder_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, beta: float,
+                      reduction: str) -> tuple[torch.Tensor, ...]:
+    x_hat, mu, logvar = model(x, y)
+    out = vae_loss(x_hat, x, mu, logvar, beta, reduction)
+    return x_hat, out.loss, out.recon, out.kl, out.mse_per_pixel
 
 
-class VAETrainStep:
-    """Forward, loss, backward and update for one batch; returns the logged values as detached tensors.
+@dataclass
+class StepOutput:
+    values: dict[str, torch.Tensor]  # the logged values, detached
+    skipped: bool  # a loss was not finite: nothing was updated
 
-    `speed` (optional) puts each batch in the model's memory format (a no-op for batches that already are) and,
-    with `speed.compile`, runs the forward pass + loss through torch.compile; the first call compiles, and a
-    new batch shape (e.g. a smaller last batch) compiles once more. The model-side settings are applied by
-    `apply_speed_settings` before the optimiser is built, not here.
+
+class TrainStep:
+    """Forward, losses, backward and updates for one batch.
+
+    E/G minimise recon + beta*KL + gan_weight*GAN (+ feature_weight * feature matching); D minimises its GAN
+    loss on real images against reconstructions and/or prior samples G(z, y) (z ~ N(0, I), the batch's labels).
+    Both losses are computed from the same weights and then both optimisers step (simultaneous updates), so
+    a non-finite loss can skip the whole step: no weight, optimiser state or buffer (BatchNorm statistics,
+    spectral-norm vectors) changes. With `adversarial=False` (VAE warm-up) D is neither run nor updated.
+
+    `speed` puts each batch in the model's memory format and, with `speed.compile`, runs the autoencoder
+    forward + VAE loss through torch.compile. Model-side settings are applied by `apply_speed_settings`
+    before the optimisers are built, not here.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, beta: float, *,
+    def __init__(self, model: GenerativeModel, optimizer: torch.optim.Optimizer, loss: LossConfig, *,
+                 d_optimizer: torch.optim.Optimizer | None = None, ema: GeneratorEMA | None = None,
                  speed: SpeedSettings | None = None):
-        self.model = model
-        self.optimizer = optimizer
-        self.beta = beta
+        if model.discriminator is not None and d_optimizer is None:
+            raise ValueError("a model with a discriminator needs d_optimizer")
+        self.model, self.optimizer, self.d_optimizer = model, optimizer, d_optimizer
+        self.loss, self.ema = loss, ema
         self.speed = speed or SpeedSettings()
-        self._forward_loss = torch.compile(_forward_loss) if self.speed.compile else _forward_loss
+        self._autoencoder_loss = torch.compile(_autoencoder_loss) if self.speed.compile else _autoencoder_loss
 
-    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.model.train()
-        x = to_input_layout(x, self.speed)
-        loss, recon, kl, mse_per_pixel = self._forward_loss(self.model, x, self.beta)
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, adversarial: bool = True
+                 ) -> StepOutput:
+        model, cfg = self.model, self.loss
+        model.train()
+        x, y = to_input_layout(x, self.speed), model.labels(y)
+        buffers = [b.clone() for b in model.buffers()]
+        values: dict[str, torch.Tensor] = {}
+        g_loss = x.new_zeros(())
+        fakes = []
+        if model.encoder is not None:
+            x_hat, g_loss, values["recon"], values["kl"], values["mse_per_pixel"] = self._autoencoder_loss(
+                model, x, y, cfg.beta, cfg.reduction)
+            if cfg.d_on_recon:
+                fakes.append(x_hat)
+        d_loss = None
+        if adversarial and model.discriminator is not None:
+            if cfg.d_on_prior or model.encoder is None:
+                fakes.append(to_input_layout(model.sample(len(x), y), self.speed))
+            g_loss, d_loss = self._adversarial_losses(x, y, fakes, g_loss, values)
+        values["loss"] = g_loss
+        losses = [g_loss] if d_loss is None else [g_loss, d_loss]
+        if not bool(torch.isfinite(torch.stack(losses)).all()):
+            with torch.no_grad():
+                for saved, live in zip(buffers, model.buffers(), strict=True):
+                    live.copy_(saved)
+            return StepOutput({k: v.detach() for k, v in values.items()}, skipped=True)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        g_loss.backward()
         self.optimizer.step()
-        return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(),
-                "mse_per_pixel": mse_per_pixel.detach()}
+        if d_loss is not None:
+            self.d_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.d_optimizer.step()
+        if self.ema is not None:
+            self.ema.update(model.decoder)
+        return StepOutput({k: v.detach() for k, v in values.items()}, skipped=False)
+
+    def _adversarial_losses(self, x, y, fakes, g_loss, values):
+        """(E/G loss with the GAN and feature terms added, D loss); fills the logged D/G values."""
+        cfg, discriminator = self.loss, self.model.discriminator
+        fake = torch.cat(fakes)
+        y_fake = None if y is None else y.repeat(len(fakes))
+        match_features = cfg.feature_weight > 0 and self.model.encoder is not None and cfg.d_on_recon
+        discriminator.requires_grad_(False)  # E/G's loss needs gradients through D, not for D's weights
+        try:
+            if match_features:
+                y_both = None if y is None else torch.cat([y_fake, y])
+                logits, features = discriminator(torch.cat([fake, x]), y_both, return_features=True)
+                fake_logits = logits[:len(fake)]
+                values["feature"] = feature_matching_loss([f[:len(x)] for f in features],
+                                                          [f[len(fake):] for f in features])
+                g_loss = g_loss + cfg.feature_weight * values["feature"]
+            else:
+                fake_logits = discriminator(fake, y_fake)
+        finally:
+            discriminator.requires_grad_(True)
+        values["gan"] = generator_loss(fake_logits, cfg.gan_loss)
+        g_loss = g_loss + cfg.gan_weight * values["gan"]
+        y_all = None if y is None else torch.cat([y, y_fake])
+        logits = discriminator(torch.cat([x, fake.detach()]), y_all)
+        real_logits, fake_logits = logits[:len(x)], logits[len(x):]
+        d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
+        values.update(d_loss=d_loss, d_real=real_logits.mean(), d_fake=fake_logits.mean())
+        return g_loss, d_loss

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
+
+LABEL_FONT_SIZE = 13
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -27,12 +29,18 @@ def make_grid(images: torch.Tensor, ncol: int, padding: int = 2, pad_value: int 
     return grid
 
 
-def save_png(grid: torch.Tensor, path: Path, scale: int = 1) -> Path:
-    """Save a uint8 [C,H,W] image; `scale` enlarges with nearest-neighbour so small images stay crisp."""
+def save_png(grid: torch.Tensor, path: Path, scale: int = 1, row_labels: list[str] | None = None,
+             padding: int = 2) -> Path:
+    """Save a uint8 [C,H,W] image; `scale` enlarges with nearest-neighbour so small images stay crisp.
+
+    `row_labels` (one per grid row, for a grid made by `make_grid` with `padding`) are written left of the rows.
+    """
     array = grid.permute(1, 2, 0).numpy()
     image = Image.fromarray(np.ascontiguousarray(array), mode="RGB")
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    if row_labels:
+        image = _with_row_labels(image, row_labels, padding * scale)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG")
@@ -46,3 +54,16 @@ def reconstruction_grid(real: torch.Tensor, recon: torch.Tensor, ncol: int = 8) 
         rows += [to_uint8(real[start:start + ncol]), to_uint8(recon[start:start + ncol])]
     padded = [torch.cat([r, torch.full((ncol - len(r), *r.shape[1:]), 255, dtype=torch.uint8)]) for r in rows]
     return make_grid(torch.cat(padded), ncol)
+
+
+def _with_row_labels(image: Image.Image, labels: list[str], padding: int) -> Image.Image:
+    font = ImageFont.load_default(size=LABEL_FONT_SIZE)
+    margin = int(max(ImageDraw.Draw(image).textlength(label, font=font) for label in labels)) + 12
+    canvas = Image.new("RGB", (image.width + margin, image.height), (255, 255, 255))
+    canvas.paste(image, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    row_height = (image.height - padding) / len(labels)  # each row: its images plus the padding above them
+    for r, label in enumerate(labels):
+        draw.text((6, padding + (r + 0.5) * row_height - padding / 2), label, fill=(0, 0, 0), font=font,
+                  anchor="lm")
+    return canvas
