@@ -64,3 +64,19 @@ def test_train_and_resume_from_the_command_line(tmp_path, capsys):
 def test_data_prepare_shapes10(capsys):
     assert main(["data", "prepare", "shapes10"]) == 0
     assert "10 classes" in capsys.readouterr().out
+
+
+def test_demo_trains_the_conditional_vaegan_and_leaves_its_grids(tmp_path, capsys):
+    run = tmp_path / "demo"
+    assert main(["demo", "--run-dir", str(run), "data.name=shapes10", "model.channels=8", "model.d_channels=8",
+                 "model.latent_dim=8", "train.batch_size=8", "train.max_steps=2", "train.eval_images=16",
+                 "train.device=cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "cvaegan-cifar100" in out and "samples/" in out and "recon/" in out
+    assert (run / "samples" / "final.png").is_file() and (run / "recon" / "final.png").is_file()
+
+
+def test_an_inconsistent_config_is_one_line(tmp_path):
+    line = _one_error_line(run_cli("train", "--preset", "gan-cifar100", "--run-dir", str(tmp_path / "run"),
+                                   "data.name=shapes10", "loss.d_on_prior=false"))
+    assert "d_on_prior" in line

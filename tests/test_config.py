@@ -75,3 +75,31 @@ def test_frozen_differences_on_resume():
     old = C.Config()
     new = C.apply_overrides(old, {"model.latent_dim": 64, "train.max_steps": 9, "train.seed": 3})
     assert C.frozen_differences(old, new) == ["model.latent_dim", "train.seed"]
+
+
+def test_cifar100_reference_presets_carry_the_reference_numbers():
+    faithful = C.load_preset("cvaegan-cifar100")
+    assert (faithful.model.name, faithful.model.arch, faithful.model.conditional) == ("vaegan", "conv", True)
+    assert (faithful.loss.beta, faithful.loss.gan_weight, faithful.loss.gan_loss) == (0.2, 0.1, "ns")
+    assert (faithful.loss.d_on_recon, faithful.loss.d_on_prior) == (True, True)
+    assert (faithful.optim.lr, faithful.optim.d_lr) == (2e-4, 1e-4)
+    assert (faithful.train.batch_size, faithful.train.epochs, faithful.data.name) == (128, 20, "cifar100")
+    vae, gan = C.load_preset("vae-cifar100"), C.load_preset("gan-cifar100")
+    assert (vae.model.name, vae.loss.gan_weight, gan.model.name) == ("vae", 0.0, "gan")
+    plus = C.load_preset("cvaegan-cifar100-plus")
+    assert (plus.model.arch, plus.train.vae_warmup_epochs, plus.train.ema_decay) == ("resnet", 1, 0.999)
+    assert plus.loss.feature_weight > 0
+    for cfg in (vae, gan, plus, C.load_preset("cvaegan-cifar10")):  # same budget knobs as the faithful preset
+        assert (cfg.train.batch_size, cfg.train.epochs, cfg.optim.lr) == (128, 20, 2e-4)
+        C.check_consistency(cfg)
+
+
+@pytest.mark.parametrize("overrides, pattern", [
+    ({"model.name": "vaegan", "loss.d_on_recon": False, "loss.d_on_prior": False}, "needs fakes"),
+    ({"model.name": "gan", "loss.d_on_prior": False}, "d_on_prior must be true"),
+    ({"model.name": "gan", "loss.gan_weight": 0}, "gan_weight must be > 0"),
+    ({"model.name": "vae", "loss.feature_weight": 1.0}, "needs model.name=vaegan"),
+])
+def test_inconsistent_combinations_are_refused_with_the_keys_named(overrides, pattern):
+    with pytest.raises(VaeganError, match=pattern):
+        C.check_consistency(C.apply_overrides(C.Config(), overrides))

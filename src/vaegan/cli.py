@@ -10,8 +10,8 @@ from pathlib import Path
 from vaegan.config import apply_overrides, load_preset, parse_override_args, preset_description, preset_names
 from vaegan.errors import VaeganError
 
-DEMO_PRESET = "vae-cifar10-regularized"
-DEMO_DEFAULTS = {"train.max_steps": "120", "train.eval_images": "2000", "train.ckpt_every": "50"}
+DEMO_PRESET = "cvaegan-cifar100"
+DEMO_DEFAULTS = {"train.max_steps": "80", "train.eval_images": "2000", "train.ckpt_every": "40"}
 
 
 def _cmd_presets(args: argparse.Namespace) -> None:
@@ -23,9 +23,12 @@ def _cmd_presets(args: argparse.Namespace) -> None:
 
 def _report(summary: dict, run_dir: Path) -> None:
     test = summary["test"]
-    print(f"done: step {summary['step']}, test per-pixel MSE {test['mse_per_pixel']:.4f}, KL {test['kl']:.2f}, "
-          f"{summary['images_per_second']} images/s on {summary['device']}")
-    print(f"outputs in {run_dir}: metrics.jsonl, recon/, checkpoints/last.pt, model.pt, summary.json")
+    quality = f"test per-pixel MSE {test['mse_per_pixel']:.4f}, KL {test['kl']:.4g}, " if test else ""
+    skipped = f", {summary['nonfinite_steps']} non-finite steps skipped" if summary["nonfinite_steps"] else ""
+    print(f"done: step {summary['step']}, {quality}{summary['images_per_second']} images/s on "
+          f"{summary['device']}{skipped}")
+    figures = ", ".join(name + "/" for name in ("samples", "recon") if (run_dir / name).is_dir())
+    print(f"outputs in {run_dir}: {figures}, metrics.jsonl, checkpoints/last.pt, model.pt, summary.json")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from vaegan.objectives.gan import discriminator_loss, generator_loss
+from vaegan.objectives.gan import discriminator_loss, feature_matching_loss, generator_loss
 
 REAL = torch.tensor([2.0, -1.0, 0.5])
 FAKE = torch.tensor([-3.0, 0.0, 1.5])
@@ -36,3 +36,12 @@ def test_non_saturating_generator_gradient_does_not_vanish_when_d_is_confident()
 def test_unknown_loss_kind():
     with pytest.raises(ValueError, match="hinge"):
         generator_loss(FAKE, "wgan")
+
+
+def test_feature_matching_sums_per_layer_mean_squares_and_stops_gradients_at_the_real_features():
+    fake = [torch.tensor([[1.0, 2.0]], requires_grad=True), torch.tensor([[[0.0]], [[3.0]]], requires_grad=True)]
+    real = [torch.tensor([[0.0, 0.0]], requires_grad=True), torch.tensor([[[1.0]], [[1.0]]], requires_grad=True)]
+    loss = feature_matching_loss(fake, real)
+    assert loss.item() == pytest.approx((1 + 4) / 2 + (1 + 4) / 2)
+    loss.backward()
+    assert fake[0].grad is not None and real[0].grad is None

@@ -39,3 +39,16 @@ def test_reduction_sum_over_pixels_mean_over_batch_and_beta_scaling():
     assert out.kl.item() == pytest.approx(2.0)
     assert out.loss.item() == pytest.approx(0.25 * 3072 / 2 + 4.0 * 2.0)
     assert out.mse_per_pixel.item() == pytest.approx(0.25 / 2)
+
+
+def test_mean_reduction_takes_per_pixel_and_per_latent_dimension_means():
+    x, x_hat = torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32)
+    x_hat[0] = 0.5
+    mu, logvar = torch.ones(2, 4), torch.zeros(2, 4)
+    out = vae_loss(x_hat, x, mu, logvar, beta=0.2, reduction="mean")
+    assert out.recon.item() == pytest.approx(0.25 / 2) == out.mse_per_pixel.item()
+    assert out.recon.item() == pytest.approx(torch.nn.functional.mse_loss(x_hat, x).item())
+    assert out.kl.item() == pytest.approx(0.5)  # 2 nats per image over 4 dimensions
+    assert out.loss.item() == pytest.approx(0.125 + 0.2 * 0.5)
+    with pytest.raises(ValueError, match="reduction"):
+        vae_loss(x_hat, x, mu, logvar, reduction="median")

@@ -110,7 +110,7 @@ def test_run_directory_contents_and_logged_values(tmp_path):
     summary = train(tiny_config(**{"train.max_steps": 3, "train.recon_every": 1}), tmp_path / "run")
     run = tmp_path / "run"
     for name in ("config.yaml", "metrics.jsonl", "checkpoints/last.pt", "model.pt", "summary.json",
-                 "recon/final.png"):
+                 "recon/final.png", "samples/final.png"):
         assert (run / name).is_file(), name
     records = read_metrics(run / "metrics.jsonl")
     tests = [r for r in records if r["kind"] == "test"]

@@ -1,7 +1,11 @@
+import numpy as np
 import torch
 from PIL import Image
 
-from vaegan.viz import make_grid, reconstruction_grid, save_png, to_uint8
+from vaegan.config import ModelConfig
+from vaegan.models import build_model
+from vaegan.viz import (class_conditional_samples, fixed_latents, make_grid, reconstruction_grid, save_png,
+                        save_sample_grid, to_uint8)
 
 
 def test_denormalisation_round_trips_every_uint8_value_exactly():
@@ -37,3 +41,29 @@ def test_png_is_upscaled_with_nearest_neighbour(tmp_path):
     image = Image.open(path)
     assert image.size == (6, 3)
     assert image.getpixel((0, 0)) == (0, 10, 30) and image.getpixel((5, 2)) == (255, 20, 40)
+
+
+def test_class_conditional_grid_rows_are_classes_and_columns_share_z():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="gan", conditional=True, channels=8, d_channels=8, latent_dim=8,
+                                    embed_dim=4), num_classes=10)
+    images = class_conditional_samples(model, [0, 3, 7], per_class=4, seed=5)
+    assert images.shape == (12, 3, 32, 32)
+    direct = model.eval().decoder(fixed_latents(model, 4, 5), torch.full((4,), 3))
+    assert torch.allclose(images[4:8], direct)  # row 2 is class 3 at the same four latents
+    assert torch.equal(images, class_conditional_samples(model, [0, 3, 7], per_class=4, seed=5))
+
+
+def test_sample_grid_png_has_a_label_margin_only_for_conditional_models(tmp_path):
+    cfg = {"channels": 8, "d_channels": 8, "latent_dim": 8, "embed_dim": 4}
+    conditional = build_model(ModelConfig(name="gan", conditional=True, **cfg), num_classes=10)
+    plain = build_model(ModelConfig(name="gan", conditional=False, **cfg), num_classes=10)
+    names = [f"class number {i}" for i in range(10)]
+    labelled = Image.open(save_sample_grid(conditional, tmp_path / "c.png", names, scale=2))
+    unlabelled = Image.open(save_sample_grid(plain, tmp_path / "p.png", scale=2))
+    grid_side = 2 * (8 * 34 + 2)
+    assert unlabelled.size == (grid_side, grid_side)
+    assert labelled.height == grid_side and labelled.width > grid_side + 50  # rows 0-7 with their names
+    margin = labelled.width - grid_side
+    left = np.asarray(labelled)[:, :margin]
+    assert (left < 128).any()  # text was drawn
