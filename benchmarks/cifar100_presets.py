@@ -6,13 +6,15 @@ Every preset gets the same data, batch size, seed and number of epochs. Each run
 under --out: an interrupted run is resumed, a finished one is only read, so the script can be stopped and
 started again without losing work. The table gives the test per-pixel MSE and KL (the posterior mean of the
 whole test split; KL per latent dimension under the presets' mean reduction), the mean D and G (GAN term)
-losses over the last 100 steps, images/s of training steps, wall time and skipped non-finite steps.
+losses over the last 100 steps, images/s (batch size over the median interval between logged steps, so a
+paused or shared machine does not skew it), the hours that makes one epoch, and skipped non-finite steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 from vaegan.config import apply_overrides, load_preset
@@ -37,7 +39,11 @@ def run(preset: str, epochs: int, run_dir: Path) -> None:
 
 def row(preset: str, run_dir: Path) -> str:
     summary = json.loads((run_dir / "summary.json").read_text())
-    steps = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "train"][-TAIL:]
+    records = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "train"]
+    steps = records[-TAIL:]
+    step_seconds = statistics.median(b["time"] - a["time"] for a, b in zip(records, records[1:]))
+    images_per_second = load_preset(preset).train.batch_size / step_seconds
+    epoch_steps = sum(r["epoch"] == 0 for r in records)
 
     def tail_mean(key: str) -> str:
         values = [r[key] for r in steps if r.get(key) is not None]
@@ -46,7 +52,7 @@ def row(preset: str, run_dir: Path) -> str:
     mse = f"{test['mse_per_pixel']:.4f}" if test else "-"
     kl = f"{test['kl']:.4f}" if test else "-"
     return (f"| {preset} | {summary['epoch']} | {mse} | {kl} | {tail_mean('d_loss')} | {tail_mean('gan')} | "
-            f"{summary['images_per_second']} | {summary['wall_seconds'] / 60:.1f} | {summary['nonfinite_steps']} |")
+            f"{images_per_second:.1f} | {epoch_steps * step_seconds / 3600:.2f} | {summary['nonfinite_steps']} |")
 
 
 def main() -> None:
@@ -59,7 +65,7 @@ def main() -> None:
         print(f"== {preset}: {args.epochs} epochs into {args.out / preset}", flush=True)
         run(preset, args.epochs, args.out / preset)
     print("\n| preset | epochs | test MSE/pixel | test KL | D loss (last 100) | G GAN loss (last 100) | images/s | "
-          "wall min (last leg) | non-finite |")
+          "hours per epoch | non-finite |")
     print("|---|---|---|---|---|---|---|---|---|")
     for preset in args.presets:
         print(row(preset, args.out / preset))

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from vaegan.models.discriminator import ConvDiscriminatorFeatures, ProjectionDiscriminator
 from vaegan.models.generative import GenerativeModel
 from vaegan.models.resnet import ResNetDecoder, ResNetDiscriminatorFeatures, ResNetEncoder
 from vaegan.models.vae import Decoder, Encoder
+
+WITH_ENCODER = ("vae", "vaegan")
+WITH_DISCRIMINATOR = ("vaegan", "gan")
+
+
+def _decoder(m, classes: int) -> nn.Module:
+    if m.arch == "conv":
+        return Decoder(m.latent_dim, m.batchnorm, m.dropout, m.channels, classes, m.embed_dim)
+    return ResNetDecoder(m.latent_dim, m.channels, classes, m.embed_dim)
+
+
+def _encoder(m, classes: int) -> nn.Module:
+    if m.arch == "conv":
+        return Encoder(m.latent_dim, m.batchnorm, m.dropout, m.channels, classes, m.embed_dim)
+    return ResNetEncoder(m.latent_dim, m.channels, m.batchnorm, m.dropout, classes, m.embed_dim)
+
+
+def _discriminator(m, classes: int) -> nn.Module:
+    features = ConvDiscriminatorFeatures(m.d_channels) if m.arch == "conv" else ResNetDiscriminatorFeatures(
+        m.d_channels)
+    return ProjectionDiscriminator(features, classes)
 
 
 def build_model(model_cfg, num_classes: int = 0) -> GenerativeModel:
@@ -13,14 +36,6 @@ def build_model(model_cfg, num_classes: int = 0) -> GenerativeModel:
     `model_cfg.conditional` is on."""
     m = model_cfg
     classes = num_classes if m.conditional else 0
-    if m.arch == "conv":
-        decoder = Decoder(m.latent_dim, m.batchnorm, m.dropout, m.channels, classes, m.embed_dim)
-        encoder = Encoder(m.latent_dim, m.batchnorm, m.dropout, m.channels, classes, m.embed_dim)
-        features = ConvDiscriminatorFeatures(m.d_channels)
-    else:
-        decoder = ResNetDecoder(m.latent_dim, m.channels, classes, m.embed_dim)
-        encoder = ResNetEncoder(m.latent_dim, m.channels, m.batchnorm, m.dropout, classes, m.embed_dim)
-        features = ResNetDiscriminatorFeatures(m.d_channels)
-    return GenerativeModel(decoder, encoder if m.name in ("vae", "vaegan") else None,
-                           ProjectionDiscriminator(features, classes) if m.name in ("vaegan", "gan") else None,
+    return GenerativeModel(_decoder(m, classes), _encoder(m, classes) if m.name in WITH_ENCODER else None,
+                           _discriminator(m, classes) if m.name in WITH_DISCRIMINATOR else None,
                            latent_dim=m.latent_dim, num_classes=classes, noise_scale=m.noise_scale)
