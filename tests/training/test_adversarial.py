@@ -163,3 +163,17 @@ def test_a_gan_run_writes_sample_grids_and_no_reconstructions(tmp_path, shapes):
     assert summary["test"] == {}
     resumed = resume(tmp_path / "run", {"train.max_steps": 4})
     assert resumed["step"] == 4
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_refused_in_one_message(tmp_path, shapes):
+    train(gan_config(**{"train.max_steps": 2}), tmp_path / "run")
+    path = tmp_path / "run" / "checkpoints" / "last.pt"
+    payload = ckpt.load_checkpoint(path)
+    del payload["model"]["decoder.project.weight"]
+    ckpt.save_atomic(payload, path)
+    with pytest.raises(VaeganError, match="does not fit the model"):
+        resume(tmp_path / "run", {"train.max_steps": 3})
+    payload["d_optimizer"] = None
+    ckpt.save_atomic(payload, path)
+    with pytest.raises(VaeganError, match="no d_optimizer state"):
+        resume(tmp_path / "run", {"train.max_steps": 3})

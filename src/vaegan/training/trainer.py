@@ -111,13 +111,24 @@ class Trainer:
         ckpt.save_atomic(payload, self.checkpoint_path)
 
     def restore(self, payload: dict[str, Any]) -> None:
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        if self.d_optimizer is not None:
-            self.d_optimizer.load_state_dict(payload["d_optimizer"])
-        if self.ema is not None:
-            self.ema.load_state_dict(payload["ema"])
-        self.nonfinite_steps = payload["nonfinite_steps"]
+        """Load a checkpoint's state; one that does not fit the model its config describes is refused."""
+        missing = [key for key, needed in (("d_optimizer", self.d_optimizer), ("ema", self.ema))
+                   if needed is not None and payload.get(key) is None]
+        if missing:
+            raise VaeganError(f"the checkpoint of {self.run_dir} has no {', '.join(missing)} state, which this "
+                              "model needs: it was written by another version of vaegan")
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            if self.d_optimizer is not None:
+                self.d_optimizer.load_state_dict(payload["d_optimizer"])
+            if self.ema is not None:
+                self.ema.load_state_dict(payload["ema"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            first_line = str(err).strip().splitlines()[0]
+            raise VaeganError(f"the checkpoint of {self.run_dir} does not fit the model its config describes "
+                              f"({first_line})") from None
+        self.nonfinite_steps = payload.get("nonfinite_steps", 0)
         ckpt.set_rng_state(payload["rng"])
         self.position = Position(payload["step"], payload["epoch"], payload["batch"])
         self.metrics.truncate(payload["metrics_offset"])
