@@ -57,6 +57,82 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     _report(train(cfg, run_dir, overwrite=True), run_dir)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def parse_classes(text: str, num_classes: int) -> list[int]:
+    """'0-7', '3,5,9' or '0-3,8' -> class indices, each checked against the model's classes."""
+    classes: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            classes += list(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise VaeganError(f"invalid --classes '{text}': use a range like 0-7 or a list like 3,5,9") from None
+    outside = [c for c in classes if not 0 <= c < num_classes]
+    if outside or not classes:
+        raise VaeganError(f"invalid --classes '{text}': this model has classes 0-{num_classes - 1}")
+    return classes
+
+
+def _open_run(args: argparse.Namespace, encoder_needed_to: str | None = None):
+    """The run named on the command line; `encoder_needed_to` names what the command does with an encoder."""
+    from vaegan.evaluation.run import load_run
+
+    run = load_run(Path(args.run), args.device)
+    if encoder_needed_to and run.model.encoder is None:
+        raise VaeganError(f"{run.run_dir} holds a {run.cfg.model.name} model without an encoder: it cannot "
+                          f"{encoder_needed_to}")
+    return run
+
+
+def _figure_path(args: argparse.Namespace, run, name: str) -> Path:
+    return Path(args.out) if args.out else run.run_dir / "figures" / name
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    from vaegan.viz import save_sample_grid
+
+    run = _open_run(args)
+    classes = None
+    if args.classes is not None:
+        if not run.model.conditional:
+            raise VaeganError(f"{run.run_dir} holds an unconditional model: it has no classes to ask for; "
+                              "drop --classes for a plain grid")
+        classes = parse_classes(args.classes, run.model.num_classes)
+    out = _figure_path(args, run, "samples.png")
+    save_sample_grid(run.model, out, run.class_names, classes, args.per_class, args.seed)
+    print(f"{out}: {'EMA' if run.uses_ema else 'raw'} generator of step {run.step}")
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> None:
+    from vaegan.viz.figures import reconstruction_figure
+
+    run = _open_run(args, encoder_needed_to="reconstruct")
+    out = _figure_path(args, run, f"reconstructions-{args.split}.png")
+    result = reconstruction_figure(run.model, run.dataset(args.split), args.n, out, run.device)
+    print(f"per-pixel MSE in [-1,1]: {result['batch_mse_per_pixel']:.4f} on the first {args.n} {args.split} "
+          f"images, {result['split_mse_per_pixel']:.4f} on all {result['images']}")
+    print(f"written to {out}")
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> None:
+    from vaegan.viz.figures import interpolation_figure
+
+    run = _open_run(args, encoder_needed_to="encode the test images to interpolate between")
+    out = _figure_path(args, run, f"interpolation-{args.mode}.png")
+    written = interpolation_figure(run.model, run.dataset("test"), args.pairs, args.steps, args.mode, args.seed,
+                                   out, run.device)
+    print("written to " + ", ".join(map(str, written)))
+
+
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
     from vaegan.data import prepare_dataset
 
@@ -85,6 +161,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--run-dir", default="runs/demo")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     demo.set_defaults(func=_cmd_demo)
+
+    def figure_command(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("run", metavar="RUN", help="a run directory (its checkpoints/last.pt is used)")
+        command.add_argument("--out", help="the PNG to write (default RUN/figures/...)")
+        command.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+        command.set_defaults(func=func)
+        return command
+
+    sample = figure_command("sample", "a grid of samples from fixed z: rows = classes for conditional models",
+                            _cmd_sample)
+    sample.add_argument("--classes", help="rows, e.g. 0-7 (default) or 3,5,9")
+    sample.add_argument("--per-class", type=_positive_int, default=8, help="columns (default 8)")
+    sample.add_argument("--seed", type=int, default=0)
+
+    reconstruct = figure_command("reconstruct", "real images over their reconstructions, with the per-pixel MSE",
+                                 _cmd_reconstruct)
+    reconstruct.add_argument("--n", type=_positive_int, default=16, help="images shown (default 16)")
+    reconstruct.add_argument("--split", choices=("test", "train"), default="test")
+
+    interpolate = figure_command("interpolate", "decode along paths between two encoded test images",
+                                 _cmd_interpolate)
+    interpolate.add_argument("--pairs", type=_positive_int, default=4)
+    interpolate.add_argument("--steps", type=_positive_int, default=10)
+    interpolate.add_argument("--mode", choices=("linear", "slerp"), default="linear")
+    interpolate.add_argument("--seed", type=int, default=0)
 
     data = commands.add_parser("data", help="dataset utilities").add_subparsers(dest="data_command", required=True)
     prepare = data.add_parser("prepare", help="download/verify a dataset, or check a folder, and print counts")

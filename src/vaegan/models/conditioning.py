@@ -21,8 +21,9 @@ class LabelConcat(nn.Module):
         self.out_extra = embed_dim if num_classes else 0
 
     def forward(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """y: integer labels [n], or already embedded labels [n, embed_dim] (a path between two classes)."""
         if self.embedding is None:
             return h
         if y is None:
             raise ValueError("a conditional network needs labels")
-        return torch.cat([h, self.embedding(y)], dim=1)
+        return torch.cat([h, y if y.is_floating_point() else self.embedding(y)], dim=1)

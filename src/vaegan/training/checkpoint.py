@@ -11,6 +11,8 @@ import os
 import pickle
 import random
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,14 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 def make_payload(**fields: Any) -> dict[str, Any]:
     return {"format": FORMAT, "version": VERSION, **fields}
+
+
+@contextmanager
+def state_must_fit(run_dir: Path) -> Iterator[None]:
+    """Turn a state_dict that does not fit its module (missing keys, other shapes) into one VaeganError."""
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VaeganError(f"the checkpoint of {run_dir} does not fit the model its config describes "
+                          f"({first_line})") from None

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from vaegan.config import Config, apply_overrides, check_consistency, from_dict, frozen_differences, save_config
 from vaegan.data import BatchLoader, ImageDataset, load_dataset
 from vaegan.errors import VaeganError
-from vaegan.evaluation import evaluate_reconstruction, evaluation_mode
+from vaegan.evaluation import evaluate_reconstruction
 from vaegan.models import GenerativeModel, build_model
 from vaegan.training import checkpoint as ckpt
 from vaegan.training.device import select_device
@@ -37,7 +37,8 @@ from vaegan.training.ema import GeneratorEMA
 from vaegan.training.metrics import MetricsLog
 from vaegan.training.performance import apply_speed_settings, configure_process, speed_defaults
 from vaegan.training.step import TrainStep, build_adam
-from vaegan.viz import reconstruction_grid, save_png, save_sample_grid
+from vaegan.viz import save_sample_grid
+from vaegan.viz.figures import first_images, save_reconstructions
 
 RECON_IMAGES = 32
 EVAL_BATCH = 500
@@ -117,17 +118,13 @@ class Trainer:
         if missing:
             raise VaeganError(f"the checkpoint of {self.run_dir} has no {', '.join(missing)} state, which this "
                               "model needs: it was written by another version of vaegan")
-        try:
+        with ckpt.state_must_fit(self.run_dir):
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
             if self.d_optimizer is not None:
                 self.d_optimizer.load_state_dict(payload["d_optimizer"])
             if self.ema is not None:
                 self.ema.load_state_dict(payload["ema"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            first_line = str(err).strip().splitlines()[0]
-            raise VaeganError(f"the checkpoint of {self.run_dir} does not fit the model its config describes "
-                              f"({first_line})") from None
         self.nonfinite_steps = payload.get("nonfinite_steps", 0)
         ckpt.set_rng_state(payload["rng"])
         self.position = Position(payload["step"], payload["epoch"], payload["batch"])
@@ -156,13 +153,9 @@ class Trainer:
         """Sample grid (fixed z) and, with an encoder, the real-vs-reconstruction grid of the first test images."""
         model = self.eval_model
         save_sample_grid(model, self.run_dir / "samples" / f"{name}.png", self.test_set.class_names)
-        if model.encoder is None:
-            return
-        x, y = next(BatchLoader(self.test_set.head(RECON_IMAGES), RECON_IMAGES, shuffle=False, drop_last=False,
-                                device=self.device).epoch_batches(0))
-        with evaluation_mode(model):
-            x_hat, _, _ = model(x, y)
-        save_png(reconstruction_grid(x, x_hat), self.run_dir / "recon" / f"{name}.png", scale=3)
+        if model.encoder is not None:
+            x, y = first_images(self.test_set, RECON_IMAGES, self.device)
+            save_reconstructions(model, x, y, self.run_dir / "recon" / f"{name}.png", f"step {self.position.step}")
 
     def fit(self) -> dict[str, Any]:
         """Train until `total_steps`, evaluating and checkpointing at every epoch end and at the finish."""

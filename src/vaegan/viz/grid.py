@@ -30,10 +30,11 @@ def make_grid(images: torch.Tensor, ncol: int, padding: int = 2, pad_value: int 
 
 
 def save_png(grid: torch.Tensor, path: Path, scale: int = 1, row_labels: list[str] | None = None,
-             padding: int = 2) -> Path:
+             padding: int = 2, caption: str | None = None) -> Path:
     """Save a uint8 [C,H,W] image; `scale` enlarges with nearest-neighbour so small images stay crisp.
 
-    `row_labels` (one per grid row, for a grid made by `make_grid` with `padding`) are written left of the rows.
+    `row_labels` (one per grid row, for a grid made by `make_grid` with `padding`) are written left of the rows,
+    `caption` (lines of text) below the image.
     """
     array = grid.permute(1, 2, 0).numpy()
     image = Image.fromarray(np.ascontiguousarray(array), mode="RGB")
@@ -41,6 +42,8 @@ def save_png(grid: torch.Tensor, path: Path, scale: int = 1, row_labels: list[st
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     if row_labels:
         image = _with_row_labels(image, row_labels, padding * scale)
+    if caption:
+        image = _with_caption(image, caption)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG")
@@ -66,4 +69,17 @@ def _with_row_labels(image: Image.Image, labels: list[str], padding: int) -> Ima
     for r, label in enumerate(labels):
         draw.text((6, padding + (r + 0.5) * row_height - padding / 2), label, fill=(0, 0, 0), font=font,
                   anchor="lm")
+    return canvas
+
+
+def _with_caption(image: Image.Image, caption: str) -> Image.Image:
+    font = ImageFont.load_default(size=LABEL_FONT_SIZE)
+    lines = caption.splitlines()
+    line_height = LABEL_FONT_SIZE + 5
+    width = max(image.width, int(max(ImageDraw.Draw(image).textlength(line, font=font) for line in lines)) + 12)
+    canvas = Image.new("RGB", (width, image.height + line_height * len(lines) + 8), (255, 255, 255))
+    canvas.paste(image, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((6, image.height + 4 + i * line_height), line, fill=(0, 0, 0), font=font)
     return canvas

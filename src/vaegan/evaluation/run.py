@@ -1,0 +1,55 @@
+"""A run opened for figures and metrics: its config, its model (with the EMA generator when it has one), data."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vaegan.config import Config, from_dict
+from vaegan.data import ImageDataset, load_dataset
+from vaegan.models import GenerativeModel, build_model
+from vaegan.training.checkpoint import load_checkpoint, state_must_fit
+from vaegan.training.device import select_device
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: Config
+    model: GenerativeModel  # in eval mode, on `device`; its generator is the EMA copy when the run keeps one
+    device: torch.device
+    step: int
+    uses_ema: bool
+    _datasets: dict[str, ImageDataset] = field(default_factory=dict, repr=False)
+
+    def dataset(self, split: str) -> ImageDataset:
+        if split not in self._datasets:
+            self._datasets[split] = load_dataset(self.cfg.data.name, split, self.cfg.data.dir,
+                                                 download=self.cfg.data.download)
+        return self._datasets[split]
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.dataset("test").class_names
+
+
+def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
+    """Open `run_dir` from its `checkpoints/last.pt`; every problem is one VaeganError."""
+    run_dir = Path(run_dir)
+    payload = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    cfg = from_dict(payload["config"], where=f"config stored in {run_dir}/checkpoints/last.pt")
+    state = payload["model"]
+    embedding = state.get("decoder.label.embedding.weight")
+    model = build_model(cfg.model, 0 if embedding is None else embedding.shape[0])
+    with state_must_fit(run_dir):
+        model.load_state_dict(state)
+        if payload.get("ema") is not None:
+            shadow = copy.deepcopy(model.decoder)
+            shadow.load_state_dict(payload["ema"]["shadow"])
+            model = model.with_decoder(shadow)
+    target = select_device(device)
+    return LoadedRun(run_dir, cfg, model.to(target).eval(), target, payload["step"],
+                     uses_ema=payload.get("ema") is not None)

@@ -1,0 +1,79 @@
+"""sample / reconstruct / interpolate on tiny trained runs, through the command line entry point."""
+
+import pytest
+from PIL import Image
+
+from vaegan.cli import main
+from vaegan.config import Config, apply_overrides
+from vaegan.training.trainer import train
+
+TINY = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8, "model.latent_dim": 8,
+        "model.embed_dim": 4, "train.batch_size": 16, "train.max_steps": 2, "train.eval_images": 32,
+        "train.device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    made = {}
+    for name, extra in {"cvaegan": {"model.name": "vaegan", "model.conditional": True, "train.ema_decay": 0.9},
+                        "vae": {"model.name": "vae"},
+                        "gan": {"model.name": "gan", "model.conditional": True, "loss.gan_weight": 1.0}}.items():
+        train(apply_overrides(Config(), {**TINY, **extra}), root / name)
+        made[name] = root / name
+    return made
+
+
+def _run(*args: str) -> int:
+    return main([*args, "--device", "cpu"])
+
+
+def test_sample_writes_a_class_grid_with_the_rows_asked_for(runs, capsys):
+    out = runs["cvaegan"] / "three.png"
+    assert _run("sample", str(runs["cvaegan"]), "--classes", "1,4-5", "--per-class", "3", "--out", str(out)) == 0
+    assert "EMA generator" in capsys.readouterr().out
+    width, height = Image.open(out).size
+    assert height == 3 * (3 * 34 + 2) and width > 3 * (3 * 34 + 2)  # three labelled rows of three
+    assert _run("sample", str(runs["vae"])) == 0
+    assert (runs["vae"] / "figures" / "samples.png").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--classes", "0-12"], "classes 0-9"),
+    (["--classes", "two"], "invalid --classes"),
+])
+def test_bad_class_requests_are_one_clear_error(runs, capsys, args, message):
+    assert _run("sample", str(runs["cvaegan"]), *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unconditional_model_asked_for_classes_says_so(runs, capsys):
+    assert _run("sample", str(runs["vae"]), "--classes", "0-3") == 2
+    assert "unconditional" in capsys.readouterr().err
+
+
+def test_reconstruct_prints_and_captions_the_batch_and_split_mse(runs, capsys):
+    assert _run("reconstruct", str(runs["cvaegan"]), "--n", "8") == 0
+    out = capsys.readouterr().out
+    assert "on the first 8 test images" in out and "on all 2000" in out
+    image = Image.open(runs["cvaegan"] / "figures" / "reconstructions-test.png")
+    assert image.height > 2 * 3 * 34  # the grid (2 rows of 8 at scale 3) plus its caption
+
+
+def test_interpolate_writes_latent_and_label_paths(runs):
+    assert _run("interpolate", str(runs["cvaegan"]), "--pairs", "2", "--steps", "5", "--mode", "slerp") == 0
+    figures = runs["cvaegan"] / "figures"
+    assert (figures / "interpolation-slerp.png").is_file() and (figures / "interpolation-slerp-labels.png").is_file()
+    assert _run("interpolate", str(runs["vae"]), "--pairs", "1", "--steps", "3") == 0
+    assert not (runs["vae"] / "figures" / "interpolation-linear-labels.png").exists()  # no labels to move along
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "interpolate"])
+def test_a_gan_cannot_reconstruct_or_interpolate(runs, capsys, command):
+    assert _run(command, str(runs["gan"])) == 2
+    assert "without an encoder" in capsys.readouterr().err
+
+
+def test_a_run_without_a_checkpoint_is_one_clear_error(tmp_path, capsys):
+    assert _run("sample", str(tmp_path)) == 2
+    assert "no checkpoint" in capsys.readouterr().err
