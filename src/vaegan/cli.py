@@ -133,6 +133,20 @@ def _cmd_interpolate(args: argparse.Namespace) -> None:
     print("written to " + ", ".join(map(str, written)))
 
 
+def _cmd_curves(args: argparse.Namespace) -> None:
+    from vaegan.training.metrics import read_metrics
+    from vaegan.viz.curves import plot_curves
+
+    run_dir = Path(args.run)
+    metrics = run_dir / "metrics.jsonl"
+    records = read_metrics(metrics) if metrics.is_file() else []
+    if not any(r.get("kind") == "train" for r in records):
+        raise VaeganError(f"{run_dir} has no training steps in metrics.jsonl yet: nothing to plot")
+    out = Path(args.out) if args.out else run_dir / "figures" / "curves.png"
+    plot_curves(records, out, title=run_dir.name)
+    print(f"written to {out}")
+
+
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
     from vaegan.data import prepare_dataset
 
@@ -187,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     interpolate.add_argument("--steps", type=_positive_int, default=10)
     interpolate.add_argument("--mode", choices=("linear", "slerp"), default="linear")
     interpolate.add_argument("--seed", type=int, default=0)
+
+    curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind)")
+    curves.add_argument("run", metavar="RUN")
+    curves.add_argument("--out", help="the PNG to write (default RUN/figures/curves.png)")
+    curves.set_defaults(func=_cmd_curves)
 
     data = commands.add_parser("data", help="dataset utilities").add_subparsers(dest="data_command", required=True)
     prepare = data.add_parser("prepare", help="download/verify a dataset, or check a folder, and print counts")

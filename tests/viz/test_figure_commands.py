@@ -77,3 +77,14 @@ def test_a_gan_cannot_reconstruct_or_interpolate(runs, capsys, command):
 def test_a_run_without_a_checkpoint_is_one_clear_error(tmp_path, capsys):
     assert _run("sample", str(tmp_path)) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["cvaegan", "gan"])
+def test_curves_plot_every_logged_quantity(runs, name):
+    assert main(["curves", str(runs[name])]) == 0
+    assert Image.open(runs[name] / "figures" / "curves.png").size[0] > 500
+
+
+def test_curves_of_a_run_without_steps_is_one_clear_error(tmp_path, capsys):
+    assert main(["curves", str(tmp_path)]) == 2
+    assert "nothing to plot" in capsys.readouterr().err

@@ -1,0 +1,63 @@
+"""Loss curves from metrics.jsonl: one panel per quantity, smoothed, with the raw values faint behind."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+# (key in the records, panel title), in display order; panels without data are left out
+PANELS = (("loss", "E/G objective"), ("recon", "reconstruction"), ("mse_per_pixel", "MSE per pixel"),
+          ("kl", "KL"), ("d_loss", "D loss"), ("gan", "G adversarial loss"), ("d_real", "D(real) mean logit"),
+          ("d_fake", "D(fake) mean logit"), ("feature", "feature matching"))
+RAW, SMOOTH, TEST = "#9ab7d3", "#1f5f99", "#d2691e"
+
+
+def smooth(values: list[float]) -> list[float]:
+    """Debiased exponential moving average whose span grows with the length (about 1/30 of it)."""
+    weight = 0.0 if len(values) < 30 else 1 - 30 / len(values)
+    out, average, norm = [], 0.0, 0.0
+    for v in values:
+        average = weight * average + (1 - weight) * v
+        norm = weight * norm + (1 - weight)
+        out.append(average / norm)
+    return out
+
+
+def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    pairs = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and not
+             isinstance(r.get(key), bool) and math.isfinite(r[key])]
+    return [s for s, _ in pairs], [v for _, v in pairs]
+
+
+def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Write the curves of a run's metrics records to `path` (PNG); returns it."""
+    train = [r for r in records if r.get("kind") == "train"]
+    test = [r for r in records if r.get("kind") == "test"]
+    panels = [(key, name) for key, name in PANELS if _series(train, key)[0]]
+    if not panels:
+        raise ValueError("no training records to plot yet")
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    figure = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
+    for i, (key, name) in enumerate(panels):
+        axes = figure.add_subplot(rows, cols, i + 1)
+        steps, values = _series(train, key)
+        axes.plot(steps, values, color=RAW, linewidth=0.7, alpha=0.6)
+        axes.plot(steps, smooth(values), color=SMOOTH, linewidth=1.6, label="train")
+        test_steps, test_values = _series(test, key)
+        if test_steps:
+            axes.plot(test_steps, test_values, "o-", color=TEST, markersize=3.5, linewidth=1.2, label="test")
+            axes.legend(fontsize=8, frameon=False)
+        axes.set_title(name, fontsize=10)
+        axes.set_xlabel("step", fontsize=8)
+        axes.tick_params(labelsize=8)
+        axes.grid(alpha=0.25)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
