@@ -133,6 +133,17 @@ def _cmd_interpolate(args: argparse.Namespace) -> None:
     print("written to " + ", ".join(map(str, written)))
 
 
+def _cmd_latent_map(args: argparse.Namespace) -> None:
+    from vaegan.viz.latent_map import latent_map_figure
+
+    run = _open_run(args, encoder_needed_to="encode test images into a latent map")
+    out = _figure_path(args, run, f"latent-map-{args.method}.png")
+    result = latent_map_figure(run.model, run.dataset("test"), args.n, args.method, out, run.device, args.seed)
+    coarse = (f", {result['knn_accuracy_superclass']:.1%} over superclasses"
+              if "knn_accuracy_superclass" in result else "")
+    print(f"5-NN accuracy of {result['images']} test means: {result['knn_accuracy']:.1%}{coarse}; written to {out}")
+
+
 def _cmd_curves(args: argparse.Namespace) -> None:
     from vaegan.training.metrics import read_metrics
     from vaegan.viz.curves import plot_curves
@@ -201,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     interpolate.add_argument("--steps", type=_positive_int, default=10)
     interpolate.add_argument("--mode", choices=("linear", "slerp"), default="linear")
     interpolate.add_argument("--seed", type=int, default=0)
+
+    latent_map = figure_command("latent-map", "2-D map of test-set posterior means coloured by class",
+                                _cmd_latent_map)
+    latent_map.add_argument("--n", type=_positive_int, default=5000, help="test images (default 5000)")
+    latent_map.add_argument("--method", choices=("pca", "tsne"), default="pca")
+    latent_map.add_argument("--seed", type=int, default=0)
 
     curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind)")
     curves.add_argument("run", metavar="RUN")

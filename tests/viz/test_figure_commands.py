@@ -88,3 +88,10 @@ def test_curves_plot_every_logged_quantity(runs, name):
 def test_curves_of_a_run_without_steps_is_one_clear_error(tmp_path, capsys):
     assert main(["curves", str(tmp_path)]) == 2
     assert "nothing to plot" in capsys.readouterr().err
+
+
+def test_latent_map_titles_the_knn_accuracy(runs, capsys):
+    assert _run("latent-map", str(runs["cvaegan"]), "--n", "200") == 0
+    assert "5-NN accuracy of 200 test means" in capsys.readouterr().out
+    assert (runs["cvaegan"] / "figures" / "latent-map-pca.png").is_file()
+    assert _run("latent-map", str(runs["gan"])) == 2
