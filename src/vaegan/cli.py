@@ -144,6 +144,22 @@ def _cmd_latent_map(args: argparse.Namespace) -> None:
     print(f"5-NN accuracy of {result['images']} test means: {result['knn_accuracy']:.1%}{coarse}; written to {out}")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from vaegan.viz.report import write_report
+
+    page = write_report(_open_run(args), latent_images=args.latent_images)
+    print(f"written to {page} (figures in {page.parent / 'figures'})")
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from vaegan.evaluation.run import load_run
+    from vaegan.viz.report import write_comparison
+
+    runs = [load_run(Path(run), args.device) for run in args.runs]
+    page = write_comparison(runs, Path(args.out), seed=args.seed)
+    print(f"written to {page}")
+
+
 def _cmd_curves(args: argparse.Namespace) -> None:
     from vaegan.training.metrics import read_metrics
     from vaegan.viz.curves import plot_curves
@@ -218,6 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
     latent_map.add_argument("--n", type=_positive_int, default=5000, help="test images (default 5000)")
     latent_map.add_argument("--method", choices=("pca", "tsne"), default="pca")
     latent_map.add_argument("--seed", type=int, default=0)
+
+    report = figure_command("report", "every figure, the metrics, the config and the hardware in RUN/report.html",
+                            _cmd_report)
+    report.add_argument("--latent-images", type=_positive_int, default=2000,
+                        help="test images in the latent map (default 2000)")
+
+    compare = commands.add_parser("compare", help="several runs side by side in one HTML page")
+    compare.add_argument("runs", nargs="+", metavar="RUN")
+    compare.add_argument("--out", default="runs/compare.html", help="the page (default runs/compare.html)")
+    compare.add_argument("--seed", type=int, default=0, help="the sample grids' seed, shared by all runs")
+    compare.add_argument("--device", default="auto")
+    compare.set_defaults(func=_cmd_compare)
 
     curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind)")
     curves.add_argument("run", metavar="RUN")

@@ -1,5 +1,7 @@
 """sample / reconstruct / interpolate on tiny trained runs, through the command line entry point."""
 
+from html.parser import HTMLParser
+
 import pytest
 from PIL import Image
 
@@ -95,3 +97,54 @@ def test_latent_map_titles_the_knn_accuracy(runs, capsys):
     assert "5-NN accuracy of 200 test means" in capsys.readouterr().out
     assert (runs["cvaegan"] / "figures" / "latent-map-pca.png").is_file()
     assert _run("latent-map", str(runs["gan"])) == 2
+
+
+class _Page(HTMLParser):
+    """Collects image sources and text of a page; fails on unbalanced block tags."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.text, self.open = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        elif tag in ("div", "table", "figure", "pre", "body", "html", "h1", "h2"):
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in ("div", "table", "figure", "pre", "body", "html", "h1", "h2"):
+            assert self.open.pop() == tag
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(page):
+    parser = _Page()
+    parser.feed(page.read_text())
+    assert not parser.open
+    return parser
+
+
+@pytest.mark.parametrize("name, figures", [("cvaegan", 6), ("gan", 2)])
+def test_report_is_html_whose_images_exist_with_config_and_metrics(runs, name, figures):
+    assert _run("report", str(runs[name]), "--latent-images", "100") == 0
+    page = runs[name] / "report.html"
+    parsed = _parse(page)
+    assert len(parsed.images) == figures  # cvaegan: curves, samples, recon, 2 interpolations, latent map
+    assert all((page.parent / src).is_file() for src in parsed.images)
+    text = "".join(parsed.text)
+    assert "latent_dim: 8" in text and "D loss" in text and "torch" in text
+    if name == "cvaegan":
+        assert "MSE per pixel" in text
+
+
+def test_compare_puts_runs_side_by_side_with_a_metrics_table(runs, tmp_path):
+    page = tmp_path / "cmp.html"
+    assert main(["compare", str(runs["cvaegan"]), str(runs["vae"]), str(runs["gan"]), "--out", str(page),
+                 "--device", "cpu"]) == 0
+    parsed = _parse(page)
+    assert len(parsed.images) == 2 + 2 + 1  # samples + reconstructions, except the GAN's reconstructions
+    assert all((page.parent / src).is_file() for src in parsed.images)
+    assert all(name in "".join(parsed.text) for name in ("cvaegan", "vae", "gan", "test MSE/pixel"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -13,6 +15,7 @@ from vaegan.data import ImageDataset, load_dataset
 from vaegan.models import GenerativeModel, build_model
 from vaegan.training.checkpoint import load_checkpoint, state_must_fit
 from vaegan.training.device import select_device
+from vaegan.training.metrics import read_metrics
 from vaegan.training.performance import apply_speed_settings, configure_process, speed_defaults
 
 
@@ -56,3 +59,24 @@ def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
     configure_process(speed)
     model = apply_speed_settings(model, speed).to(target).eval()
     return LoadedRun(run_dir, cfg, model, target, payload["step"], uses_ema=payload.get("ema") is not None)
+
+
+TAIL_STEPS = 100
+
+
+def metrics_summary(run_dir: Path) -> dict[str, Any]:
+    """The numbers a report shows: summary.json (final test metrics, speed, hardware) when the run finished, the
+    last test record otherwise, and the mean of each logged train value over the last 100 steps."""
+    run_dir = Path(run_dir)
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    records = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
+    train = [r for r in records if r.get("kind") == "train"]
+    tests = [r for r in records if r.get("kind") == "test"]
+    tail: dict[str, float] = {}
+    for key in sorted({k for r in train[-TAIL_STEPS:] for k in r} - {"kind", "step", "epoch", "time", "skipped"}):
+        values = [r[key] for r in train[-TAIL_STEPS:] if isinstance(r.get(key), (int, float))]
+        if values:
+            tail[key] = sum(values) / len(values)
+    return {"summary": summary, "test": summary.get("test") or (tests[-1] if tests else {}),
+            "train_tail": tail, "steps": train[-1]["step"] if train else 0}

@@ -34,6 +34,7 @@ from vaegan.models import GenerativeModel, build_model
 from vaegan.training import checkpoint as ckpt
 from vaegan.training.device import select_device
 from vaegan.training.ema import GeneratorEMA
+from vaegan.training.hardware import describe_hardware
 from vaegan.training.metrics import MetricsLog
 from vaegan.training.performance import apply_speed_settings, configure_process, speed_defaults
 from vaegan.training.step import TrainStep, build_adam
@@ -201,7 +202,7 @@ class Trainer:
         torch.save(self.eval_model.state_dict(), self.run_dir / "model.pt")
         trained_images = (pos.step - start_step) * cfg.batch_size
         summary = {"step": pos.step, "epoch": pos.epoch, "test": final, "device": str(self.device),
-                   "nonfinite_steps": self.nonfinite_steps,
+                   "hardware": describe_hardware(self.device), "nonfinite_steps": self.nonfinite_steps,
                    "wall_seconds": round(time.perf_counter() - started, 2),
                    "train_seconds": round(step_seconds, 2),
                    "images_per_second": round(trained_images / step_seconds, 1) if step_seconds > 0 else None}

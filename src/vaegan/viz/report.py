@@ -1,0 +1,152 @@
+"""One HTML page per run (`vaegan report`) and one for several runs side by side (`vaegan compare`).
+
+Pages are self-contained for viewing offline: plain HTML and CSS, images as PNG files beside the page and
+referenced by relative paths, no scripts, no fonts or styles from the network.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vaegan.evaluation.run import LoadedRun, metrics_summary
+from vaegan.training.metrics import read_metrics
+from vaegan.viz.curves import plot_curves
+from vaegan.viz.figures import interpolation_figure, reconstruction_figure
+from vaegan.viz.latent_map import latent_map_figure
+from vaegan.viz.samples import save_sample_grid
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; padding: 1rem;
+       max-width: 1100px; color: #1d2430; line-height: 1.45; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-top: 2rem;
+     border-bottom: 1px solid #dde3ea; padding-bottom: .2rem; }
+.sub { color: #5a6678; margin-top: 0; }
+table { border-collapse: collapse; font-size: .9rem; margin: .5rem 0; }
+td, th { border-bottom: 1px solid #e6eaf0; padding: .25rem .7rem; text-align: left; }
+th { background: #f3f6f9; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0; } figcaption { color: #5a6678; font-size: .85rem; }
+img { max-width: 100%; height: auto; image-rendering: pixelated; border: 1px solid #e6eaf0; }
+pre { background: #f6f8fa; padding: .7rem; overflow-x: auto; font-size: .8rem; }
+.runs { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 1rem; }
+.scroll { overflow-x: auto; }
+"""
+METRIC_NAMES = {"mse_per_pixel": "MSE per pixel", "recon": "reconstruction term", "kl": "KL term",
+                "loss": "objective", "d_loss": "D loss", "gan": "G adversarial loss", "d_real": "D(real) logit",
+                "d_fake": "D(fake) logit", "feature": "feature matching", "nonfinite_steps": "non-finite steps"}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td class=num>{_fmt(v)}</td></tr>" for k, v in rows)
+    return f"<div class=scroll><table>{body}</table></div>"
+
+
+def _figure(page: Path, image: Path, caption: str) -> str:
+    src = html.escape(os.path.relpath(image, page.parent))
+    return (f"<figure><img src=\"{src}\" alt=\"{html.escape(caption)}\" loading=lazy>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+            f"<meta name=viewport content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>\n")
+
+
+def run_figures(run: LoadedRun, folder: Path, latent_images: int = 2000, seed: int = 0) -> list[tuple[Path, str]]:
+    """Every figure that applies to the run's model, written into `folder`: (path, caption) pairs."""
+    model, test = run.model, run.dataset("test")
+    figures = []
+    records = read_metrics(run.run_dir / "metrics.jsonl")
+    if any(r.get("kind") == "train" for r in records):
+        figures.append((plot_curves(records, folder / "curves.png", title=run.run_dir.name),
+                        "Loss curves: smoothed (dark) over the raw per-step values (faint); test-set points per epoch."))
+    kind = "class-conditional samples, rows = classes" if model.conditional else "samples"
+    figures.append((save_sample_grid(model, folder / "samples.png", test.class_names, seed=seed),
+                    f"{kind}, columns = one fixed z each (seed {seed}); "
+                    f"{'EMA' if run.uses_ema else 'raw'} generator."))
+    if model.encoder is None:
+        return figures
+    recon = reconstruction_figure(model, test, 16, folder / "reconstructions-test.png", run.device)
+    figures.append((folder / "reconstructions-test.png",
+                    f"Test images over their reconstructions; per-pixel MSE {recon['batch_mse_per_pixel']:.4f} "
+                    f"on these, {recon['split_mse_per_pixel']:.4f} on all {recon['images']} test images."))
+    for path in interpolation_figure(model, test, 4, 10, "linear", seed, folder / "interpolation.png",
+                                     run.device):
+        label_path = path.stem.endswith("labels")
+        figures.append((path, "Label path at fixed z: the first image's mean decoded between the two labels."
+                        if label_path else "Latent interpolation between two encoded test images (linear)."))
+    latent = latent_map_figure(model, test, latent_images, "pca", folder / "latent-map-pca.png", run.device, seed)
+    figures.append((folder / "latent-map-pca.png",
+                    f"PCA of {latent['images']} test-set posterior means; 5-NN accuracy "
+                    f"{latent['knn_accuracy']:.1%}."))
+    return figures
+
+
+def write_report(run: LoadedRun, latent_images: int = 2000) -> Path:
+    """RUN/report.html with every figure (in RUN/figures/), the metrics, the config and the hardware."""
+    page = run.run_dir / "report.html"
+    figures = run_figures(run, run.run_dir / "figures", latent_images)
+    numbers = metrics_summary(run.run_dir)
+    summary = numbers["summary"]
+    cfg = run.cfg
+    speed = [("steps", numbers["steps"]), ("epochs", summary.get("epoch", "-")),
+             ("images/s (training steps)", summary.get("images_per_second", "-")),
+             ("wall time of the last leg (min)", round(summary["wall_seconds"] / 60, 1)
+              if "wall_seconds" in summary else "-")]
+    hardware = summary.get("hardware") or {"device": summary.get("device", "-")}
+    body = [f"<h1>{html.escape(run.run_dir.name)}</h1>",
+            f"<p class=sub>{html.escape(cfg.model.name)} ({html.escape(cfg.model.arch)}"
+            f"{', conditional' if cfg.model.conditional else ''}) on {html.escape(cfg.data.name)}, "
+            f"step {run.step}</p>"]
+    test_rows = [(METRIC_NAMES.get(k, k), v) for k, v in numbers["test"].items() if k not in ("kind", "time")]
+    train_rows = [(METRIC_NAMES.get(k, k), v) for k, v in numbers["train_tail"].items()]
+    body += [f"<h2>Test set</h2>{_table(test_rows)}" if test_rows else "",
+             f"<h2>Training (mean of the last 100 steps)</h2>{_table(train_rows)}",
+             f"<h2>Figures</h2>" + "".join(_figure(page, path, caption) for path, caption in figures),
+             f"<h2>Speed and hardware</h2>{_table(speed + list(hardware.items()))}",
+             f"<h2>Config</h2><pre>{html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False))}</pre>"]
+    page.write_text(_page(f"vaegan report: {run.run_dir.name}", "".join(body)))
+    return page
+
+
+def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
+    """One page: a metrics table of the runs, then each run's sample grid and reconstructions side by side
+    (same seed, same test images)."""
+    page = Path(page)
+    rows = []
+    cards = []
+    for run in runs:
+        numbers = metrics_summary(run.run_dir)
+        test, tail = numbers["test"], numbers["train_tail"]
+        rows.append([run.run_dir.name, f"{run.cfg.model.name}/{run.cfg.model.arch}", numbers["steps"],
+                     test.get("mse_per_pixel", "-"), test.get("kl", "-"), tail.get("d_loss", "-"),
+                     tail.get("gan", "-"), numbers["summary"].get("images_per_second", "-")])
+        folder = page.parent / f"{page.stem}-figures" / run.run_dir.name
+        images = [_figure(page, save_sample_grid(run.model, folder / "samples.png", run.class_names, seed=seed),
+                          f"samples (seed {seed})")]
+        if run.model.encoder is not None:
+            recon = reconstruction_figure(run.model, run.dataset("test"), 16, folder / "reconstructions.png",
+                                          run.device)
+            images.append(_figure(page, folder / "reconstructions.png",
+                                  f"reconstructions; test MSE per pixel {recon['split_mse_per_pixel']:.4f}"))
+        cards.append(f"<div><h2>{html.escape(run.run_dir.name)}</h2>{''.join(images)}</div>")
+    header = ["run", "model", "steps", "test MSE/pixel", "test KL", "D loss", "G adv. loss", "images/s"]
+    table = ("<div class=scroll><table><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>"
+             + "".join("<tr>" + "".join(f"<td class=num>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
+             + "</table></div>")
+    body = (f"<h1>Comparison of {len(runs)} runs</h1><p class=sub>Test metrics are final; D and G losses are means "
+            f"of the last 100 training steps.</p>{table}<div class=runs>{''.join(cards)}</div>")
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(_page("vaegan comparison", body))
+    return page
