@@ -93,6 +93,7 @@ class TrainConfig:
     vae_warmup_epochs: int = field(default=0, metadata=_at_least(0))  # VAE-only epochs before the GAN terms
     ema_decay: float = field(default=0.0, metadata=_fraction())  # EMA of the generator; 0 = off
     max_nonfinite: int = field(default=10, metadata=_at_least(1))  # this many non-finite steps in a row stop
+    tensorboard: bool = False  # also write TensorBoard events (needs the vaegan[tensorboard] extra)
     device: str = field(default="auto", metadata={"pattern": r"auto|cpu|mps|cuda(:\d+)?",
                                                    "allowed": "auto, cpu, cuda, cuda:N, mps"})
 

@@ -38,6 +38,7 @@ from vaegan.training.hardware import describe_hardware
 from vaegan.training.metrics import MetricsLog
 from vaegan.training.performance import apply_speed_settings, configure_process, speed_defaults
 from vaegan.training.step import TrainStep, build_adam
+from vaegan.training.tensorboard import TensorBoardLog, require_tensorboard
 from vaegan.viz import save_sample_grid
 from vaegan.viz.figures import first_images, save_reconstructions
 
@@ -81,6 +82,7 @@ class Trainer:
         self.position = Position()
         self.nonfinite_steps = 0
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.tensorboard: TensorBoardLog | None = None  # opened by fit() when train.tensorboard is on
         self.last_test: dict[str, float] = {}
         self.last_test_step = -1
 
@@ -96,6 +98,12 @@ class Trainer:
     def eval_model(self) -> GenerativeModel:
         """The model used for figures and test metrics: with the EMA generator when EMA is on."""
         return self.model if self.ema is None else self.model.with_decoder(self.ema.shadow)
+
+    def open_tensorboard(self) -> None:
+        """Start the TensorBoard mirror when `train.tensorboard` is on (events after the current step are
+        replaced, like the metrics lines after a checkpoint)."""
+        if self.cfg.train.tensorboard and self.tensorboard is None:
+            self.tensorboard = TensorBoardLog(self.run_dir, first_step=self.position.step + 1)
 
     def adversarial(self) -> bool:
         """Whether the GAN terms are on: after `vae_warmup_epochs` of VAE-only training."""
@@ -147,16 +155,22 @@ class Trainer:
             result = evaluate_reconstruction(self.eval_model, self.test_batches(), self.cfg.loss.beta,
                                              self.cfg.loss.reduction)
             self.metrics.write(kind="test", step=self.position.step, epoch=self.position.epoch, **result)
+            if self.tensorboard is not None:
+                self.tensorboard.scalars("test", self.position.step, result)
         self.last_test, self.last_test_step = result, self.position.step
         return result
 
     def save_figures(self, name: str) -> None:
         """Sample grid (fixed z) and, with an encoder, the real-vs-reconstruction grid of the first test images."""
         model = self.eval_model
-        save_sample_grid(model, self.run_dir / "samples" / f"{name}.png", self.test_set.class_names)
+        written = [save_sample_grid(model, self.run_dir / "samples" / f"{name}.png", self.test_set.class_names)]
         if model.encoder is not None:
             x, y = first_images(self.test_set, RECON_IMAGES, self.device)
-            save_reconstructions(model, x, y, self.run_dir / "recon" / f"{name}.png", f"step {self.position.step}")
+            written.append(self.run_dir / "recon" / f"{name}.png")
+            save_reconstructions(model, x, y, written[-1], f"step {self.position.step}")
+        if self.tensorboard is not None:
+            for png in written:
+                self.tensorboard.image(png.parent.name, png, self.position.step)
 
     def fit(self) -> dict[str, Any]:
         """Train until `total_steps`, evaluating and checkpointing at every epoch end and at the finish."""
@@ -164,6 +178,7 @@ class Trainer:
         pos = self.position
         start_step, started, step_seconds = pos.step, time.perf_counter(), 0.0
         streak = 0  # non-finite steps in a row
+        self.open_tensorboard()
         bar = tqdm(total=self.total_steps, initial=pos.step, desc="train", unit="step", dynamic_ncols=True,
                    disable=None)
         while pos.step < self.total_steps:
@@ -179,6 +194,8 @@ class Trainer:
                 self.nonfinite_steps += out.skipped
                 self.metrics.write(kind="train", step=pos.step, epoch=pos.epoch, skipped=out.skipped,
                                    nonfinite_steps=self.nonfinite_steps, **values)
+                if self.tensorboard is not None:
+                    self.tensorboard.scalars("train", pos.step, values)
                 bar.update(1)
                 if streak >= cfg.max_nonfinite:
                     bar.close()
@@ -207,6 +224,8 @@ class Trainer:
                    "train_seconds": round(step_seconds, 2),
                    "images_per_second": round(trained_images / step_seconds, 1) if step_seconds > 0 else None}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         return summary
 
     def end_of_epoch(self, write_checkpoint: bool = True) -> None:
@@ -234,6 +253,9 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]
     if (run_dir / "checkpoints" / "last.pt").exists() and not overwrite:
         raise VaeganError(f"{run_dir} already holds a run; continue it with `vaegan train --resume {run_dir}`, "
                           "or choose another --run-dir")
+    check_consistency(cfg)
+    if cfg.train.tensorboard:
+        require_tensorboard()
     train_set, test_set = _load_splits(cfg)
     if run_dir.exists() and overwrite:
         shutil.rmtree(run_dir)
@@ -241,6 +263,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]
     save_config(cfg, run_dir / "config.yaml")
     trainer = Trainer(cfg, run_dir, train_set, test_set)
     trainer.metrics.truncate(0)
+    trainer.open_tensorboard()
     trainer.evaluate()
     return trainer.fit()
 
@@ -255,6 +278,8 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
     if changed:
         raise VaeganError(f"cannot resume {run_dir} with a different {', '.join(changed)}: those keys define the "
                           "experiment; only train.* schedule keys (epochs, max_steps, ckpt_every, ...) may change")
+    if cfg.train.tensorboard:
+        require_tensorboard()
     train_set, test_set = _load_splits(cfg)
     trainer = Trainer(cfg, run_dir, train_set, test_set)
     trainer.restore(payload)
