@@ -67,3 +67,18 @@ def test_sample_grid_png_has_a_label_margin_only_for_conditional_models(tmp_path
     margin = labelled.width - grid_side
     left = np.asarray(labelled)[:, :margin]
     assert (left < 128).any()  # text was drawn
+
+
+def test_latent_map_colours_cifar100_by_its_superclasses(tmp_path):
+    import dataclasses
+
+    from vaegan.data import load_dataset
+    from vaegan.viz.latent_map import latent_map_figure
+
+    shapes = load_dataset("shapes10", "test").head(60)
+    with_coarse = dataclasses.replace(shapes, coarse_labels=shapes.labels // 5,
+                                      coarse_class_names=["first five", "last five"])
+    model = build_model(ModelConfig(name="vae", channels=8, latent_dim=4), num_classes=10)
+    result = latent_map_figure(model, with_coarse, 60, "pca", tmp_path / "map.png", torch.device("cpu"))
+    assert set(result) == {"knn_accuracy", "knn_accuracy_superclass", "images"}
+    assert Image.open(tmp_path / "map.png").size[0] > 600
