@@ -13,17 +13,16 @@ paused or shared machine does not skew it), the hours that makes one epoch, and 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
 from vaegan.config import apply_overrides, load_preset
 from vaegan.errors import VaeganError
+from vaegan.evaluation.run import metrics_summary
 from vaegan.training.metrics import read_metrics
 from vaegan.training.trainer import resume, train
 
 PRESETS = ["vae-cifar100", "gan-cifar100", "cvaegan-cifar100", "cvaegan-cifar100-plus"]
-TAIL = 100
 
 
 def run(preset: str, epochs: int, run_dir: Path) -> None:
@@ -38,21 +37,18 @@ def run(preset: str, epochs: int, run_dir: Path) -> None:
 
 
 def row(preset: str, run_dir: Path) -> str:
-    summary = json.loads((run_dir / "summary.json").read_text())
+    numbers = metrics_summary(run_dir)
     records = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "train"]
-    steps = records[-TAIL:]
     step_seconds = statistics.median(b["time"] - a["time"] for a, b in zip(records, records[1:]))
     images_per_second = load_preset(preset).train.batch_size / step_seconds
     epoch_steps = sum(r["epoch"] == 0 for r in records)
+    test, tail = numbers["test"], numbers["train_tail"]
 
-    def tail_mean(key: str) -> str:
-        values = [r[key] for r in steps if r.get(key) is not None]
-        return f"{sum(values) / len(values):.3f}" if values else "-"
-    test = summary["test"]
-    mse = f"{test['mse_per_pixel']:.4f}" if test else "-"
-    kl = f"{test['kl']:.4f}" if test else "-"
-    return (f"| {preset} | {summary['epoch']} | {mse} | {kl} | {tail_mean('d_loss')} | {tail_mean('gan')} | "
-            f"{images_per_second:.1f} | {epoch_steps * step_seconds / 3600:.2f} | {summary['nonfinite_steps']} |")
+    def value(source: dict, key: str) -> str:
+        return f"{source[key]:.4f}" if key in source else "-"
+    return (f"| {preset} | {numbers['summary']['epoch']} | {value(test, 'mse_per_pixel')} | {value(test, 'kl')} | "
+            f"{value(tail, 'd_loss')} | {value(tail, 'gan')} | {images_per_second:.1f} | "
+            f"{epoch_steps * step_seconds / 3600:.2f} | {numbers['summary']['nonfinite_steps']} |")
 
 
 def main() -> None:
