@@ -7,7 +7,7 @@ under --out: an interrupted run is resumed, a finished one is only read, so the 
 started again without losing work. The table gives the test per-pixel MSE and KL (the posterior mean of the
 whole test split; KL per latent dimension under the presets' mean reduction), the mean D and G (GAN term)
 losses over the last 100 steps, images/s (batch size over the median interval between logged steps, so a
-paused or shared machine does not skew it), the hours that makes one epoch, and skipped non-finite steps.
+paused or shared machine does not skew it), the training hours that makes, and skipped non-finite steps.
 """
 
 from __future__ import annotations
@@ -41,14 +41,13 @@ def row(preset: str, run_dir: Path) -> str:
     records = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "train"]
     step_seconds = statistics.median(b["time"] - a["time"] for a, b in zip(records, records[1:]))
     images_per_second = load_preset(preset).train.batch_size / step_seconds
-    epoch_steps = sum(r["epoch"] == 0 for r in records)
     test, tail = numbers["test"], numbers["train_tail"]
 
     def value(source: dict, key: str) -> str:
         return f"{source[key]:.4f}" if key in source else "-"
     return (f"| {preset} | {numbers['summary']['epoch']} | {value(test, 'mse_per_pixel')} | {value(test, 'kl')} | "
             f"{value(tail, 'd_loss')} | {value(tail, 'gan')} | {images_per_second:.1f} | "
-            f"{epoch_steps * step_seconds / 3600:.2f} | {numbers['summary']['nonfinite_steps']} |")
+            f"{len(records) * step_seconds / 3600:.2f} | {numbers['summary']['nonfinite_steps']} |")
 
 
 def main() -> None:
@@ -61,7 +60,7 @@ def main() -> None:
         print(f"== {preset}: {args.epochs} epochs into {args.out / preset}", flush=True)
         run(preset, args.epochs, args.out / preset)
     print("\n| preset | epochs | test MSE/pixel | test KL | D loss (last 100) | G GAN loss (last 100) | images/s | "
-          "hours per epoch | non-finite |")
+          "train hours | non-finite |")
     print("|---|---|---|---|---|---|---|---|---|")
     for preset in args.presets:
         print(row(preset, args.out / preset))
