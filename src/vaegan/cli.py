@@ -174,6 +174,36 @@ def _cmd_curves(args: argparse.Namespace) -> None:
     print(f"written to {out}")
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from vaegan.evaluation.suite import evaluate
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    run = _open_run(args)
+    weights = args.inception_weights or run.cfg.evaluation.inception_weights
+    record = evaluate(run, metrics, args.n, args.seed, weights, Path(args.classifier) if args.classifier else None)
+    for name, value in record["metrics"].items():
+        numbers = {k: v for k, v in value.items() if k != "protocol" and isinstance(v, (int, float))}
+        print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in numbers.items()))
+    for name, reason in record["skipped"].items():
+        print(f"{name}: skipped: {reason}")
+    print(f"written to {run.run_dir / 'eval.json'} ({record['generator']} generator, seed {record['seed']})")
+
+
+def _cmd_classifier_train(args: argparse.Namespace) -> None:
+    from vaegan.config import Config
+    from vaegan.data import load_dataset
+    from vaegan.evaluation.classifier import DEFAULTS, train_classifier
+
+    overrides = {**DEFAULTS, "data.name": args.dataset, **parse_override_args(args.overrides)}
+    cfg = apply_overrides(Config(), overrides)
+    splits = [load_dataset(cfg.data.name, split, cfg.data.dir, download=cfg.data.download)
+              for split in ("train", "test")]
+    out = Path(args.out or f"runs/classifier-{args.dataset}.pt")
+    result = train_classifier(cfg, *splits, out)
+    print(f"{args.dataset} classifier: test accuracy {result['test_accuracy']:.2%} after {result['steps']} steps "
+          f"({result['train_seconds']} s); written to {out}")
+
+
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
     from vaegan.data import prepare_dataset
 
@@ -203,10 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     demo.set_defaults(func=_cmd_demo)
 
-    def figure_command(name: str, help_text: str, func) -> argparse.ArgumentParser:
+    def figure_command(name: str, help_text: str, func, writes_figure: bool = True) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("run", metavar="RUN", help="a run directory (its checkpoints/last.pt is used)")
-        command.add_argument("--out", help="the PNG to write (default RUN/figures/...)")
+        if writes_figure:
+            command.add_argument("--out", help="the PNG to write (default RUN/figures/...)")
         command.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         command.set_defaults(func=func)
         return command
@@ -236,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     latent_map.add_argument("--seed", type=int, default=0)
 
     report = figure_command("report", "every figure, the metrics, the config and the hardware in RUN/report.html",
-                            _cmd_report)
+                            _cmd_report, writes_figure=False)
     report.add_argument("--latent-images", type=_positive_int, default=2000,
                         help="test images in the latent map (default 2000)")
 
@@ -246,6 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0, help="the sample grids' seed, shared by all runs")
     compare.add_argument("--device", default="auto")
     compare.set_defaults(func=_cmd_compare)
+
+    evaluate = figure_command("evaluate", "metrics of a run with their protocol, into RUN/eval.json",
+                              _cmd_evaluate, writes_figure=False)
+    evaluate.add_argument("--n", type=_positive_int, default=10_000, help="generated (and real) images")
+    evaluate.add_argument("--metrics", default="fid,kid,is,fcd,cc,pr,recon,latent")
+    evaluate.add_argument("--classifier", help="a classifier file from `vaegan classifier train`")
+    evaluate.add_argument("--inception-weights", help="the FID Inception weights (else $VAEGAN_INCEPTION)")
+    evaluate.add_argument("--seed", type=int, default=0)
+
+    classifier = commands.add_parser("classifier", help="the offline feature extractor for FCD and class "
+                                     "consistency").add_subparsers(dest="classifier_command", required=True)
+    classifier_train = classifier.add_parser("train", help="train a compact ResNet classifier on a dataset")
+    classifier_train.add_argument("--dataset", required=True, choices=("cifar10", "cifar100", "shapes10"))
+    classifier_train.add_argument("--out", help="default runs/classifier-DATASET.pt")
+    classifier_train.add_argument("overrides", nargs="*", metavar="key=value",
+                                  help="e.g. train.epochs=5 model.channels=32 train.device=cpu")
+    classifier_train.set_defaults(func=_cmd_classifier_train)
 
     curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind)")
     curves.add_argument("run", metavar="RUN")

@@ -99,12 +99,18 @@ class TrainConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    inception_weights: str | None = None  # pt_inception-2015-12-05-6726825d.pth; else $VAEGAN_INCEPTION or cache
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

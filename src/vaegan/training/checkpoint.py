@@ -79,8 +79,10 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
         os.close(dir_fd)
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and sanity-check a checkpoint; every failure becomes one VaeganError naming the file."""
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", expected_format: str = FORMAT
+                    ) -> dict[str, Any]:
+    """Load and sanity-check a checkpoint (or another vaegan file of `expected_format`, e.g. a classifier);
+    every failure becomes one VaeganError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise VaeganError(f"no checkpoint at {path}: the run has not saved one yet (or the path is wrong)")
@@ -94,8 +96,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise VaeganError(f"refusing to load {path}: it holds more than plain weights ({first_line})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError):
         raise VaeganError(corrupt) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise VaeganError(f"{path} is not a vaegan checkpoint")
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        raise VaeganError(f"{path} is not a {expected_format} file")
     if payload.get("version") != VERSION:
         raise VaeganError(f"{path} has checkpoint version {payload.get('version')}; this vaegan reads version "
                           f"{VERSION}")

@@ -1,0 +1,199 @@
+"""`vaegan evaluate`: every metric of a run in one pass, each written to RUN/eval.json with its protocol.
+
+Metrics: recon (test-set MSE, PSNR, ELBO terms), latent (linear probe and kNN accuracy of posterior means),
+fid / kid / is (the standard Inception network; skipped with one line when its weights are absent), and,
+with a classifier from `vaegan classifier train`, fcd (+ intra-class FCD and the real-vs-real floor), cc
+(class consistency of conditional samples) and pr (precision/recall, k=3). Real-image features are cached
+per (dataset, split, extractor, weights hash, count), so a second evaluation reuses them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vaegan.errors import VaeganError
+from vaegan.evaluation import classifier as clf
+from vaegan.evaluation import features as feat
+from vaegan.evaluation.inception import inception_weights_path, load_fid_inception, sha256_of
+from vaegan.evaluation.latent import encode_means, knn_accuracy
+from vaegan.evaluation.manifold import precision_recall
+from vaegan.evaluation.reconstruction import evaluate_reconstruction
+from vaegan.evaluation.run import LoadedRun
+from vaegan.evaluation.statistics import (RunningMoments, frechet_distance, inception_score,
+                                          kernel_inception_distance)
+
+METRICS = ("fid", "kid", "is", "fcd", "cc", "pr", "recon", "latent")
+INCEPTION_METRICS = {"fid", "kid", "is"}
+CLASSIFIER_METRICS = {"fcd", "cc", "pr"}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VAEGAN_CACHE") or Path.home() / ".cache" / "vaegan").expanduser()
+
+
+def moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance accumulated in float64 over chunks of rows (never one big float64 copy)."""
+    running = RunningMoments(rows.shape[1])
+    for start in range(0, len(rows), 1000):
+        running.update(rows[start:start + 1000])
+    return running.mean(), running.covariance()
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    return frechet_distance(*moments(a), *moments(b))
+
+
+class Evaluation:
+    def __init__(self, run: LoadedRun, n: int, seed: int, inception_weights: str | None,
+                 classifier_path: Path | None, cache: Path):
+        self.run, self.n, self.seed, self.cache = run, n, seed, cache
+        self.inception_weights, self.classifier_path = inception_weights, classifier_path
+        self.results: dict[str, Any] = {}
+        self.skipped: dict[str, str] = {}
+        self.generator = "ema" if run.uses_ema else "raw"
+
+    def protocol(self, **extra: Any) -> dict[str, Any]:
+        return {"seed": self.seed, "generator": self.generator, "step": self.run.step, **extra}
+
+    # ---- per group -----------------------------------------------------------------------------------
+
+    def recon(self, _: set[str]) -> None:
+        test = self.run.dataset("test")
+        loss = self.run.cfg.loss
+        values = evaluate_reconstruction(self.run.model, feat.real_batches(test, self.run.device), loss.beta,
+                                         loss.reduction)
+        self.results["recon"] = {**values, "protocol": self.protocol(
+            reference="test split", n_real=len(test), z="posterior mean",
+            reduction=loss.reduction, beta=loss.beta)}
+
+    def latent(self, _: set[str]) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        model, device = self.run.model, self.run.device
+        train, test = self.run.dataset("train").head(self.n), self.run.dataset("test").head(self.n)
+        train_means, test_means = encode_means(model, train, device), encode_means(model, test, device)
+        probe = LogisticRegression(max_iter=1000).fit(train_means.numpy(), train.labels.numpy())
+        self.results["latent"] = {
+            "linear_probe_accuracy": float(probe.score(test_means.numpy(), test.labels.numpy())),
+            "knn_accuracy": knn_accuracy(test_means, test.labels),
+            "protocol": self.protocol(train_images=len(train), test_images=len(test), k=5,
+                                      probe="logistic regression on train means, scored on test means",
+                                      encoder_labels="true labels" if model.conditional else "none")}
+
+    def fakes(self, extractor: feat.Extractor) -> dict[str, np.ndarray]:
+        return feat.extract(feat.generated_batches(self.run.model, self.n, self.seed), extractor)
+
+    def reals(self, split: str, extractor_key: str, extractor: feat.Extractor) -> dict[str, np.ndarray]:
+        dataset = self.run.dataset(split).head(self.n)
+        key = f"{dataset.name}-{split}-{extractor_key}-{len(dataset)}"
+        return feat.cached_features(self.cache, key,
+                                    lambda: feat.extract(feat.real_batches(dataset, self.run.device), extractor))
+
+    def inception(self, wanted: set[str]) -> None:
+        path = inception_weights_path(self.inception_weights, self.cache)
+        digest = sha256_of(path)
+        network = load_fid_inception(path, self.run.device)
+
+        def extractor(images: torch.Tensor) -> dict[str, torch.Tensor]:
+            pool, logits = network(images)
+            return {"pool": pool, "logits": logits}
+        fake = self.fakes(extractor)
+        real = self.reals("test", f"fid-inception-{digest[:16]}", extractor)
+        protocol = self.protocol(n_real=len(real["pool"]), n_fake=len(fake["pool"]), reference="test split",
+                                 extractor="FID Inception-v3 (2015-12-05), 2048-d pool", weights_sha256=digest)
+        if "fid" in wanted:
+            self.results["fid"] = {"value": frechet(real["pool"], fake["pool"]), "protocol": protocol}
+        if "kid" in wanted:
+            size = min(1000, len(real["pool"]), len(fake["pool"]))
+            mean, std = kernel_inception_distance(real["pool"], fake["pool"], 100, size, self.seed)
+            self.results["kid"] = {"value": mean, "std": std,
+                                   "protocol": {**protocol, "subsets": 100, "subset_size": size,
+                                                "kernel": "(x.y/d + 1)^3"}}
+        if "is" in wanted:
+            mean, std = inception_score(fake["logits"], splits=10)
+            self.results["is"] = {"value": mean, "std": std,
+                                  "protocol": {**protocol, "splits": 10, "logits": 1008}}
+
+    def classifier(self, wanted: set[str]) -> None:
+        if self.classifier_path is None:
+            raise VaeganError(f"{', '.join(sorted(wanted))} need a classifier: train one with `vaegan classifier "
+                              f"train --dataset {self.run.cfg.data.name}` and pass --classifier FILE")
+        network, info = clf.load_classifier(self.classifier_path, self.run.device)
+        clf.check_matches(info, self.run.cfg.data.name, self.classifier_path)
+        digest = sha256_of(self.classifier_path)
+
+        def extractor(images: torch.Tensor) -> dict[str, torch.Tensor]:
+            features = network.features(images)
+            return {"features": features, "predicted": network.head(features).argmax(1)}
+        fake = self.fakes(extractor)
+        test = self.reals("test", f"classifier-{digest[:16]}", extractor)
+        protocol = self.protocol(n_real=len(test["features"]), n_fake=len(fake["features"]),
+                                 reference="test split", extractor=f"vaegan classifier {self.classifier_path}",
+                                 weights_sha256=digest, classifier_test_accuracy=info["test_accuracy"])
+        if "fcd" in wanted:
+            train = self.reals("train", f"classifier-{digest[:16]}", extractor)
+            value = {"value": frechet(test["features"], fake["features"]),
+                     "real_vs_real_floor": frechet(test["features"], train["features"]),
+                     "protocol": {**protocol, "floor": f"train subset of {len(train['features'])} vs test"}}
+            if self.run.model.conditional:
+                value["intra_class"] = self.intra_class_fcd(test, fake)
+            self.results["fcd"] = value
+        if "cc" in wanted:
+            if not self.run.model.conditional:
+                self.skipped["cc"] = "class consistency needs a conditional model"
+            else:
+                consistent = (fake["predicted"] == fake["labels"]).mean()
+                self.results["cc"] = {"value": float(consistent), "protocol": {**protocol, "labels": "balanced"}}
+        if "pr" in wanted:
+            precision, recall = precision_recall(test["features"], fake["features"], k=3)
+            self.results["pr"] = {"precision": precision, "recall": recall, "protocol": {**protocol, "k": 3}}
+
+    @staticmethod
+    def intra_class_fcd(real: dict[str, np.ndarray], fake: dict[str, np.ndarray]) -> float:
+        """FCD between the samples of each class and the test images of that class, averaged over classes."""
+        values = [frechet(real["features"][real["labels"] == c], fake["features"][fake["labels"] == c])
+                  for c in np.unique(fake["labels"])
+                  if (real["labels"] == c).sum() > 1 and (fake["labels"] == c).sum() > 1]
+        return float(np.mean(values))
+
+    # ---- all -----------------------------------------------------------------------------------------
+
+    def run_all(self, metrics: list[str]) -> dict[str, Any]:
+        wanted = set(metrics)
+        has_encoder = self.run.model.encoder is not None
+        for group, needs_encoder, method in (({"recon"}, True, self.recon), ({"latent"}, True, self.latent),
+                                             (INCEPTION_METRICS, False, self.inception),
+                                             (CLASSIFIER_METRICS, False, self.classifier)):
+            names = group & wanted
+            if not names:
+                continue
+            if needs_encoder and not has_encoder:
+                self.skipped.update({name: "the model has no encoder" for name in names})
+                continue
+            try:
+                method(names)
+            except VaeganError as err:  # a missing file never stops the other metrics
+                self.skipped.update({name: str(err) for name in names})
+        return {"run": str(self.run.run_dir), "step": self.run.step, "generator": self.generator,
+                "seed": self.seed, "metrics": self.results, "skipped": self.skipped}
+
+
+def evaluate(run: LoadedRun, metrics: list[str], n: int = 10_000, seed: int = 0,
+             inception_weights: str | None = None, classifier_path: Path | None = None,
+             cache: Path | None = None) -> dict[str, Any]:
+    """Compute `metrics` for a run and write them to RUN/eval.json (atomically); returns the record."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise VaeganError(f"unknown metric(s) {', '.join(unknown)}: choose from {', '.join(METRICS)}")
+    record = Evaluation(run, n, seed, inception_weights, classifier_path, cache or cache_dir()).run_all(metrics)
+    path = run.run_dir / "eval.json"
+    partial = path.with_name(f".eval.json.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(partial, path)
+    return record
