@@ -8,8 +8,12 @@ import torch
 
 from vaegan.cli import main
 from vaegan.config import Config, apply_overrides
+from vaegan.data import load_dataset
+from vaegan.evaluation import features as feat
+from vaegan.evaluation.classifier import load_classifier
 from vaegan.evaluation.inception import FIDInceptionV3
 from vaegan.evaluation.manifold import precision_recall
+from vaegan.evaluation.suite import class_consistency
 from vaegan.training.trainer import train
 
 TINY = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8, "model.latent_dim": 8,
@@ -23,42 +27,61 @@ def setup(tmp_path_factory):
     run = root / "cvaegan"
     train(apply_overrides(Config(), {**TINY, "model.name": "vaegan", "model.conditional": True}), run)
     classifier = root / "classifier.pt"
-    assert main(["classifier", "train", "--dataset", "shapes10", "--out", str(classifier), "train.max_steps=30",
-                 "model.channels=8", "train.device=cpu"]) == 0
+    assert main(["classifier", "train", "--dataset", "shapes10", "--out", str(classifier), "train.max_steps=120",
+                 "model.channels=16", "train.device=cpu"]) == 0
     torch.manual_seed(0)
     weights = root / "inception.pth"
     torch.save(FIDInceptionV3().state_dict(), weights)  # random weights: the pipeline, not the numbers
     return run, classifier, weights
 
 
-def test_classifier_file_records_its_test_accuracy(setup, capsys):
+def test_a_short_classifier_training_is_clearly_above_chance_and_records_it(setup):
     _, classifier, _ = setup
     payload = torch.load(classifier, weights_only=True)
-    assert payload["format"] == "vaegan-classifier" and 0.0 <= payload["test_accuracy"] <= 1.0
+    assert payload["format"] == "vaegan-classifier" and payload["test_accuracy"] > 0.8  # chance: 0.1
     assert payload["dataset"] == "shapes10" and payload["num_classes"] == 10
+
+
+def test_class_consistency_is_high_for_true_labels_and_chance_for_shuffled_ones(setup):
+    _, classifier, _ = setup
+    network, _ = load_classifier(classifier, torch.device("cpu"))
+    test = load_dataset("shapes10", "test")
+    predicted = feat.extract(feat.real_batches(test, torch.device("cpu")),
+                             lambda images: {"predicted": network(images).argmax(1)})
+    assert class_consistency(predicted["predicted"], predicted["labels"]) > 0.8
+    shuffled = np.random.default_rng(0).permutation(predicted["labels"])
+    assert abs(class_consistency(predicted["predicted"], shuffled) - 0.1) < 0.03
 
 
 def test_evaluate_writes_every_metric_with_its_protocol(setup, tmp_path, monkeypatch):
     run, classifier, weights = setup
     monkeypatch.setenv("VAEGAN_CACHE", str(tmp_path / "cache"))
-    assert main(["evaluate", str(run), "--n", "40", "--classifier", str(classifier), "--inception-weights",
+    assert main(["evaluate", str(run), "--n", "24", "--classifier", str(classifier), "--inception-weights",
                  str(weights), "--device", "cpu"]) == 0
     record = json.loads((run / "eval.json").read_text())
     assert set(record["metrics"]) == {"fid", "kid", "is", "fcd", "cc", "pr", "recon", "latent"}
     assert record["skipped"] == {}
     fid = record["metrics"]["fid"]
-    assert fid["value"] >= 0 and fid["protocol"]["n_fake"] == 40 and fid["protocol"]["n_real"] == 40
+    assert fid["value"] >= 0 and fid["protocol"]["n_fake"] == 24 and fid["protocol"]["n_real"] == 24
     assert len(fid["protocol"]["weights_sha256"]) == 64 and fid["protocol"]["generator"] == "raw"
     fcd = record["metrics"]["fcd"]
     assert fcd["real_vs_real_floor"] >= 0 and "intra_class" in fcd
     assert 0 <= record["metrics"]["cc"]["value"] <= 1
     recon = record["metrics"]["recon"]
     assert recon["mse_per_pixel_01"] == pytest.approx(recon["mse_per_pixel"] / 4) and recon["psnr"] > 0
-    cached = sorted(p.name for p in (tmp_path / "cache" / "features").iterdir())
-    assert len(cached) == 3  # inception test, classifier test, classifier train: reused next time
-    assert main(["evaluate", str(run), "--n", "40", "--classifier", str(classifier), "--inception-weights",
+    assert len(list((tmp_path / "cache" / "features").iterdir())) == 3  # inception test, classifier test/train
+    computed = sum(feat.COMPUTED.values())
+    assert main(["evaluate", str(run), "--n", "24", "--classifier", str(classifier), "--inception-weights",
                  str(weights), "--device", "cpu", "--metrics", "fid,fcd"]) == 0
+    assert sum(feat.COMPUTED.values()) == computed  # the second call reuses all three
     assert json.loads((run / "eval.json").read_text())["metrics"]["fid"]["value"] == pytest.approx(fid["value"])
+    changed = tmp_path / "changed.pth"  # another extractor: new weights, new hash, new reference features
+    state = torch.load(weights, weights_only=True)
+    state["fc.bias"] += 1.0
+    torch.save(state, changed)
+    assert main(["evaluate", str(run), "--n", "24", "--inception-weights", str(changed), "--device", "cpu",
+                 "--metrics", "fid"]) == 0
+    assert sum(feat.COMPUTED.values()) == computed + 1
 
 
 def test_without_inception_weights_or_classifier_the_other_metrics_still_run(setup, tmp_path, monkeypatch, capsys):

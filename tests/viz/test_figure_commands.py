@@ -148,3 +148,34 @@ def test_compare_puts_runs_side_by_side_with_a_metrics_table(runs, tmp_path):
     assert len(parsed.images) == 2 + 2 + 1  # samples + reconstructions, except the GAN's reconstructions
     assert all((page.parent / src).is_file() for src in parsed.images)
     assert all(name in "".join(parsed.text) for name in ("cvaegan", "vae", "gan", "test MSE/pixel"))
+
+
+@pytest.mark.parametrize("name", ["vae", "cvaegan"])
+def test_interpolation_endpoints_are_the_reconstructions_of_the_endpoints(runs, name):
+    import torch
+
+    from vaegan.evaluation.run import load_run
+    from vaegan.viz.figures import first_images
+    from vaegan.viz.interpolation import interpolation_rows
+
+    run = load_run(runs[name], "cpu")
+    x, y = first_images(run.dataset("test"), 4, run.device)
+    rows = interpolation_rows(run.model, x, y, steps=5, mode="slerp")
+    with torch.inference_mode():
+        recon = run.model(x, y)[0]
+    latent = rows["latent"].view(2, 7, 3, 32, 32)
+    assert torch.allclose(latent[:, 1], recon[0::2], atol=1e-5)  # t = 0: the first image's reconstruction
+    if run.model.conditional:
+        assert torch.allclose(rows["label"].view(2, 7, 3, 32, 32)[:, 1], recon[0::2], atol=1e-5)
+    else:
+        assert torch.allclose(latent[:, -2], recon[1::2], atol=1e-5)  # t = 1: the second image's
+
+
+@pytest.mark.parametrize("command", [["sample", "--seed", "3"], ["interpolate", "--seed", "3", "--steps", "4"]])
+def test_the_same_seed_gives_byte_identical_pngs(runs, tmp_path, command):
+    outputs = []
+    for attempt in range(2):
+        out = tmp_path / f"{attempt}.png"
+        assert _run(command[0], str(runs["cvaegan"]), *command[1:], "--out", str(out)) == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]

@@ -4,6 +4,7 @@ of the real-image features keyed by what made them."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from vaegan.models import GenerativeModel
 
 BATCH = 250
 Extractor = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # images in [-1, 1] -> named feature tensors
+COMPUTED: Counter[str] = Counter()  # cache key -> times its features were computed in this process
 
 
 def generated_batches(model: GenerativeModel, n: int, seed: int, batch: int = BATCH
@@ -56,6 +58,7 @@ def cached_features(cache_dir: Path, key: str, compute: Callable[[], dict[str, n
         with np.load(path) as stored:
             return {name: stored[name] for name in stored.files}
     features = compute()
+    COMPUTED[key] += 1
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(partial, "wb") as f:

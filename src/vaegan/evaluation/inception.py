@@ -225,4 +225,7 @@ def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInc
         model.load_state_dict(state)
     except RuntimeError as err:
         raise VaeganError(f"{path} is not the FID Inception weights file ({str(err).splitlines()[0]})") from None
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if torch.device(device).type in ("cpu", "cuda"):  # NHWC convolutions: ~1.5x faster on CPU
+        model = model.to(memory_format=torch.channels_last)
+    return model

@@ -45,6 +45,11 @@ def moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return running.mean(), running.covariance()
 
 
+def class_consistency(predicted: np.ndarray, requested: np.ndarray) -> float:
+    """Share of images the classifier assigns to the class they were made (or labelled) as."""
+    return float((np.asarray(predicted) == np.asarray(requested)).mean())
+
+
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
     return frechet_distance(*moments(a), *moments(b))
 
@@ -148,8 +153,8 @@ class Evaluation:
             if not self.run.model.conditional:
                 self.skipped["cc"] = "class consistency needs a conditional model"
             else:
-                consistent = (fake["predicted"] == fake["labels"]).mean()
-                self.results["cc"] = {"value": float(consistent), "protocol": {**protocol, "labels": "balanced"}}
+                self.results["cc"] = {"value": class_consistency(fake["predicted"], fake["labels"]),
+                                      "protocol": {**protocol, "labels": "balanced"}}
         if "pr" in wanted:
             precision, recall = precision_recall(test["features"], fake["features"], k=3)
             self.results["pr"] = {"precision": precision, "recall": recall, "protocol": {**protocol, "k": 3}}
