@@ -7,25 +7,17 @@ import pytest
 import torch
 
 from vaegan.cli import main
-from vaegan.config import Config, apply_overrides
 from vaegan.data import load_dataset
 from vaegan.evaluation import features as feat
 from vaegan.evaluation.classifier import load_classifier
 from vaegan.evaluation.inception import FIDInceptionV3
 from vaegan.evaluation.manifold import precision_recall
 from vaegan.evaluation.suite import class_consistency
-from vaegan.training.trainer import train
-
-TINY = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8, "model.latent_dim": 8,
-        "model.embed_dim": 4, "train.batch_size": 16, "train.max_steps": 2, "train.eval_images": 32,
-        "train.device": "cpu"}
-
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_run):
     root = tmp_path_factory.mktemp("eval")
-    run = root / "cvaegan"
-    train(apply_overrides(Config(), {**TINY, "model.name": "vaegan", "model.conditional": True}), run)
+    run = tiny_run("cvaegan", {"model.name": "vaegan", "model.conditional": True})
     classifier = root / "classifier.pt"
     assert main(["classifier", "train", "--dataset", "shapes10", "--out", str(classifier), "train.max_steps=120",
                  "model.channels=16", "train.device=cpu"]) == 0

@@ -6,24 +6,13 @@ import pytest
 from PIL import Image
 
 from vaegan.cli import main
-from vaegan.config import Config, apply_overrides
-from vaegan.training.trainer import train
-
-TINY = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8, "model.latent_dim": 8,
-        "model.embed_dim": 4, "train.batch_size": 16, "train.max_steps": 2, "train.eval_images": 32,
-        "train.device": "cpu"}
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    made = {}
-    for name, extra in {"cvaegan": {"model.name": "vaegan", "model.conditional": True, "train.ema_decay": 0.9},
-                        "vae": {"model.name": "vae"},
-                        "gan": {"model.name": "gan", "model.conditional": True, "loss.gan_weight": 1.0}}.items():
-        train(apply_overrides(Config(), {**TINY, **extra}), root / name)
-        made[name] = root / name
-    return made
+def runs(tiny_run):
+    return {name: tiny_run(name, extra) for name, extra in {
+        "cvaegan": {"model.name": "vaegan", "model.conditional": True, "train.ema_decay": 0.9},
+        "vae": {"model.name": "vae"},
+        "gan": {"model.name": "gan", "model.conditional": True, "loss.gan_weight": 1.0}}.items()}
 
 
 def _run(*args: str) -> int:

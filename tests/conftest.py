@@ -1,0 +1,22 @@
+"""Fixtures shared across the test folders."""
+
+from pathlib import Path
+
+import pytest
+
+from vaegan.config import Config, apply_overrides
+from vaegan.training.trainer import train
+
+TINY_RUN = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8, "model.latent_dim": 8,
+            "model.embed_dim": 4, "train.batch_size": 16, "train.max_steps": 2, "train.eval_images": 32,
+            "train.device": "cpu"}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """make(name, overrides) -> the directory of a finished 2-step run of a tiny model on shapes10."""
+    def make(name: str, overrides: dict) -> Path:
+        run_dir = tmp_path_factory.mktemp(name) / name
+        train(apply_overrides(Config(), {**TINY_RUN, **overrides}), run_dir)
+        return run_dir
+    return make
