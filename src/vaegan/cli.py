@@ -55,6 +55,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"demo: {DEMO_PRESET} on {cfg.data.name} for {cfg.train.max_steps} steps into {run_dir} "
           f"(change with make demo ARGS=\"train.max_steps=N data.name=...\")")
     _report(train(cfg, run_dir, overwrite=True), run_dir)
+    print(f"all figures and numbers in one page: .venv/bin/vaegan report {run_dir}")
 
 
 def _positive_int(text: str) -> int:
