@@ -205,6 +205,32 @@ def _cmd_classifier_train(args: argparse.Namespace) -> None:
           f"({result['train_seconds']} s); written to {out}")
 
 
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a fraction in (0, 1]")
+    return value
+
+
+def _cmd_ablate(args: argparse.Namespace) -> None:
+    from vaegan.ablation.grids import load_grid
+    from vaegan.ablation.runner import run_grid
+    from vaegan.ablation.table import claim_line, write_tables
+
+    grid = load_grid(args.grid)
+    overrides = parse_override_args(args.overrides)
+    out = Path(args.out or f"runs/ablate-{grid.name}")
+    cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device)
+    paths = write_tables(grid, cells, out, budget_line)
+    print(budget_line)
+    for claim in grid.claims:
+        print(claim_line(claim, cells))
+    print(f"tables: {paths['md']}, {paths['csv']}, {paths['html']}")
+
+
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
     from vaegan.data import prepare_dataset
 
@@ -295,6 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     classifier_train.add_argument("overrides", nargs="*", metavar="key=value",
                                   help="e.g. train.epochs=5 model.channels=32 train.device=cpu")
     classifier_train.set_defaults(func=_cmd_classifier_train)
+
+    ablate = commands.add_parser("ablate", help="a grid of runs over seeds, as tables (resumable)",
+                                 description="Train every variant of GRID for each seed on one budget, then write "
+                                 "DIR/table.md, table.csv and table.html. Stopping and starting again loses nothing.")
+    ablate.add_argument("grid", metavar="GRID", help="regularization, baselines, or a grid YAML file")
+    ablate.add_argument("--seeds", type=_positive_int, default=3)
+    ablate.add_argument("--budget", type=_budget, help="a fraction of each preset's schedule, e.g. 0.05")
+    ablate.add_argument("--out", help="default runs/ablate-GRID")
+    ablate.add_argument("--device", default="auto")
+    ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every variant")
+    ablate.set_defaults(func=_cmd_ablate)
 
     curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind)")
     curves.add_argument("run", metavar="RUN")

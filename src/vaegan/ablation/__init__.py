@@ -1,0 +1,1 @@
+"""Ablation grids: many normal runs on one budget, aggregated over seeds into tables and claims."""

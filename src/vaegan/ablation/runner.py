@@ -1,0 +1,103 @@
+"""Run every (variant, seed) cell of a grid as a normal run directory, then measure it.
+
+A finished cell is only read, an interrupted one resumed, so stopping `vaegan ablate` and starting it again
+loses nothing. Every cell gets the same budget (steps), batch size and, per seed, the same data order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vaegan.ablation.grids import Grid
+from vaegan.config import Config, apply_overrides
+from vaegan.data import load_dataset
+from vaegan.evaluation.features import real_batches
+from vaegan.evaluation.latent import encode_means, knn_accuracy
+from vaegan.evaluation.reconstruction import evaluate_reconstruction
+from vaegan.evaluation.run import load_run
+from vaegan.training.metrics import read_metrics
+from vaegan.training.trainer import resume, train
+
+MEASURE_IMAGES = 2000  # train and test images each cell is measured on
+STABILITY_TAIL = 0.2  # the last 20% of the steps
+
+
+@dataclass
+class Cell:
+    variant: str
+    seed: int
+    run_dir: Path
+    values: dict[str, float]
+
+
+def budget_steps(cfg: Config, fraction: float) -> int:
+    """`fraction` of the preset's schedule (its epochs over its training split), in steps."""
+    train_size = len(load_dataset(cfg.data.name, "train", cfg.data.dir, download=cfg.data.download))
+    return max(1, round(fraction * cfg.train.epochs * (train_size // cfg.train.batch_size)))
+
+
+def _finished_steps(run_dir: Path) -> int:
+    summary = run_dir / "summary.json"
+    return json.loads(summary.read_text())["step"] if summary.is_file() else -1
+
+
+def run_cell(cfg: Config, run_dir: Path, steps: int) -> None:
+    if _finished_steps(run_dir) >= steps:
+        return
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        resume(run_dir, {"train.max_steps": steps})
+    else:
+        train(apply_overrides(cfg, {"train.max_steps": steps}), run_dir)
+
+
+def measure(run_dir: Path, device: str) -> dict[str, float]:
+    """The table's numbers for one finished run (cached in RUN/ablation.json)."""
+    cached = run_dir / "ablation.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    run = load_run(run_dir, device)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    losses = [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl")
+              if r.get("kind") == "train" and isinstance(r.get("loss"), (int, float))]
+    tail = losses[-max(2, math.ceil(STABILITY_TAIL * len(losses))):]
+    values: dict[str, float] = {"loss_std": statistics.stdev(tail) if len(tail) > 1 else 0.0,
+                                "nonfinite": summary["nonfinite_steps"],
+                                "images_per_second": summary["images_per_second"],
+                                "wall_seconds": summary["wall_seconds"]}
+    if run.model.encoder is not None:
+        splits = {split: run.dataset(split).head(MEASURE_IMAGES) for split in ("train", "test")}
+        train_eval, test_eval = (evaluate_reconstruction(run.model, real_batches(splits[s], run.device), 1.0, "sum")
+                                 for s in ("train", "test"))
+        values.update(train_mse=train_eval["mse_per_pixel"], test_mse=test_eval["mse_per_pixel"],
+                      gap=test_eval["mse_per_pixel"] - train_eval["mse_per_pixel"], kl=test_eval["kl"],
+                      test_nelbo=test_eval["loss"],
+                      knn=knn_accuracy(encode_means(run.model, splits["test"], run.device), splits["test"].labels))
+    partial = cached.with_name(f".ablation.json.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(values, indent=2))
+    os.replace(partial, cached)
+    return values
+
+
+def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
+             device: str = "auto", log=print) -> tuple[list[Cell], str]:
+    """Train and measure every cell; returns the cells and a line saying which budget was used."""
+    cells = []
+    budget_line = ""
+    for variant in grid.variants:
+        for seed in range(seeds):
+            cfg = variant.config({**grid.overrides, **overrides, "train.seed": seed})
+            steps = budget_steps(cfg, budget) if budget else cfg.train.max_steps or budget_steps(cfg, 1.0)
+            budget_line = (f"budget: {budget:g} of each preset's schedule = {steps} steps of batch "
+                           f"{cfg.train.batch_size}" if budget else f"budget: {steps} steps of batch "
+                           f"{cfg.train.batch_size} (the full schedule or train.max_steps)")
+            run_dir = out / variant.name / f"seed{seed}"
+            log(f"{variant.name} seed {seed}: {run_dir}")
+            run_cell(cfg, run_dir, steps)
+            cells.append(Cell(variant.name, seed, run_dir, measure(run_dir, device)))
+    return cells, budget_line

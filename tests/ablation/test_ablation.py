@@ -1,0 +1,97 @@
+"""vaegan ablate: tables from a grid of tiny runs, resumption after a kill, and the seed statistics."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vaegan.ablation.grids import Claim, load_grid, regularization_grid
+from vaegan.ablation.runner import Cell
+from vaegan.ablation.table import aggregate, claim_line, mean_std
+from vaegan.cli import main
+from vaegan.errors import VaeganError
+
+GRID = """
+base: vae-cifar10
+overrides: {data.name: shapes10, model.channels: 8, model.latent_dim: 8, train.batch_size: 16,
+            train.max_steps: 6, train.eval_images: 32, train.device: cpu}
+variants:
+  plain: {}
+  beta4: {loss.beta: 4}
+"""
+
+
+def test_a_2x2_grid_writes_all_three_tables_with_the_right_rows_and_columns(tmp_path, capsys):
+    (tmp_path / "grid.yaml").write_text(GRID)
+    out = tmp_path / "out"
+    assert main(["ablate", str(tmp_path / "grid.yaml"), "--seeds", "2", "--out", str(out), "--device", "cpu"]) == 0
+    assert "budget: 6 steps of batch 16" in capsys.readouterr().out
+    md = (out / "table.md").read_text()
+    assert "| plain |" in md and "| beta4 |" in md and "test MSE/px" in md and "±" in md
+    with open(out / "table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["variant"] for r in rows] == ["plain", "beta4"]
+    assert {"train_mse_mean", "test_mse_std", "gap_mean", "kl_mean", "loss_std_mean", "nonfinite_mean",
+            "images_per_second_mean", "knn_mean"} <= rows[0].keys()
+    page = (out / "table.html").read_text()
+    assert page.count("<img") == 2 and all((out / p).is_file() for p in
+                                           [s.split('"')[0] for s in page.split('src="')[1:]])
+    for variant in ("plain", "beta4"):
+        for seed in (0, 1):
+            assert (out / variant / f"seed{seed}" / "summary.json").is_file()
+
+
+def test_a_killed_runner_resumes_without_retraining_finished_cells(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(GRID.replace("train.max_steps: 6", "train.max_steps: 30"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "vaegan", "ablate", str(grid), "--seeds", "2", "--out", str(out),
+               "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "plain" / "seed0" / "ablation.json"
+    deadline = time.time() + 240
+    while not first.is_file() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert first.is_file(), "the first cell never finished"
+    finished_stamp = (out / "plain" / "seed0" / "summary.json").stat().st_mtime_ns
+    assert not (out / "table.md").exists()
+    assert subprocess.run(command, capture_output=True, timeout=600).returncode == 0
+    assert (out / "plain" / "seed0" / "summary.json").stat().st_mtime_ns == finished_stamp  # not retrained
+    assert (out / "table.md").is_file() and (out / "beta4" / "seed1" / "ablation.json").is_file()
+
+
+def test_mean_and_std_over_seeds_from_known_values(tmp_path):
+    cells = [Cell("a", 0, tmp_path, {"test_mse": 1.0, "kl": 10.0}), Cell("a", 1, tmp_path, {"test_mse": 3.0, "kl": 14.0}),
+             Cell("b", 0, tmp_path, {"test_mse": 2.0, "kl": 9.0}), Cell("b", 1, tmp_path, {"test_mse": 2.0, "kl": 7.0})]
+    table = aggregate(cells)
+    assert table["a"]["test_mse"] == pytest.approx((2.0, 2 ** 0.5))
+    assert table["b"]["kl"] == pytest.approx((8.0, 2 ** 0.5))
+    assert mean_std([5.0]) == (5.0, 0.0)
+    line = claim_line(Claim("KL lower with b", "kl", "b", "a"), cells)
+    assert line.startswith("KL lower with b: yes, b - a = -4 +- 4.2")  # per seed: -1 and -7, std sqrt(18)
+
+
+def test_the_regularization_grid_has_each_regulariser_all_and_leave_one_out():
+    grid = regularization_grid()
+    names = [v.name for v in grid.variants]
+    assert names[:7] == ["none", "+weight_decay", "+dropout", "+batchnorm", "+beta4", "+augmentation", "all"]
+    assert len(names) == 12 and all(f"all-{r}" in names for r in ("dropout", "beta4", "augmentation"))
+    all_cfg = next(v for v in grid.variants if v.name == "all").config({})
+    assert (all_cfg.model.dropout, all_cfg.model.batchnorm, all_cfg.loss.beta, all_cfg.optim.weight_decay,
+            all_cfg.data.crop_padding, all_cfg.model.noise_scale) == (0.3, True, 4.0, 1e-4, 4, 0.3)
+    assert len(grid.claims) == 4
+
+
+def test_a_grid_file_with_an_unknown_key_fails_before_training(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: vae-cifar10\nvariants:\n  x: {loss.betta: 2}\n")
+    with pytest.raises(VaeganError, match="did you mean 'loss.beta'"):
+        load_grid(str(bad))
+    with pytest.raises(VaeganError, match="unknown grid"):
+        load_grid("no-such-grid")
