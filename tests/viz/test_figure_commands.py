@@ -130,13 +130,14 @@ def test_report_is_html_whose_images_exist_with_config_and_metrics(runs, name, f
 
 
 def test_compare_puts_runs_side_by_side_with_a_metrics_table(runs, tmp_path):
+    (runs["vae"] / "eval.json").write_text('{"metrics": {"fcd": {"value": 12.625, "protocol": {}}}}')
     page = tmp_path / "cmp.html"
     assert main(["compare", str(runs["cvaegan"]), str(runs["vae"]), str(runs["gan"]), "--out", str(page),
                  "--device", "cpu"]) == 0
     parsed = _parse(page)
     assert len(parsed.images) == 2 + 2 + 1  # samples + reconstructions, except the GAN's reconstructions
     assert all((page.parent / src).is_file() for src in parsed.images)
-    assert all(name in "".join(parsed.text) for name in ("cvaegan", "vae", "gan", "test MSE/pixel"))
+    assert all(name in "".join(parsed.text) for name in ("cvaegan", "vae", "gan", "test MSE/pixel", "FCD", "12.62"))
 
 
 @pytest.mark.parametrize("name", ["vae", "cvaegan"])

@@ -66,10 +66,12 @@ TAIL_STEPS = 100
 
 def metrics_summary(run_dir: Path) -> dict[str, Any]:
     """The numbers a report shows: summary.json (final test metrics, speed, hardware) when the run finished, the
-    last test record otherwise, and the mean of each logged train value over the last 100 steps."""
+    last test record otherwise, the mean of each logged train value over the last 100 steps, and the metrics of
+    eval.json (`vaegan evaluate`) when it exists."""
     run_dir = Path(run_dir)
-    summary_file = run_dir / "summary.json"
+    summary_file, eval_file = run_dir / "summary.json", run_dir / "eval.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    evaluation = json.loads(eval_file.read_text())["metrics"] if eval_file.is_file() else {}
     records = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
     train = [r for r in records if r.get("kind") == "train"]
     tests = [r for r in records if r.get("kind") == "test"]
@@ -79,4 +81,4 @@ def metrics_summary(run_dir: Path) -> dict[str, Any]:
         if values:
             tail[key] = sum(values) / len(values)
     return {"summary": summary, "test": summary.get("test") or (tests[-1] if tests else {}),
-            "train_tail": tail, "steps": train[-1]["step"] if train else 0}
+            "train_tail": tail, "steps": train[-1]["step"] if train else 0, "evaluation": evaluation}

@@ -35,6 +35,7 @@ pre { background: #f6f8fa; padding: .7rem; overflow-x: auto; font-size: .8rem; }
 .runs { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 1rem; }
 .scroll { overflow-x: auto; }
 """
+EVALUATED = ("fid", "fcd", "cc")  # eval.json values shown in the comparison table
 METRIC_NAMES = {"mse_per_pixel": "MSE per pixel", "recon": "reconstruction term", "kl": "KL term",
                 "loss": "objective", "d_loss": "D loss", "gan": "G adversarial loss", "d_real": "D(real) logit",
                 "d_fake": "D(fake) logit", "feature": "feature matching", "nonfinite_steps": "non-finite steps"}
@@ -111,8 +112,11 @@ def write_report(run: LoadedRun, latent_images: int = 2000) -> Path:
             f"step {run.step}</p>"]
     test_rows = [(METRIC_NAMES.get(k, k), v) for k, v in numbers["test"].items() if k not in ("kind", "time")]
     train_rows = [(METRIC_NAMES.get(k, k), v) for k, v in numbers["train_tail"].items()]
+    eval_rows = [(f"{name} {key}", value) for name, metric in numbers["evaluation"].items()
+                 for key, value in metric.items() if isinstance(value, (int, float))]
     body += [f"<h2>Test set</h2>{_table(test_rows)}" if test_rows else "",
              f"<h2>Training (mean of the last 100 steps)</h2>{_table(train_rows)}",
+             f"<h2>Evaluation (eval.json; protocols there)</h2>{_table(eval_rows)}" if eval_rows else "",
              f"<h2>Figures</h2>" + "".join(_figure(page, path, caption) for path, caption in figures),
              f"<h2>Speed and hardware</h2>{_table(speed + list(hardware.items()))}",
              f"<h2>Config</h2><pre>{html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False))}</pre>"]
@@ -129,9 +133,11 @@ def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
     for run in runs:
         numbers = metrics_summary(run.run_dir)
         test, tail = numbers["test"], numbers["train_tail"]
+        evaluated = numbers["evaluation"]
         rows.append([run.run_dir.name, f"{run.cfg.model.name}/{run.cfg.model.arch}", numbers["steps"],
                      test.get("mse_per_pixel", "-"), test.get("kl", "-"), tail.get("d_loss", "-"),
-                     tail.get("gan", "-"), numbers["summary"].get("images_per_second", "-")])
+                     tail.get("gan", "-"), numbers["summary"].get("images_per_second", "-")]
+                    + [evaluated.get(name, {}).get("value", "-") for name in EVALUATED])
         folder = page.parent / f"{page.stem}-figures" / run.run_dir.name
         images = [_figure(page, save_sample_grid(run.model, folder / "samples.png", run.class_names, seed=seed),
                           f"samples (seed {seed})")]
@@ -141,12 +147,14 @@ def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
             images.append(_figure(page, folder / "reconstructions.png",
                                   f"reconstructions; test MSE per pixel {recon['split_mse_per_pixel']:.4f}"))
         cards.append(f"<div><h2>{html.escape(run.run_dir.name)}</h2>{''.join(images)}</div>")
-    header = ["run", "model", "steps", "test MSE/pixel", "test KL", "D loss", "G adv. loss", "images/s"]
+    header = ["run", "model", "steps", "test MSE/pixel", "test KL", "D loss", "G adv. loss", "images/s",
+              *(name.upper() for name in EVALUATED)]
     table = ("<div class=scroll><table><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>"
              + "".join("<tr>" + "".join(f"<td class=num>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
              + "</table></div>")
     body = (f"<h1>Comparison of {len(runs)} runs</h1><p class=sub>Test metrics are final; D and G losses are means "
-            f"of the last 100 training steps.</p>{table}<div class=runs>{''.join(cards)}</div>")
+            f"of the last 100 training steps; {', '.join(n.upper() for n in EVALUATED)} come from each run's "
+            f"eval.json (`vaegan evaluate`) where it exists.</p>{table}<div class=runs>{''.join(cards)}</div>")
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(_page("vaegan comparison", body))
     return page
