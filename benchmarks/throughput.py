@@ -1,6 +1,6 @@
 """Training throughput of the reference VAE against what this machine's matmul speed allows.
 
-    python benchmarks/throughput.py [--steps N] [--warmup N] [--batch-size 128] [--compare]
+    python benchmarks/throughput.py [--steps N] [--warmup N] [--batch-size 128] [--compare] [--preset NAME]
 
 Prints, from one run on one machine:
   * fp32 matmul GFLOP/s (square 4096 matmul, best of several checks spread between the training windows, with
@@ -8,9 +8,9 @@ Prints, from one run on one machine:
   * the training FLOPs per image of the reference VAE (torch.utils.flop_counter over forward + backward of one
     step, divided by the batch size),
   * the bound they imply (images/s = GFLOP/s / GFLOP per image),
-  * the measured training images/s of the `vae-cifar10-regularized` preset through `TrainStep` (the code the
-    trainer runs) with the device's default speed settings, warm-up steps excluded, and its fraction of the
-    bound (mean over all timed steps, and the best window).
+  * the measured training images/s of the `vae-cifar10-regularized` preset (or of `--preset NAME`, GAN steps
+    included) through `TrainStep` (the code the trainer runs) with the device's default speed settings,
+    warm-up steps excluded, and its fraction of the bound (mean over all timed steps, and the best window).
 `--compare` also measures plain eager PyTorch and each speed setting on its own, interleaved in shuffled rounds
 (the machine is noisy: a neighbour's load slows every candidate of a round alike), and prints a table.
 
@@ -30,9 +30,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vaegan.config import load_preset
+from vaegan.data import NUM_CLASSES
 from vaegan.models import build_model
 from vaegan.training.performance import (SpeedSettings, apply_speed_settings, configure_process,
                                          set_host_memory_reuse, speed_defaults)
+from vaegan.training.ema import GeneratorEMA
 from vaegan.training.step import TrainStep, build_adam
 
 PRESET = "vae-cifar10-regularized"
@@ -64,16 +66,22 @@ class Candidate:
     """One training configuration: a fresh model, optimiser and TrainStep, plus resident batches."""
 
     def __init__(self, name: str, settings: SpeedSettings, batch_size: int, device: torch.device,
-                 adam_kwargs: dict | None = None):
-        cfg = load_preset(PRESET)
+                 adam_kwargs: dict | None = None, preset: str = PRESET):
+        cfg = load_preset(preset)
         self.name, self.settings, self.device = name, settings, device
         torch.manual_seed(0)
-        self.model = apply_speed_settings(build_model(cfg.model), settings).to(device)
+        classes = NUM_CLASSES[cfg.data.name]
+        self.model = apply_speed_settings(build_model(cfg.model, classes), settings).to(device)
         kwargs = {"fused": settings.fused_adam or None, **(adam_kwargs or {})}
-        optimizer = build_adam(self.model.parameters(), cfg.optim.lr, cfg.optim.weight_decay,
-                               (cfg.optim.beta1, cfg.optim.beta2), **kwargs)
-        self.step = TrainStep(self.model, optimizer, cfg.loss, speed=settings)
-        self.batches = [torch.rand(batch_size, 3, 32, 32, device=device) * 2 - 1 for _ in range(4)]
+        betas = (cfg.optim.beta1, cfg.optim.beta2)
+        optimizer = build_adam(self.model.autoencoder_parameters(), cfg.optim.lr, cfg.optim.weight_decay, betas,
+                               **kwargs)
+        d_optimizer = None if self.model.discriminator is None else build_adam(
+            self.model.discriminator.parameters(), cfg.optim.d_lr, 0.0, betas, **kwargs)
+        ema = GeneratorEMA(self.model.decoder, cfg.train.ema_decay) if cfg.train.ema_decay else None
+        self.step = TrainStep(self.model, optimizer, cfg.loss, d_optimizer=d_optimizer, ema=ema, speed=settings)
+        self.batches = [(torch.rand(batch_size, 3, 32, 32, device=device) * 2 - 1,
+                         torch.randint(0, classes, (batch_size,), device=device)) for _ in range(4)]
         self.batch_size, self.calls, self.first_step_s = batch_size, 0, None
         self.window_ips: list[float] = []  # images/s of each timed window
 
@@ -86,7 +94,7 @@ class Candidate:
             synchronize(self.device)
             start = time.perf_counter()
             for _ in range(steps):
-                self.step(self.batches[self.calls % len(self.batches)])
+                self.step(*self.batches[self.calls % len(self.batches)])
                 self.calls += 1
             synchronize(self.device)
             return time.perf_counter() - start
@@ -111,12 +119,12 @@ class Candidate:
         return self.batch_size * len(windows) / sum(windows)
 
 
-def training_gflop_per_image(batch_size: int, device: torch.device) -> float:
+def training_gflop_per_image(batch_size: int, device: torch.device, preset: str = PRESET) -> float:
     """FLOPs of one training step (forward + backward; the optimiser's elementwise update is not counted)."""
-    candidate = Candidate("flops", SpeedSettings(), batch_size, device)
+    candidate = Candidate("flops", SpeedSettings(), batch_size, device, preset=preset)
     counter = FlopCounterMode(display=False)
     with counter:
-        candidate.step(candidate.batches[0])
+        candidate.step(*candidate.batches[0])
     return counter.get_total_flops() / batch_size / 1e9
 
 
@@ -137,7 +145,7 @@ def peak_rss_mb() -> float | None:
 def headline(args, device: torch.device, gflop_per_image: float) -> float:
     """Measure the default settings against the matmul bound; returns the best matmul GFLOP/s seen."""
     settings = speed_defaults(device)
-    candidate = Candidate("defaults", settings, args.batch_size, device)
+    candidate = Candidate("defaults", settings, args.batch_size, device, preset=args.preset)
     candidate.warm_up(args.warmup)
     windows = max(1, min(args.windows, args.steps))
     per_window = [args.steps // windows + (i < args.steps % windows) for i in range(windows)]
@@ -223,18 +231,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all", action="store_true",
                         help="with --compare: also the foreach-Adam and single-thread rows (settled: ~1.0x, ~0.6x)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    parser.add_argument("--preset", default=PRESET,
+                        help=f"whose training step to time (default {PRESET}; --compare always uses it)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if args.steps is None:
         args.steps = 12 if args.compare else 30
 
     print(f"torch {torch.__version__} on {device.type}: {torch.get_num_threads()} intra-op threads, "
-          f"{torch.get_num_interop_threads()} inter-op threads; preset {PRESET}")
-    gflop_per_image = training_gflop_per_image(args.batch_size, device)
-    peak_gflops = headline(args, device, gflop_per_image)
+          f"{torch.get_num_interop_threads()} inter-op threads; preset {args.preset}")
+    peak_gflops = headline(args, device, training_gflop_per_image(args.batch_size, device, args.preset))
     if args.compare:
         print()
-        compare(args, device, gflop_per_image, peak_gflops)
+        compare(args, device, training_gflop_per_image(args.batch_size, device), peak_gflops)
 
 
 if __name__ == "__main__":

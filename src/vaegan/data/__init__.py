@@ -3,10 +3,10 @@
 from vaegan.data.augment import random_crop, random_hflip
 from vaegan.data.dataset import ImageDataset
 from vaegan.data.loader import BatchLoader
-from vaegan.data.registry import DATASET_NAMES, load_dataset, prepare_dataset, resolve_data_dir
+from vaegan.data.registry import DATASET_NAMES, NUM_CLASSES, load_dataset, prepare_dataset, resolve_data_dir
 from vaegan.data.shapes10 import SHAPES10_CLASS_NAMES, make_shapes10
 
 __all__ = [
-    "DATASET_NAMES", "SHAPES10_CLASS_NAMES", "BatchLoader", "ImageDataset", "load_dataset", "make_shapes10",
+    "DATASET_NAMES", "NUM_CLASSES", "SHAPES10_CLASS_NAMES", "BatchLoader", "ImageDataset", "load_dataset", "make_shapes10",
     "prepare_dataset", "random_crop", "random_hflip", "resolve_data_dir",
 ]

@@ -12,6 +12,7 @@ from vaegan.data.shapes10 import make_shapes10
 from vaegan.errors import VaeganError
 
 DATASET_NAMES = ("cifar10", "cifar100", "shapes10")
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "shapes10": 10}
 SPLITS = ("train", "test")
 
 
