@@ -1,8 +1,10 @@
 """Fixtures shared across the test folders."""
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from vaegan.config import Config, apply_overrides
 from vaegan.training.trainer import train
@@ -10,6 +12,11 @@ from vaegan.training.trainer import train
 TINY_RUN = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8, "model.latent_dim": 8,
             "model.embed_dim": 4, "train.batch_size": 16, "train.max_steps": 2, "train.eval_images": 32,
             "train.device": "cpu"}
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)  # `pytest -n 2` on 2 cores: one thread per worker, no oversubscription
 
 
 @pytest.fixture(scope="session")

@@ -97,7 +97,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", expect
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError):
         raise VaeganError(corrupt) from None
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
-        raise VaeganError(f"{path} is not a {expected_format} file")
+        raise VaeganError(f"{path} is not a {expected_format.replace('-', ' ')} file")
     if payload.get("version") != VERSION:
         raise VaeganError(f"{path} has checkpoint version {payload.get('version')}; this vaegan reads version "
                           f"{VERSION}")
