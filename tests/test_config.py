@@ -98,6 +98,7 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
     ({"model.name": "vaegan", "loss.d_on_recon": False, "loss.d_on_prior": False}, "needs fakes"),
     ({"model.name": "gan", "loss.d_on_prior": False}, "d_on_prior must be true"),
     ({"model.name": "gan", "loss.gan_weight": 0}, "gan_weight must be > 0"),
+    ({"model.name": "gan", "train.vae_warmup_epochs": 1}, "vae_warmup_epochs must be 0"),
     ({"model.name": "vae", "loss.feature_weight": 1.0}, "needs model.name=vaegan"),
 ])
 def test_inconsistent_combinations_are_refused_with_the_keys_named(overrides, pattern):

@@ -298,6 +298,8 @@ def check_consistency(cfg: Config) -> None:
     if cfg.model.name == "gan" and not cfg.loss.d_on_prior:
         raise VaeganError("model.name=gan has no encoder, so its discriminator sees prior samples only: "
                           "loss.d_on_prior must be true")
+    if cfg.model.name == "gan" and cfg.train.vae_warmup_epochs > 0:
+        raise VaeganError("model.name=gan has no VAE part to warm up: train.vae_warmup_epochs must be 0")
     if cfg.model.name == "gan" and cfg.loss.gan_weight == 0:
         raise VaeganError("model.name=gan trains on the GAN loss alone: loss.gan_weight must be > 0")
     if cfg.loss.feature_weight > 0 and cfg.model.name != "vaegan":
