@@ -302,9 +302,9 @@ def check_consistency(cfg: Config) -> None:
         raise VaeganError("model.name=gan has no VAE part to warm up: train.vae_warmup_epochs must be 0")
     if cfg.model.name == "gan" and cfg.loss.gan_weight == 0:
         raise VaeganError("model.name=gan trains on the GAN loss alone: loss.gan_weight must be > 0")
-    if cfg.loss.feature_weight > 0 and cfg.model.name != "vaegan":
+    if cfg.loss.feature_weight > 0 and (cfg.model.name != "vaegan" or not cfg.loss.d_on_recon):
         raise VaeganError("loss.feature_weight > 0 matches reconstructions in D's features: it needs "
-                          "model.name=vaegan")
+                          "model.name=vaegan and loss.d_on_recon=true")
 
 
 def frozen_differences(old: Config, new: Config) -> list[str]:

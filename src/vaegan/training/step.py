@@ -107,7 +107,7 @@ class TrainStep:
         cfg, discriminator = self.loss, self.model.discriminator
         fake = torch.cat(fakes)
         y_fake = None if y is None else y.repeat(len(fakes))
-        match_features = cfg.feature_weight > 0 and self.model.encoder is not None and cfg.d_on_recon
+        match_features = cfg.feature_weight > 0  # config checks: a vaegan whose D sees reconstructions
         discriminator.requires_grad_(False)  # E/G's loss needs gradients through D, not for D's weights
         try:
             if match_features:
