@@ -217,13 +217,19 @@ def _budget(text: str) -> float:
 
 def _cmd_ablate(args: argparse.Namespace) -> None:
     from vaegan.ablation.grids import load_grid
-    from vaegan.ablation.runner import run_grid
+    from vaegan.ablation.runner import SuiteOptions, run_grid
     from vaegan.ablation.table import claim_line, write_tables
+    from vaegan.evaluation.inception import present_weights_path
+    from vaegan.evaluation.suite import cache_dir
 
     grid = load_grid(args.grid)
     overrides = parse_override_args(args.overrides)
     out = Path(args.out or f"runs/ablate-{grid.name}")
-    cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device)
+    if args.classifier and not Path(args.classifier).is_file():
+        raise VaeganError(f"--classifier: no file at {args.classifier}")
+    inception = present_weights_path(args.inception_weights, cache_dir())
+    suite = SuiteOptions(Path(args.classifier) if args.classifier else None, inception and str(inception))
+    cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device, suite)
     paths = write_tables(grid, cells, out, budget_line)
     print(budget_line)
     for claim in grid.claims:
@@ -330,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--budget", type=_budget, help="a fraction of each preset's schedule, e.g. 0.05")
     ablate.add_argument("--out", help="default runs/ablate-GRID")
     ablate.add_argument("--device", default="auto")
+    ablate.add_argument("--classifier", help="adds FCD and class consistency (a `vaegan classifier train` file)")
+    ablate.add_argument("--inception-weights", help="adds FID (else $VAEGAN_INCEPTION or the cached file, if any)")
     ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every variant")
     ablate.set_defaults(func=_cmd_ablate)
 

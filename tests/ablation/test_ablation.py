@@ -66,6 +66,26 @@ def test_a_killed_runner_resumes_without_retraining_finished_cells(tmp_path):
     assert (out / "table.md").is_file() and (out / "beta4" / "seed1" / "ablation.json").is_file()
 
 
+def test_a_classifier_given_later_adds_fcd_and_class_consistency_without_retraining(tmp_path, capsys):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(GRID.replace("beta4: {loss.beta: 4}", "conditional: {model.conditional: true}"))
+    out, classifier = tmp_path / "out", tmp_path / "classifier.pt"
+    ablate = ["ablate", str(grid), "--seeds", "1", "--out", str(out), "--device", "cpu"]
+    assert main(ablate) == 0
+    assert "FCD" not in (out / "table.md").read_text()
+    trained = (out / "plain" / "seed0" / "summary.json").stat().st_mtime_ns
+    assert main(["classifier", "train", "--dataset", "shapes10", "--out", str(classifier), "train.max_steps=4",
+                 "model.channels=8", "train.device=cpu"]) == 0
+    assert main([*ablate, "--classifier", str(classifier)]) == 0
+    assert (out / "plain" / "seed0" / "summary.json").stat().st_mtime_ns == trained
+    with open(out / "table.csv") as f:
+        rows = {r["variant"]: r for r in csv.DictReader(f)}
+    assert all(float(rows[v]["fcd_mean"]) > 0 and float(rows[v]["fcd_floor_mean"]) >= 0 for v in rows)
+    assert rows["plain"]["cc_mean"] == "" and 0 <= float(rows["conditional"]["cc_mean"]) <= 1
+    assert main([*ablate, "--classifier", str(tmp_path / "missing.pt")]) == 2
+    assert "--classifier: no file at" in capsys.readouterr().err
+
+
 def test_mean_and_std_over_seeds_from_known_values(tmp_path):
     cells = [Cell("a", 0, tmp_path, {"test_mse": 1.0, "kl": 10.0}), Cell("a", 1, tmp_path, {"test_mse": 3.0, "kl": 14.0}),
              Cell("b", 0, tmp_path, {"test_mse": 2.0, "kl": 9.0}), Cell("b", 1, tmp_path, {"test_mse": 2.0, "kl": 7.0})]

@@ -17,15 +17,24 @@ from typing import Any
 from vaegan.ablation.grids import Grid
 from vaegan.config import Config, apply_overrides
 from vaegan.data import load_dataset
+from vaegan.errors import VaeganError
 from vaegan.evaluation.features import real_batches
 from vaegan.evaluation.latent import encode_means, knn_accuracy
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
-from vaegan.evaluation.run import load_run
+from vaegan.evaluation.run import LoadedRun, load_run
+from vaegan.evaluation.suite import Evaluation, cache_dir
 from vaegan.training.metrics import read_metrics
 from vaegan.training.trainer import resume, train
 
 MEASURE_IMAGES = 2000  # train and test images each cell is measured on
 STABILITY_TAIL = 0.2  # the last 20% of the steps
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """What the evaluation suite may use: a classifier (FCD, class consistency) and Inception weights (FID)."""
+    classifier: Path | None = None
+    inception_weights: str | None = None
 
 
 @dataclass
@@ -56,14 +65,10 @@ def run_cell(cfg: Config, run_dir: Path, steps: int) -> None:
         train(apply_overrides(cfg, {"train.max_steps": steps}), run_dir)
 
 
-def measure(run_dir: Path, device: str) -> dict[str, float]:
-    """The table's numbers for one finished run (cached in RUN/ablation.json)."""
-    cached = run_dir / "ablation.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
-    run = load_run(run_dir, device)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    losses = [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl")
+def training_values(run: LoadedRun) -> dict[str, float]:
+    """Reconstruction, KL, generalisation gap, latent kNN and stability of a finished run."""
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    losses = [r["loss"] for r in read_metrics(run.run_dir / "metrics.jsonl")
               if r.get("kind") == "train" and isinstance(r.get("loss"), (int, float))]
     tail = losses[-max(2, math.ceil(STABILITY_TAIL * len(losses))):]
     values: dict[str, float] = {"loss_std": statistics.stdev(tail) if len(tail) > 1 else 0.0,
@@ -78,6 +83,41 @@ def measure(run_dir: Path, device: str) -> dict[str, float]:
                       gap=test_eval["mse_per_pixel"] - train_eval["mse_per_pixel"], kl=test_eval["kl"],
                       test_nelbo=test_eval["loss"],
                       knn=knn_accuracy(encode_means(run.model, splits["test"], run.device), splits["test"].labels))
+    return values
+
+
+def suite_values(run: LoadedRun, suite: SuiteOptions) -> dict[str, float]:
+    """FCD (with its real-vs-real floor), class consistency and FID on MEASURE_IMAGES samples, as available."""
+    metrics = ["fcd", "cc"] if suite.classifier else []
+    if suite.inception_weights:
+        metrics.append("fid")
+    record = Evaluation(run, MEASURE_IMAGES, 0, suite.inception_weights, suite.classifier, cache_dir()).run_all(metrics)
+    if "fcd" in record["skipped"] or "fid" in record["skipped"]:
+        raise VaeganError(record["skipped"].get("fcd") or record["skipped"]["fid"])
+    results = record["metrics"]
+    values = {}
+    if "fcd" in results:
+        values.update(fcd=results["fcd"]["value"], fcd_floor=results["fcd"]["real_vs_real_floor"])
+    if "cc" in results:
+        values["cc"] = results["cc"]["value"]
+    if "fid" in results:
+        values["fid"] = results["fid"]["value"]
+    return values
+
+
+def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> dict[str, float]:
+    """The table's numbers for one finished run, cached in RUN/ablation.json; suite metrics missing from the
+    cache (a classifier or Inception weights given later) are added to it."""
+    suite = suite or SuiteOptions()
+    cached = run_dir / "ablation.json"
+    values = json.loads(cached.read_text()) if cached.is_file() else {}
+    wanted_suite = (suite.classifier and "fcd" not in values) or (suite.inception_weights and "fid" not in values)
+    if values and not wanted_suite:
+        return values
+    run = load_run(run_dir, device)
+    values = values or training_values(run)
+    if wanted_suite:
+        values.update(suite_values(run, suite))
     partial = cached.with_name(f".ablation.json.{os.getpid()}.tmp")
     partial.write_text(json.dumps(values, indent=2))
     os.replace(partial, cached)
@@ -85,7 +125,7 @@ def measure(run_dir: Path, device: str) -> dict[str, float]:
 
 
 def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
-             device: str = "auto", log=print) -> tuple[list[Cell], str]:
+             device: str = "auto", suite: SuiteOptions | None = None, log=print) -> tuple[list[Cell], str]:
     """Train and measure every cell; returns the cells and a line saying which budget was used."""
     cells = []
     budget_line = ""
@@ -99,5 +139,5 @@ def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides:
             run_dir = out / variant.name / f"seed{seed}"
             log(f"{variant.name} seed {seed}: {run_dir}")
             run_cell(cfg, run_dir, steps)
-            cells.append(Cell(variant.name, seed, run_dir, measure(run_dir, device)))
+            cells.append(Cell(variant.name, seed, run_dir, measure(run_dir, device, suite)))
     return cells, budget_line

@@ -13,8 +13,9 @@ from vaegan.ablation.runner import Cell
 
 COLUMNS = [("train_mse", "train MSE/px"), ("test_mse", "test MSE/px"), ("gap", "gap (test-train)"),
            ("kl", "KL (nats)"), ("test_nelbo", "test -ELBO"), ("loss_std", "loss std, last 20%"),
-           ("nonfinite", "non-finite steps"), ("knn", "5-NN acc. of means"), ("images_per_second", "images/s"),
-           ("wall_seconds", "wall s")]
+           ("nonfinite", "non-finite steps"), ("knn", "5-NN acc. of means"), ("fcd", "FCD"),
+           ("fcd_floor", "FCD floor (train vs test)"), ("cc", "class consistency"), ("fid", "FID"),
+           ("images_per_second", "images/s"), ("wall_seconds", "wall s")]
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

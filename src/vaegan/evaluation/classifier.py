@@ -90,8 +90,9 @@ def train_classifier(cfg: Config, train_set: ImageDataset, test_set: ImageDatase
             if step >= total:
                 break
         epoch += 1
+    train_seconds = round(time.perf_counter() - started, 1)
     result = {"dataset": train_set.name, "test_accuracy": accuracy(model, test_set, device), "steps": step,
-              "train_seconds": round(time.perf_counter() - started, 1)}
+              "train_seconds": train_seconds}
     save_atomic({"format": FORMAT, "version": 1, "state": model.state_dict(), "channels": cfg.model.channels,
                  "num_classes": train_set.num_classes, "class_names": train_set.class_names, **result}, out)
     return result

@@ -211,6 +211,14 @@ def inception_weights_path(configured: str | None, cache_dir: Path, download: bo
     return cache
 
 
+def present_weights_path(configured: str | None, cache_dir: Path) -> Path | None:
+    """The weights file when one is configured or already cached, else None (never downloads): for callers
+    that add FID only where the weights are at hand."""
+    if not (configured or os.environ.get(ENV_VAR) or (Path(cache_dir) / WEIGHTS_FILE).is_file()):
+        return None
+    return inception_weights_path(configured, cache_dir, download=False)
+
+
 def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInceptionV3:
     """The network with the weights of `path` (loaded with weights_only), in eval mode."""
     model = FIDInceptionV3()
