@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from vaegan.cli import main
+from vaegan.cli import main, parse_args
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -80,3 +80,14 @@ def test_an_inconsistent_config_is_one_line(tmp_path):
     line = _one_error_line(run_cli("train", "--preset", "gan-cifar100", "--run-dir", str(tmp_path / "run"),
                                    "data.name=shapes10", "loss.d_on_prior=false"))
     assert "d_on_prior" in line
+
+
+def test_overrides_may_follow_the_options_and_anything_else_unknown_is_refused(capsys):
+    args = parse_args(["ablate", "regularization", "a.b=1", "--seeds", "2", "train.max_steps=3"])
+    assert (args.seeds, args.overrides) == (2, ["a.b=1", "train.max_steps=3"])
+    assert parse_args(["train", "--preset", "vae-cifar10", "--run-dir", "r", "loss.beta=2"]).overrides == ["loss.beta=2"]
+    for argv in (["ablate", "regularization", "--seeds", "2", "--bogus"], ["presets", "loss.beta=2"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(argv)
+        assert exit_info.value.code == 2
+    assert "unrecognized arguments: loss.beta=2" in capsys.readouterr().err
