@@ -46,10 +46,10 @@ def main() -> None:
         timed("first call, uncached", args.n + n_test, lambda: warm.run_all(["fcd", "cc", "pr"]))
         evaluation = Evaluation(run, args.n, 0, None, args.classifier, Path(cache))
         print(f"offline suite on {args.n} generated + {n_test} real test images, cached reference features:")
-        total = timed("recon (test split)", n_test, lambda: evaluation.recon(set()))
-        total += timed("latent (train + test means, probe)", 2 * n_test, lambda: evaluation.latent(set()))
+        total = timed("recon (test split)", n_test, lambda: evaluation.recon([]))
+        total += timed("latent (train + test means, probe)", 2 * n_test, lambda: evaluation.latent([]))
         total += timed("fcd + cc + pr (generate + features)", args.n,
-                       lambda: evaluation.classifier({"fcd", "cc", "pr"}))
+                       lambda: evaluation.classifier(["fcd", "cc", "pr"]))
         print(f"  total {total:.1f} s (bar: under 120 s)")
     network = FIDInceptionV3().eval().to(memory_format=torch.channels_last).to(run.device)
     images = torch.rand(args.inception_images, 3, 32, 32, device=run.device) * 2 - 1

@@ -185,8 +185,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     for name, value in record["metrics"].items():
         numbers = {k: v for k, v in value.items() if k != "protocol" and isinstance(v, (int, float))}
         print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in numbers.items()))
+    by_reason: dict[str, list[str]] = {}
     for name, reason in record["skipped"].items():
-        print(f"{name}: skipped: {reason}")
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():  # one line per cause: fid, kid, is share the missing weights
+        print(f"{', '.join(names)}: skipped: {reason}")
     print(f"written to {run.run_dir / 'eval.json'} ({record['generator']} generator, seed {record['seed']})")
 
 

@@ -68,7 +68,7 @@ class Evaluation:
 
     # ---- per group -----------------------------------------------------------------------------------
 
-    def recon(self, _: set[str]) -> None:
+    def recon(self, _: list[str]) -> None:
         test = self.run.dataset("test")
         loss = self.run.cfg.loss
         values = evaluate_reconstruction(self.run.model, feat.real_batches(test, self.run.device), loss.beta,
@@ -77,7 +77,7 @@ class Evaluation:
             reference="test split", n_real=len(test), z="posterior mean",
             reduction=loss.reduction, beta=loss.beta)}
 
-    def latent(self, _: set[str]) -> None:
+    def latent(self, _: list[str]) -> None:
         from sklearn.linear_model import LogisticRegression
 
         model, device = self.run.model, self.run.device
@@ -100,7 +100,7 @@ class Evaluation:
         return feat.cached_features(self.cache, key,
                                     lambda: feat.extract(feat.real_batches(dataset, self.run.device), extractor))
 
-    def inception(self, wanted: set[str]) -> None:
+    def inception(self, wanted: list[str]) -> None:
         path = inception_weights_path(self.inception_weights, self.cache)
         digest = sha256_of(path)
         network = load_fid_inception(path, self.run.device)
@@ -125,9 +125,9 @@ class Evaluation:
             self.results["is"] = {"value": mean, "std": std,
                                   "protocol": {**protocol, "splits": 10, "logits": 1008}}
 
-    def classifier(self, wanted: set[str]) -> None:
+    def classifier(self, wanted: list[str]) -> None:
         if self.classifier_path is None:
-            raise VaeganError(f"{', '.join(sorted(wanted))} need a classifier: train one with `vaegan classifier "
+            raise VaeganError(f"{', '.join(wanted)} need a classifier: train one with `vaegan classifier "
                               f"train --dataset {self.run.cfg.data.name}` and pass --classifier FILE")
         network, info = clf.load_classifier(self.classifier_path, self.run.device)
         clf.check_matches(info, self.run.cfg.data.name, self.classifier_path)
@@ -175,7 +175,7 @@ class Evaluation:
         for group, needs_encoder, method in (({"recon"}, True, self.recon), ({"latent"}, True, self.latent),
                                              (INCEPTION_METRICS, False, self.inception),
                                              (CLASSIFIER_METRICS, False, self.classifier)):
-            names = group & wanted
+            names = [name for name in METRICS if name in group & wanted]
             if not names:
                 continue
             if needs_encoder and not has_encoder:
