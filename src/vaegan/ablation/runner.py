@@ -28,6 +28,8 @@ from vaegan.training.trainer import resume, train
 
 MEASURE_IMAGES = 2000  # train and test images each cell is measured on
 STABILITY_TAIL = 0.2  # the last 20% of the steps
+SUITE_COLUMNS = {"fcd": ("fcd", "value"), "fcd_floor": ("fcd", "real_vs_real_floor"), "cc": ("cc", "value"),
+                 "fid": ("fid", "value")}  # table column -> (eval.json metric, its field)
 
 
 @dataclass(frozen=True)
@@ -95,14 +97,7 @@ def suite_values(run: LoadedRun, suite: SuiteOptions) -> dict[str, float]:
     if "fcd" in record["skipped"] or "fid" in record["skipped"]:
         raise VaeganError(record["skipped"].get("fcd") or record["skipped"]["fid"])
     results = record["metrics"]
-    values = {}
-    if "fcd" in results:
-        values.update(fcd=results["fcd"]["value"], fcd_floor=results["fcd"]["real_vs_real_floor"])
-    if "cc" in results:
-        values["cc"] = results["cc"]["value"]
-    if "fid" in results:
-        values["fid"] = results["fid"]["value"]
-    return values
+    return {column: results[metric][key] for column, (metric, key) in SUITE_COLUMNS.items() if metric in results}
 
 
 def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> dict[str, float]:
