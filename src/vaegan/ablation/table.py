@@ -91,7 +91,7 @@ def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> 
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport "
         "content=\"width=device-width, initial-scale=1\"><title>vaegan ablation</title><style>"
         "body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1rem}"
-        "table{border-collapse:collapse;font-size:.85rem}td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;"
+        "table{border-collapse:collapse;font-size:.85rem}td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;white-space:nowrap;"
         "text-align:right}th:first-child{text-align:left}.grids{display:grid;grid-template-columns:"
         "repeat(auto-fit,minmax(220px,1fr));gap:.8rem}img{max-width:100%;image-rendering:pixelated}"
         "</style></head><body>"
