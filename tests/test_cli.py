@@ -85,7 +85,8 @@ def test_an_inconsistent_config_is_one_line(tmp_path):
 def test_overrides_may_follow_the_options_and_anything_else_unknown_is_refused(capsys):
     args = parse_args(["ablate", "regularization", "a.b=1", "--seeds", "2", "train.max_steps=3"])
     assert (args.seeds, args.overrides) == (2, ["a.b=1", "train.max_steps=3"])
-    assert parse_args(["train", "--preset", "vae-cifar10", "--run-dir", "r", "loss.beta=2"]).overrides == ["loss.beta=2"]
+    train_args = parse_args(["train", "--preset", "vae-cifar10", "--run-dir", "r", "loss.beta=2"])
+    assert train_args.overrides == ["loss.beta=2"]
     for argv in (["ablate", "regularization", "--seeds", "2", "--bogus"], ["presets", "loss.beta=2"]):
         with pytest.raises(SystemExit) as exit_info:
             parse_args(argv)

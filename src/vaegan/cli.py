@@ -231,7 +231,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     if args.classifier and not Path(args.classifier).is_file():
         raise VaeganError(f"--classifier: no file at {args.classifier}")
     inception = present_weights_path(args.inception_weights, cache_dir())
-    suite = SuiteOptions(Path(args.classifier) if args.classifier else None, inception and str(inception))
+    suite = SuiteOptions(Path(args.classifier) if args.classifier else None, str(inception) if inception else None)
     cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device, suite)
     paths = write_tables(grid, cells, out, budget_line)
     print(budget_line)

@@ -87,7 +87,8 @@ def test_a_classifier_given_later_adds_fcd_and_class_consistency_without_retrain
 
 
 def test_mean_and_std_over_seeds_from_known_values(tmp_path):
-    cells = [Cell("a", 0, tmp_path, {"test_mse": 1.0, "kl": 10.0}), Cell("a", 1, tmp_path, {"test_mse": 3.0, "kl": 14.0}),
+    cells = [Cell("a", 0, tmp_path, {"test_mse": 1.0, "kl": 10.0}),
+             Cell("a", 1, tmp_path, {"test_mse": 3.0, "kl": 14.0}),
              Cell("b", 0, tmp_path, {"test_mse": 2.0, "kl": 9.0}), Cell("b", 1, tmp_path, {"test_mse": 2.0, "kl": 7.0})]
     table = aggregate(cells)
     assert table["a"]["test_mse"] == pytest.approx((2.0, 2 ** 0.5))
