@@ -177,6 +177,7 @@ def compare(args, device: torch.device, gflop_per_image: float, peak_gflops: flo
              ("+fused_adam", replace(eager, fused_adam=True), None),
              ("+foreach_adam", eager, {"foreach": True}),
              ("+fast_dropout", replace(eager, fast_dropout=True), None),
+             ("+gemm_weight_grad", replace(eager, gemm_weight_grad=True), None),
              ("+reuse_host_memory", replace(eager, reuse_host_memory=True), None),
              ("+compile", replace(eager, compile=True), None),
              ("num_threads=1", replace(eager, num_threads=1), None),

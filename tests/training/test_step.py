@@ -150,7 +150,9 @@ def test_speed_defaults_per_device():
     assert cpu.reuse_host_memory == sys.platform.startswith("linux")
     assert cpu.fused_adam == (tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4))
     cuda = speed_defaults(torch.device("cuda"))
+    assert cpu.gemm_weight_grad
     assert cuda.channels_last and cuda.fused_adam and not cuda.fast_dropout and not cuda.compile
+    assert not cuda.gemm_weight_grad
     assert not cuda.reuse_host_memory
     assert speed_defaults("mps") == SpeedSettings()
     assert SpeedSettings().describe() == "eager"

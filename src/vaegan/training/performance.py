@@ -42,6 +42,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from vaegan.training.gemm_conv import use_gemm_weight_grad
+
 
 @dataclass(frozen=True)
 class SpeedSettings:
@@ -51,6 +53,7 @@ class SpeedSettings:
     fused_adam: bool = False  # Adam(fused=True): one kernel for the whole update
     fast_dropout: bool = False  # nn.Dropout -> FastDropout (same distribution, cheaper RNG on CPU)
     compile: bool = False  # torch.compile the forward pass + loss inside TrainStep
+    gemm_weight_grad: bool = False  # wide convs compute dW as im2col + one GEMM (see gemm_conv.py)
     reuse_host_memory: bool = False  # glibc malloc keeps freed blocks instead of unmapping them (process-wide)
     num_threads: int | None = None  # intra-op threads; None keeps torch's default (one per physical core)
 
@@ -86,7 +89,8 @@ def speed_defaults(device: torch.device | str) -> SpeedSettings:
     kind = torch.device(device).type
     if kind == "cpu":
         return SpeedSettings(channels_last=True, fused_adam=_torch_at_least(2, 4),
-                             fast_dropout=not _mkl_bernoulli(), reuse_host_memory=sys.platform.startswith("linux"))
+                             fast_dropout=not _mkl_bernoulli(), gemm_weight_grad=True,
+                             reuse_host_memory=sys.platform.startswith("linux"))
     if kind == "cuda":
         return SpeedSettings(channels_last=True, fused_adam=True)
     return SpeedSettings()  # mps and anything else: plain eager
@@ -178,6 +182,8 @@ def apply_speed_settings(model: nn.Module, settings: SpeedSettings) -> nn.Module
     """
     if settings.fast_dropout:
         _use_fast_dropout(model)
+    if settings.gemm_weight_grad:
+        use_gemm_weight_grad(model)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
     return model
