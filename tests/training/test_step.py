@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from vaegan.models import VAE
-from vaegan.training.performance import (FastDropout, SpeedSettings, apply_speed_settings, set_host_memory_reuse,
+from vaegan.training.fast_dropout import FastDropout
+from vaegan.training.performance import (SpeedSettings, apply_speed_settings, set_host_memory_reuse,
                                          speed_defaults)
 from vaegan.config import LossConfig
 from vaegan.training.step import TrainStep, build_adam

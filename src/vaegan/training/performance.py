@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from vaegan.training.fast_dropout import use_fast_dropout
 from vaegan.training.gemm_conv import use_gemm_weight_grad
 
 
@@ -134,46 +135,6 @@ def set_host_memory_reuse(enabled: bool) -> bool:
     return done
 
 
-class FastDropout(nn.Dropout):
-    """nn.Dropout with a cheaper random mask, for CPUs.
-
-    ATen's CPU `bernoulli_` draws a double per element from the generator, serially (its parallel MKL path is
-    taken on Intel CPUs only), which made dropout ~25% of a training step on AMD. This layer keeps an element
-    when a 16-bit random integer is >= round(p * 2^16), reading four such integers from each 64-bit draw of
-    `random_`; forward + backward of the reference VAE's six dropouts cost ~50 ms per step instead of ~310 ms.
-    p is thus rounded to a multiple of 2^-16 (0.3 -> 0.3000031), and kept elements are scaled by
-    1 / (1 - rounded p), which keeps the layer unbiased.
-
-    It draws from the global generator: deterministic for a fixed seed and resumable from
-    `torch.get_rng_state()`. Its random stream differs from nn.Dropout's, so a run with it is reproducible
-    but not bit-identical to one without it. State dicts are unchanged (dropout has no state).
-    """
-
-    LEVELS = 1 << 16
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        drop_levels = round(self.p * self.LEVELS)
-        if drop_levels >= self.LEVELS:
-            return x * 0.0
-        n = x.numel()
-        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2**63, None)
-        bits = words.view(torch.int16)[:n]  # uniform on [-2^15, 2^15)
-        mask = torch.empty_like(x)  # x's memory layout; filled in memory order
-        torch.ge(bits, drop_levels - self.LEVELS // 2, out=mask.as_strided((n,), (1,)))
-        mask.mul_(self.LEVELS / (self.LEVELS - drop_levels))  # {0, 1 / (1 - p)}, reused by backward
-        return x.mul_(mask) if self.inplace else x * mask
-
-
-def _use_fast_dropout(module: nn.Module) -> None:
-    for name, child in module.named_children():
-        if type(child) is nn.Dropout:
-            setattr(module, name, FastDropout(child.p, child.inplace))
-        else:
-            _use_fast_dropout(child)
-
-
 def apply_speed_settings(model: nn.Module, settings: SpeedSettings) -> nn.Module:
     """Apply the model-side settings in place and return the model (state_dict keys and values unchanged).
 
@@ -181,7 +142,7 @@ def apply_speed_settings(model: nn.Module, settings: SpeedSettings) -> nn.Module
     `configure_process`.
     """
     if settings.fast_dropout:
-        _use_fast_dropout(model)
+        use_fast_dropout(model)
     if settings.gemm_weight_grad:
         use_gemm_weight_grad(model)
     if settings.channels_last:
