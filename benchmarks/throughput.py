@@ -10,7 +10,9 @@ Prints, from one run on one machine:
   * the bound they imply (images/s = GFLOP/s / GFLOP per image),
   * the measured training images/s of the `vae-cifar10-regularized` preset (or of `--preset NAME`, GAN steps
     included) through `TrainStep` (the code the trainer runs) with the device's default speed settings,
-    warm-up steps excluded, and its fraction of the bound (mean over all timed steps, and the best window).
+    warm-up steps excluded, and its fraction of the bound: mean over all timed steps against the best matmul
+    check (the headline), the best window, and each window against the matmul checks taken just before and
+    after it (median over windows; on a shared machine whose speed drifts, this compares like with like).
 `--compare` also measures plain eager PyTorch and each speed setting on its own, interleaved in shuffled rounds
 (the machine is noisy: a neighbour's load slows every candidate of a round alike), and prints a table.
 
@@ -166,6 +168,12 @@ def headline(args, device: torch.device, gflop_per_image: float) -> float:
     print(f"settings: {settings.describe()}; first step {candidate.first_step_s:.1f} s"
           + (f"; peak RSS {rss:.0f} MB" if rss else ""))
     print(f"fraction of bound: {ips / bound:.1%} (best window {max(candidate.window_ips) / bound:.1%})")
+    # The matmul speed of this shared VM moves by +-10% within a run (other tenants, clock boost). Against the
+    # checks just before and after it, each window is compared with the machine as it was at that time.
+    paired = [window * gflop_per_image / ((before + after) / 2)
+              for window, before, after in zip(candidate.window_ips, gflops, gflops[1:])]
+    print(f"fraction against the matmul checks around each window: median {statistics.median(paired):.1%} "
+          f"(windows {min(paired):.1%}-{max(paired):.1%})")
     return peak
 
 
