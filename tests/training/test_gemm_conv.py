@@ -70,6 +70,7 @@ def test_only_plain_wide_convs_are_switched_and_the_state_dict_is_kept():
         nn.Conv2d(64, 64, 3, 1, 1),  # switched
         nn.ConvTranspose2d(64, 64, 4, 2, 1),  # switched
         nn.Conv2d(3, 64, 3, 1, 1),  # too thin
+        nn.Conv2d(64, 64, 1),  # 1x1: nothing to gain
         nn.Conv2d(64, 64, 3, 1, 1, groups=2),
         nn.Conv2d(64, 64, 3, 1, 2, dilation=2),
         nn.Conv2d(64, 64, 3, 1, 1, padding_mode="reflect"),

@@ -15,6 +15,7 @@ def _fill(words: torch.Tensor, seed: int) -> torch.Tensor:
     return words.random_(-2**63, None, generator=torch.Generator().manual_seed(seed))
 
 
+@torch.compiler.disable  # generators and a helper thread: runs eagerly under torch.compile (no trace warning)
 def random_words(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """n uniform 64-bit integers; on CPU the two halves come from two generators, filled concurrently.
 
