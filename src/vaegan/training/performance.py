@@ -14,11 +14,18 @@ so take +-5%):
                      MKL path is Intel-only) and took ~25% of a step                        (off on Intel+MKL)
   reuse_host_memory  glibc keeps freed memory: 75-95k page faults per      1.01-1.17x  0.82x          on (Linux)
                      step become 0
+  gemm_weight_grad   wide convs' weight gradient as im2col + one GEMM      0.94x       0.87-0.92x     on
+                     (gemm_conv.py: oneDNN's AVX2 dW kernels are the        (needs channels_last)
+                     slowest part of a step); 5 paired A/B runs: 1.09-1.18x when added to the others
   fused_adam         one kernel for the Adam update (11 ms vs 23 ms/step)  ~1.0x       1.00x          on
   compile            torch.compile(forward + loss): ~30 s to compile       ~1.0x       +0-2% if added off
                      (~6 s with a warm cache), recompiles per batch shape
   num_threads        torch's default (one per physical core); 1 thread:    0.61x                      None
-  all defaults: 1.24-1.44x eager (1.44x over 20 paired rounds).
+  all defaults: 1.24-1.44x eager before gemm_weight_grad (1.44x over 20 paired rounds), 1.38x with it in
+  one 4-round comparison (session 4; its rounds spread +-10%).
+Tried and dropped (no gain measured): drawing the dropout words from two generators in two threads (2x faster
+alone, 1.00x in a step), OMP_WAIT_POLICY/GOMP_SPINCOUNT, ConvTranspose2d forward as GEMM + col2im, sub-pixel
+or stride-1 rewrites of the transposed convs.
 
 On CUDA, channels_last and fused Adam are the standard wins; bernoulli_ is already fast there. MPS gets the
 plain eager path. oneDNN (torch.backends.mkldnn) must stay on: without it a CPU step is 2-4x slower.
