@@ -4,7 +4,7 @@ On the AVX2 CPUs we measured (2-core AMD EPYC, torch 2.13 with oneDNN 3.12), one
 for the reference VAE's wide layers run at 55-120 GFLOP/s while MKL's sgemm on the same numbers runs at
 115-150. Forward and input-gradient kernels are fine (130-160 GFLOP/s) and stay with oneDNN. So these
 layers compute dW as im2col(input) x grad_output, a copy of the input's patches followed by a single GEMM.
-Per-layer times at batch 128 (benchmarks/throughput.py's model, medians of 21 interleaved repeats):
+Per-layer times at batch 128 (benchmarks/throughput.py's model; medians of 11-21 interleaved repeats):
 
     layer (in -> out, output size)     oneDNN dW   im2col + GEMM
     Conv2d 128 -> 256, 8x8              92 ms       73 ms
@@ -17,7 +17,7 @@ Per-layer times at batch 128 (benchmarks/throughput.py's model, medians of 21 in
     Conv2d 64 -> 64 1x1, 32x32          12 ms       17 ms       (1x1: the patch copy is pure overhead)
 
 It pays together with channels_last (the CPU default); on NCHW tensors the layout copies ate the gain in a
-whole-step comparison (0.94x eager alone, against 1.11-1.18x when added to the other CPU defaults).
+whole-step comparison (0.94x eager alone, against 1.09-1.18x when added to the other CPU defaults).
 
 The gradient is the same sum in another order (float rounding differs), and it is deterministic: runs stay
 bit-for-bit reproducible and resumable. Parameters, state_dict keys and forward results are unchanged.

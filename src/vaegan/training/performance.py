@@ -14,9 +14,9 @@ so take +-5%):
                      MKL path is Intel-only) and took ~25% of a step                        (off on Intel+MKL)
   reuse_host_memory  glibc keeps freed memory: 75-95k page faults per      1.01-1.17x  0.82x          on (Linux)
                      step become 0
-  gemm_weight_grad   wide convs' weight gradient as im2col + one GEMM      0.94x       0.87-0.92x     on
-                     (gemm_conv.py: oneDNN's AVX2 dW kernels are the        (needs channels_last)
-                     slowest part of a step); 5 paired A/B runs: 1.09-1.18x when added to the others
+  gemm_weight_grad   wide convs' weight gradient as im2col + one GEMM      0.94x       0.85-0.92x     on
+                     (gemm_conv.py; oneDNN's AVX2 dW kernels were the slowest part of a step); it needs
+                     channels_last: 6 paired A/B runs gave 1.09-1.18x when added to the other defaults
   fused_adam         one kernel for the Adam update (11 ms vs 23 ms/step)  ~1.0x       1.00x          on
   compile            torch.compile(forward + loss): ~30 s to compile       ~1.0x       +0-2% if added off
                      (~6 s with a warm cache), recompiles per batch shape
