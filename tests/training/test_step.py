@@ -18,14 +18,17 @@ BETA = 4.0
 EAGER = SpeedSettings()
 CPU = speed_defaults("cpu")
 # Every model-side setting on, whatever this machine's defaults are (fast_dropout is off on Intel + MKL).
-ALL_ON = SpeedSettings(channels_last=True, fused_adam=CPU.fused_adam, fast_dropout=True)
+ALL_ON = SpeedSettings(channels_last=True, fused_adam=CPU.fused_adam, fast_dropout=True, gemm_weight_grad=True)
 SETTINGS = pytest.mark.parametrize("settings", [EAGER, CPU, ALL_ON], ids=["eager", "cpu-defaults", "all-on"])
+# Bit-exactness also at width 64, where gemm_weight_grad switches the middle convs (as in the reference VAE).
+EXACT = pytest.mark.parametrize("settings,channels", [(EAGER, 8), (CPU, 8), (ALL_ON, 8), (CPU, 64)],
+                                ids=["eager", "cpu-defaults", "all-on", "cpu-defaults-wide"])
 
 
-def build(settings: SpeedSettings, dropout: float = 0.3, seed: int = 0, lr: float = 1e-3):
+def build(settings: SpeedSettings, dropout: float = 0.3, seed: int = 0, lr: float = 1e-3, channels: int = 8):
     """The trainer's order: model -> apply settings -> optimiser -> step."""
     torch.manual_seed(seed)
-    model = apply_speed_settings(VAE(latent_dim=8, dropout=dropout, noise_scale=0.3, channels=8), settings)
+    model = apply_speed_settings(VAE(latent_dim=8, dropout=dropout, noise_scale=0.3, channels=channels), settings)
     optimizer = build_adam(model.parameters(), lr, 1e-4, (0.9, 0.999), fused=settings.fused_adam or None)
     return model, optimizer, TrainStep(model, optimizer, LossConfig(beta=BETA), speed=settings)
 
@@ -71,32 +74,32 @@ def test_steps_reduce_the_loss_on_a_fixed_batch(settings):
     assert sum(losses[-3:]) / 3 < 0.7 * losses[0]
 
 
-@SETTINGS
-def test_speed_settings_are_bitwise_reproducible_across_fresh_runs(settings):
+@EXACT
+def test_speed_settings_are_bitwise_reproducible_across_fresh_runs(settings, channels):
     results = []
     for _ in range(2):
-        model, optimizer, step = build(settings)
+        model, optimizer, step = build(settings, channels=channels)
         logged = [step(batch(seed=s)).values for s in range(3)]
         results.append((snapshot(model, optimizer), torch.stack([o["loss"] for o in logged])))
     assert_bitwise_equal(results[0][0], results[1][0])
     assert torch.equal(results[0][1], results[1][1])
 
 
-@SETTINGS
-def test_resume_through_a_saved_state_is_bit_exact(settings):
-    model, optimizer, step = build(settings)
+@EXACT
+def test_resume_through_a_saved_state_is_bit_exact(settings, channels):
+    model, optimizer, step = build(settings, channels=channels)
     for s in range(4):
         step(batch(seed=s))
     straight = snapshot(model, optimizer)
 
-    model, optimizer, step = build(settings)
+    model, optimizer, step = build(settings, channels=channels)
     for s in range(2):
         step(batch(seed=s))
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "optim": optimizer.state_dict(), "rng": torch.get_rng_state()}, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
-    model, optimizer, step = build(settings, seed=123)  # fresh objects, other init: everything comes from `saved`
+    model, optimizer, step = build(settings, seed=123, channels=channels)  # fresh objects, other init: everything comes from `saved`
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optim"])
     torch.set_rng_state(saved["rng"])
