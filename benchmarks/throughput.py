@@ -12,7 +12,10 @@ Prints, from one run on one machine:
     included) through `TrainStep` (the code the trainer runs) with the device's default speed settings,
     warm-up steps excluded, and its fraction of the bound: mean over all timed steps against the best matmul
     check (the headline), the best window, and each window against the matmul checks taken just before and
-    after it (median over windows; on a shared machine whose speed drifts, this compares like with like).
+    after it (median over windows; on a shared machine whose speed drifts, this compares like with like),
+  * the speed of the step's own matrix products (each conv and linear layer's forward, input gradient and
+    weight gradient as one GEMM of its shape), against square matmul checks taken around them: the share of
+    the bound that a step of those products alone could reach.
 `--compare` also measures plain eager PyTorch and each speed setting on its own, interleaved in shuffled rounds
 (the machine is noisy: a neighbour's load slows every candidate of a round alike), and prints a table.
 
@@ -29,6 +32,7 @@ import time
 from dataclasses import replace
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vaegan.config import load_preset
@@ -50,9 +54,9 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def matmul_gflops(device: torch.device, repeats: int, n: int = MATMUL_SIZE) -> float:
-    """Best-of-`repeats` fp32 GFLOP/s of an n x n @ n x n matmul."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def gemm_gflops(device: torch.device, repeats: int, m: int, k: int, n: int) -> float:
+    """Best-of-`repeats` fp32 GFLOP/s of an [m, k] @ [k, n] matmul."""
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
     out = torch.mm(a, b)
     synchronize(device)
     best = 0.0
@@ -60,8 +64,13 @@ def matmul_gflops(device: torch.device, repeats: int, n: int = MATMUL_SIZE) -> f
         start = time.perf_counter()
         torch.mm(a, b, out=out)
         synchronize(device)
-        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+        best = max(best, 2 * m * k * n / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def matmul_gflops(device: torch.device, repeats: int, n: int = MATMUL_SIZE) -> float:
+    """Best-of-`repeats` fp32 GFLOP/s of an n x n @ n x n matmul."""
+    return gemm_gflops(device, repeats, n, n, n)
 
 
 class Candidate:
@@ -128,6 +137,67 @@ def training_gflop_per_image(batch_size: int, device: torch.device, preset: str 
     with counter:
         candidate.step(*candidate.batches[0])
     return counter.get_total_flops() / batch_size / 1e9
+
+
+def step_gemm_shapes(batch_size: int, device: torch.device, preset: str = PRESET) -> list[tuple[int, int, int]]:
+    """(m, k, n) of the matrix product that each pass of each conv and linear layer amounts to in one step.
+
+    A conv pairs its patches (in_channels*kh*kw values for Conv2d; out_channels*kh*kw for ConvTranspose2d,
+    whose forward is a conv's input gradient) with its pixels at the positions the patches sit on; a linear
+    layer is a 1x1 conv. Forward, input gradient and weight gradient are the three products of that pair.
+    Passes that do not run (no input gradient for the first layer, none at all under no_grad) are left out.
+    """
+    candidate = Candidate("shapes", SpeedSettings(), batch_size, device, preset=preset)
+    shapes = []
+
+    def record(layer: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        x, transposed = inputs[0], isinstance(layer, nn.ConvTranspose2d)
+        if isinstance(layer, nn.Linear):
+            positions, patch, pixel = x.numel() // x.shape[-1], layer.in_features, layer.out_features
+        elif layer.groups == 1:
+            pixels = x if transposed else output
+            positions = pixels.shape[0] * pixels.shape[2] * pixels.shape[3]
+            taps = layer.kernel_size[0] * layer.kernel_size[1]
+            patch, pixel = ((layer.out_channels, layer.in_channels) if transposed
+                            else (layer.in_channels, layer.out_channels))
+            patch *= taps
+        else:
+            return
+        forward = (positions, pixel, patch) if transposed else (positions, patch, pixel)
+        shapes.append(forward)
+        if output.requires_grad:
+            if x.requires_grad:
+                shapes.append((forward[0], forward[2], forward[1]))
+            if layer.weight.requires_grad:
+                shapes.append((patch, positions, pixel))
+
+    layers = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+    hooks = [m.register_forward_hook(record) for m in candidate.model.modules() if isinstance(m, layers)]
+    candidate.step(*candidate.batches[0])
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+def layer_shape_matmul(device: torch.device, shapes: list[tuple[int, int, int]], gflop_per_image: float,
+                       batch_size: int) -> None:
+    """Print the BLAS's speed on the step's own GEMM shapes, against square matmul checks taken just around it.
+
+    The bound assumes every FLOP runs as fast as a 4096x4096 matmul; the step's layers are smaller and
+    skinnier products, and this says how fast even one plain GEMM per pass could go (im2col and
+    col2im copies, BatchNorm, dropout and the optimiser not counted).
+    """
+    before = matmul_gflops(device, 3)
+    flops = sum(2 * m * k * n for m, k, n in shapes)
+    seconds = sum(2 * m * k * n / gemm_gflops(device, 3, m, k, n) / 1e9 for m, k, n in shapes)
+    after = matmul_gflops(device, 3)
+    rate = flops / seconds / 1e9
+    square = (before + after) / 2
+    print(f"matmul at the step's own shapes ({len(shapes)} products: forward, input and weight gradients of its "
+          f"convs and linears; {flops / 1e9 / batch_size / gflop_per_image:.0%} of its FLOPs): {rate:.1f} GFLOP/s "
+          f"best of 3 each, {rate / square:.0%} of the {MATMUL_SIZE}x{MATMUL_SIZE} checks just around it "
+          f"({before:.0f}, {after:.0f}): a step of these products alone, each as fast as the BLAS runs it, would "
+          f"reach {rate / square:.0%} of the bound")
 
 
 def spread(values: list[float]) -> str:
@@ -249,7 +319,10 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"torch {torch.__version__} on {device.type}: {torch.get_num_threads()} intra-op threads, "
           f"{torch.get_num_interop_threads()} inter-op threads; preset {args.preset}")
-    peak_gflops = headline(args, device, training_gflop_per_image(args.batch_size, device, args.preset))
+    gflop_per_image = training_gflop_per_image(args.batch_size, device, args.preset)
+    peak_gflops = headline(args, device, gflop_per_image)
+    layer_shape_matmul(device, step_gemm_shapes(args.batch_size, device, args.preset), gflop_per_image,
+                       args.batch_size)
     if args.compare:
         print()
         compare(args, device, training_gflop_per_image(args.batch_size, device), peak_gflops)
