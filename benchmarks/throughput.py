@@ -130,24 +130,18 @@ class Candidate:
         return self.batch_size * len(windows) / sum(windows)
 
 
-def training_gflop_per_image(batch_size: int, device: torch.device, preset: str = PRESET) -> float:
-    """FLOPs of one training step (forward + backward; the optimiser's elementwise update is not counted)."""
-    candidate = Candidate("flops", SpeedSettings(), batch_size, device, preset=preset)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        candidate.step(*candidate.batches[0])
-    return counter.get_total_flops() / batch_size / 1e9
+def training_step_work(batch_size: int, device: torch.device, preset: str = PRESET
+                       ) -> tuple[float, list[tuple[int, int, int]]]:
+    """GFLOP per image of one eager training step, and (m, k, n) of the matrix product that each pass of each
+    conv and linear layer amounts to in that same step.
 
-
-def step_gemm_shapes(batch_size: int, device: torch.device, preset: str = PRESET) -> list[tuple[int, int, int]]:
-    """(m, k, n) of the matrix product that each pass of each conv and linear layer amounts to in one step.
-
-    A conv pairs its patches (in_channels*kh*kw values for Conv2d; out_channels*kh*kw for ConvTranspose2d,
-    whose forward is a conv's input gradient) with its pixels at the positions the patches sit on; a linear
-    layer is a 1x1 conv. Forward, input gradient and weight gradient are the three products of that pair.
-    Passes that do not run (no input gradient for the first layer, none at all under no_grad) are left out.
+    FLOPs are forward + backward, counted by torch.utils.flop_counter; the optimiser's elementwise update is not
+    counted. A conv pairs its patches (in_channels*kh*kw values for Conv2d; out_channels*kh*kw for
+    ConvTranspose2d, whose forward is a conv's input gradient) with its pixels at the positions the patches sit
+    on; a linear layer is a 1x1 conv. Forward, input gradient and weight gradient are the three products of that
+    pair. Passes that do not run (no input gradient for the first layer, none at all under no_grad) are left out.
     """
-    candidate = Candidate("shapes", SpeedSettings(), batch_size, device, preset=preset)
+    candidate = Candidate("work", SpeedSettings(), batch_size, device, preset=preset)
     shapes = []
 
     def record(layer: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
@@ -173,10 +167,12 @@ def step_gemm_shapes(batch_size: int, device: torch.device, preset: str = PRESET
 
     layers = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
     hooks = [m.register_forward_hook(record) for m in candidate.model.modules() if isinstance(m, layers)]
-    candidate.step(*candidate.batches[0])
+    counter = FlopCounterMode(display=False)
+    with counter:
+        candidate.step(*candidate.batches[0])
     for hook in hooks:
         hook.remove()
-    return shapes
+    return counter.get_total_flops() / batch_size / 1e9, shapes
 
 
 def layer_shape_matmul(device: torch.device, shapes: list[tuple[int, int, int]], gflop_per_image: float,
@@ -319,13 +315,12 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"torch {torch.__version__} on {device.type}: {torch.get_num_threads()} intra-op threads, "
           f"{torch.get_num_interop_threads()} inter-op threads; preset {args.preset}")
-    gflop_per_image = training_gflop_per_image(args.batch_size, device, args.preset)
+    gflop_per_image, shapes = training_step_work(args.batch_size, device, args.preset)
     peak_gflops = headline(args, device, gflop_per_image)
-    layer_shape_matmul(device, step_gemm_shapes(args.batch_size, device, args.preset), gflop_per_image,
-                       args.batch_size)
+    layer_shape_matmul(device, shapes, gflop_per_image, args.batch_size)
     if args.compare:
         print()
-        compare(args, device, training_gflop_per_image(args.batch_size, device), peak_gflops)
+        compare(args, device, training_step_work(args.batch_size, device)[0], peak_gflops)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ def throughput():
 
 def test_step_gemm_shapes_cover_the_counted_flops(throughput):
     cpu = torch.device("cpu")
-    shapes = throughput.step_gemm_shapes(4, cpu)
-    counted = throughput.training_gflop_per_image(4, cpu)
+    counted, shapes = throughput.training_step_work(4, cpu)
     assert sum(2 * m * k * n for m, k, n in shapes) / 4 / 1e9 == pytest.approx(counted, rel=1e-9)
     # 7 convs and 3 linears, three passes each, but no input gradient for the first conv (the images)
     assert len(shapes) == 29
