@@ -37,11 +37,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vaegan.config import load_preset
 from vaegan.data import NUM_CLASSES
-from vaegan.models import build_model
-from vaegan.training.performance import (SpeedSettings, apply_speed_settings, configure_process,
-                                         set_host_memory_reuse, speed_defaults)
-from vaegan.training.ema import GeneratorEMA
-from vaegan.training.step import TrainStep, build_adam
+from vaegan.speed import SpeedSettings, configure_process, set_host_memory_reuse, speed_defaults
+from vaegan.training import build_training
 
 PRESET = "vae-cifar10-regularized"
 MATMUL_SIZE = 4096
@@ -74,23 +71,16 @@ def matmul_gflops(device: torch.device, repeats: int, n: int = MATMUL_SIZE) -> f
 
 
 class Candidate:
-    """One training configuration: a fresh model, optimiser and TrainStep, plus resident batches."""
+    """One training configuration: a fresh model, optimisers and TrainStep built as the trainer builds them
+    (`build_training`), plus resident batches."""
 
     def __init__(self, name: str, settings: SpeedSettings, batch_size: int, device: torch.device,
-                 adam_kwargs: dict | None = None, preset: str = PRESET):
+                 preset: str = PRESET):
         cfg = load_preset(preset)
         self.name, self.settings, self.device = name, settings, device
-        torch.manual_seed(0)
         classes = NUM_CLASSES[cfg.data.name]
-        self.model = apply_speed_settings(build_model(cfg.model, classes), settings).to(device)
-        kwargs = {"fused": settings.fused_adam or None, **(adam_kwargs or {})}
-        betas = (cfg.optim.beta1, cfg.optim.beta2)
-        optimizer = build_adam(self.model.autoencoder_parameters(), cfg.optim.lr, cfg.optim.weight_decay, betas,
-                               **kwargs)
-        d_optimizer = None if self.model.discriminator is None else build_adam(
-            self.model.discriminator.parameters(), cfg.optim.d_lr, 0.0, betas, **kwargs)
-        ema = GeneratorEMA(self.model.decoder, cfg.train.ema_decay) if cfg.train.ema_decay else None
-        self.step = TrainStep(self.model, optimizer, cfg.loss, d_optimizer=d_optimizer, ema=ema, speed=settings)
+        parts = build_training(cfg, classes, device, settings)
+        self.model, self.step = parts.model, parts.step
         self.batches = [(torch.rand(batch_size, 3, 32, 32, device=device) * 2 - 1,
                          torch.randint(0, classes, (batch_size,), device=device)) for _ in range(4)]
         self.batch_size, self.calls, self.first_step_s = batch_size, 0, None
@@ -246,22 +236,21 @@ def headline(args, device: torch.device, gflop_per_image: float) -> float:
 def compare(args, device: torch.device, gflop_per_image: float, peak_gflops: float) -> None:
     eager = SpeedSettings()
     defaults = speed_defaults(device)
-    specs = [("eager", eager, None),
-             ("+channels_last", replace(eager, channels_last=True), None),
-             ("+fused_adam", replace(eager, fused_adam=True), None),
-             ("+foreach_adam", eager, {"foreach": True}),
-             ("+fast_dropout", replace(eager, fast_dropout=True), None),
-             ("+gemm_weight_grad", replace(eager, gemm_weight_grad=True), None),
-             ("+reuse_host_memory", replace(eager, reuse_host_memory=True), None),
-             ("+compile", replace(eager, compile=True), None),
-             ("num_threads=1", replace(eager, num_threads=1), None),
-             ("defaults", defaults, None),
-             ("defaults+compile", replace(defaults, compile=True), None)]
+    specs = [("eager", eager),
+             ("+channels_last", replace(eager, channels_last=True)),
+             ("+fused_adam", replace(eager, fused_adam=True)),
+             ("+fast_dropout", replace(eager, fast_dropout=True)),
+             ("+gemm_weight_grad", replace(eager, gemm_weight_grad=True)),
+             ("+reuse_host_memory", replace(eager, reuse_host_memory=True)),
+             ("+compile", replace(eager, compile=True)),
+             ("num_threads=1", replace(eager, num_threads=1)),
+             ("defaults", defaults),
+             ("defaults+compile", replace(defaults, compile=True))]
     if not args.all:
-        specs = [spec for spec in specs if spec[0] not in ("num_threads=1", "+foreach_adam")]
+        specs = [spec for spec in specs if spec[0] != "num_threads=1"]
     candidates = []
-    for name, settings, adam_kwargs in specs:
-        candidate = Candidate(name, settings, args.batch_size, device, adam_kwargs)
+    for name, settings in specs:
+        candidate = Candidate(name, settings, args.batch_size, device)
         candidate.warm_up(args.warmup)
         print(f"  built {name}: first step {candidate.first_step_s:.1f} s", file=sys.stderr, flush=True)
         candidates.append(candidate)
@@ -304,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--windows", type=int, default=5, help="timing windows of the headline run (default 5)")
     parser.add_argument("--matmul-repeats", type=int, default=5)
     parser.add_argument("--all", action="store_true",
-                        help="with --compare: also the foreach-Adam and single-thread rows (settled: ~1.0x, ~0.6x)")
+                        help="with --compare: also the single-thread row (settled: ~0.6x)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
     parser.add_argument("--preset", default=PRESET,
                         help=f"whose training step to time (default {PRESET}; --compare always uses it)")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vaegan.config import Config, apply_overrides
-from vaegan.training.trainer import train
+from vaegan.experiment import train
 
 TINY_RUN = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8, "model.latent_dim": 8,
             "model.embed_dim": 4, "train.batch_size": 16, "train.max_steps": 2, "train.eval_images": 32,

@@ -10,6 +10,7 @@ from pathlib import Path
 from vaegan.config import apply_overrides, load_preset, parse_override_args, preset_description, preset_names
 from vaegan.errors import VaeganError
 
+OUT_OF_MEMORY = ("out of memory", "can't allocate memory")  # torch's CUDA/MPS and CPU allocator messages
 DEMO_PRESET = "cvaegan-cifar100"
 DEMO_DEFAULTS = {"train.max_steps": "80", "train.eval_images": "2000", "train.ckpt_every": "40"}
 
@@ -22,17 +23,23 @@ def _cmd_presets(args: argparse.Namespace) -> None:
 
 
 def _report(summary: dict, run_dir: Path) -> None:
+    from vaegan.runs import RunDir
+
     test = summary["test"]
     quality = f"test per-pixel MSE {test['mse_per_pixel']:.4f}, KL {test['kl']:.4g}, " if test else ""
     skipped = f", {summary['nonfinite_steps']} non-finite steps skipped" if summary["nonfinite_steps"] else ""
-    print(f"done: step {summary['step']}, {quality}{summary['images_per_second']} images/s on "
-          f"{summary['device']}{skipped}")
-    figures = ", ".join(name + "/" for name in ("samples", "recon") if (run_dir / name).is_dir())
-    print(f"outputs in {run_dir}: {figures}, metrics.jsonl, checkpoints/last.pt, model.pt, summary.json")
+    speed = (f"{summary['images_per_second']} images/s" if summary["images_per_second"]
+             else "final outputs completed")
+    print(f"done: step {summary['step']}, {quality}{speed} on {summary['device']}{skipped}")
+    files = RunDir(run_dir)
+    outputs = [folder.name + "/" for folder in files.grid_folders()]
+    outputs += [str(path.relative_to(run_dir)) for path in (files.metrics, files.checkpoint, files.model,
+                                                            files.summary)]
+    print(f"outputs in {run_dir}: {', '.join(outputs)}")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from vaegan.training.trainer import resume, train
+    from vaegan.experiment import resume, train
 
     overrides = parse_override_args(args.overrides)
     if args.resume:
@@ -47,7 +54,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from vaegan.training.trainer import train
+    from vaegan.experiment import train
 
     overrides = {**DEMO_DEFAULTS, **parse_override_args(args.overrides)}
     cfg = apply_overrides(load_preset(DEMO_PRESET), overrides)
@@ -69,17 +76,18 @@ def _positive_int(text: str) -> int:
 
 
 def parse_classes(text: str, num_classes: int) -> list[int]:
-    """'0-7', '3,5,9' or '0-3,8' -> class indices, each checked against the model's classes."""
+    """'0-7', '3,5,9' or '0-3,8' -> class indices, each checked against the model's classes (before a range is
+    expanded, so '0-2000000000' is refused at once)."""
     classes: list[int] = []
-    try:
-        for part in text.split(","):
-            low, _, high = part.strip().partition("-")
-            classes += list(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise VaeganError(f"invalid --classes '{text}': use a range like 0-7 or a list like 3,5,9") from None
-    outside = [c for c in classes if not 0 <= c < num_classes]
-    if outside or not classes:
-        raise VaeganError(f"invalid --classes '{text}': this model has classes 0-{num_classes - 1}")
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise VaeganError(f"invalid --classes '{text}': use a range like 0-7 or a list like 3,5,9") from None
+        if not 0 <= first <= last < num_classes:
+            raise VaeganError(f"invalid --classes '{text}': this model has classes 0-{num_classes - 1}")
+        classes += range(first, last + 1)
     return classes
 
 
@@ -95,7 +103,7 @@ def _open_run(args: argparse.Namespace, encoder_needed_to: str | None = None):
 
 
 def _figure_path(args: argparse.Namespace, run, name: str) -> Path:
-    return Path(args.out) if args.out else run.run_dir / "figures" / name
+    return Path(args.out) if args.out else run.files.figure(name)
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -135,8 +143,11 @@ def _cmd_interpolate(args: argparse.Namespace) -> None:
 
 
 def _cmd_latent_map(args: argparse.Namespace) -> None:
+    from vaegan.evaluation.latent import KNN_K
     from vaegan.viz.latent_map import latent_map_figure
 
+    if args.n <= KNN_K:
+        raise VaeganError(f"--n {args.n}: the map's {KNN_K}-NN accuracy needs at least {KNN_K + 1} images")
     run = _open_run(args, encoder_needed_to="encode test images into a latent map")
     out = _figure_path(args, run, f"latent-map-{args.method}.png")
     result = latent_map_figure(run.model, run.dataset("test"), args.n, args.method, out, run.device, args.seed)
@@ -162,16 +173,15 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _cmd_curves(args: argparse.Namespace) -> None:
-    from vaegan.training.metrics import read_metrics
+    from vaegan.runs import RunDir
     from vaegan.viz.curves import plot_curves
 
-    run_dir = Path(args.run)
-    metrics = run_dir / "metrics.jsonl"
-    records = read_metrics(metrics) if metrics.is_file() else []
+    files = RunDir(args.run)
+    records = files.records()
     if not any(r.get("kind") == "train" for r in records):
-        raise VaeganError(f"{run_dir} has no training steps in metrics.jsonl yet: nothing to plot")
-    out = Path(args.out) if args.out else run_dir / "figures" / "curves.png"
-    plot_curves(records, out, title=run_dir.name)
+        raise VaeganError(f"{files.metrics} holds no training steps yet: nothing to plot")
+    out = Path(args.out) if args.out else files.figure("curves.png")
+    plot_curves(records, out, title=files.path.name)
     print(f"written to {out}")
 
 
@@ -190,16 +200,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():  # one line per cause: fid, kid, is share the missing weights
         print(f"{', '.join(names)}: skipped: {reason}")
-    print(f"written to {run.run_dir / 'eval.json'} ({record['generator']} generator, seed {record['seed']})")
+    print(f"written to {run.files.eval} ({record['generator']} generator, seed {record['seed']})")
 
 
 def _cmd_classifier_train(args: argparse.Namespace) -> None:
-    from vaegan.config import Config
     from vaegan.data import load_dataset
-    from vaegan.evaluation.classifier import DEFAULTS, train_classifier
+    from vaegan.evaluation.classifier import ClassifierConfig, train_classifier
 
-    overrides = {**DEFAULTS, "data.name": args.dataset, **parse_override_args(args.overrides)}
-    cfg = apply_overrides(Config(), overrides)
+    overrides = {"data.name": args.dataset, **parse_override_args(args.overrides, ClassifierConfig)}
+    cfg = apply_overrides(ClassifierConfig(), overrides)
     splits = [load_dataset(cfg.data.name, split, cfg.data.dir, download=cfg.data.download)
               for split in ("train", "test")]
     out = Path(args.out or f"runs/classifier-{args.dataset}.pt")
@@ -375,6 +384,16 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except VaeganError as err:
         print(f"vaegan: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a write or read no vaegan code foresaw: still one line, never a traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"vaegan: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as err:  # torch reports a failed allocation as a RuntimeError
+        if not isinstance(err, MemoryError) and not any(text in str(err) for text in OUT_OF_MEMORY):
+            raise
+        print("vaegan: error: out of memory: lower train.batch_size or the model's size (model.channels, "
+              "model.latent_dim), or the number of images a command draws", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vaegan: interrupted; a run continues from its last checkpoint with `vaegan train --resume RUN`",

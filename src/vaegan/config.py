@@ -14,7 +14,6 @@ import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,6 +32,9 @@ def _at_least(low: float) -> dict:
 def _fraction() -> dict:
     """A probability-like value in [0, 1)."""
     return {"min": 0.0, "below": 1.0}
+
+
+DEVICE_RULE = {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "allowed": "auto, cpu, cuda, cuda:N, mps"}
 
 
 @dataclass
@@ -94,8 +96,10 @@ class TrainConfig:
     ema_decay: float = field(default=0.0, metadata=_fraction())  # EMA of the generator; 0 = off
     max_nonfinite: int = field(default=10, metadata=_at_least(1))  # this many non-finite steps in a row stop
     tensorboard: bool = False  # also write TensorBoard events (needs the vaegan[tensorboard] extra)
-    device: str = field(default="auto", metadata={"pattern": r"auto|cpu|mps|cuda(:\d+)?",
-                                                   "allowed": "auto, cpu, cuda, cuda:N, mps"})
+    device: str = field(default="auto", metadata=DEVICE_RULE)
+    # auto: the device's measured-fastest settings (docs/performance.md); eager: plain PyTorch. A resumed run
+    # keeps the settings it recorded unless this key is changed.
+    speed: str = field(default="auto", metadata=_choices("auto", "eager"))
 
 
 @dataclass
@@ -121,31 +125,34 @@ class Config:
 
 
 # Keys that define what is trained and on which data order; changing them on resume would silently train a
-# different experiment, so resume refuses them. Everything else in `train` is a schedule knob.
+# different experiment, so resume refuses them. Everything else in `train` is a schedule knob, and where the
+# data lives (data.dir, data.download) is not part of the experiment.
 RESUME_FROZEN_SECTIONS = ("data", "model", "loss", "optim")
 RESUME_FROZEN_KEYS = ("train.seed", "train.batch_size", "train.vae_warmup_epochs", "train.ema_decay")
+RESUME_FREE_KEYS = ("data.dir", "data.download")
 
 
-def _sections() -> dict[str, type]:
-    return {f.name: f.default_factory for f in dataclasses.fields(Config)}
+def _sections(root: type = Config) -> dict[str, type]:
+    hints = typing.get_type_hints(root)
+    return {f.name: hints[f.name] for f in dataclasses.fields(root)}
 
 
-def all_keys() -> list[str]:
-    return [f"{section}.{f.name}" for section, cls in _sections().items() for f in dataclasses.fields(cls)]
+def all_keys(root: type = Config) -> list[str]:
+    return [f"{section}.{f.name}" for section, cls in _sections(root).items() for f in dataclasses.fields(cls)]
 
 
-def _field_of(key: str) -> tuple[dataclasses.Field, Any]:
-    """The dataclass field behind a dotted key and its resolved type annotation."""
+def _field_of(key: str, root: type = Config) -> tuple[dataclasses.Field, Any]:
+    """The dataclass field behind a dotted key of a config class `root` and its resolved type annotation."""
     section, _, name = key.partition(".")
-    cls = _sections().get(section)
+    cls = _sections(root).get(section)
     fields = {f.name: f for f in dataclasses.fields(cls)} if cls else {}
     if name not in fields:
-        raise VaeganError(_unknown_key_message(key))
+        raise VaeganError(_unknown_key_message(key, root))
     return fields[name], typing.get_type_hints(cls)[name]
 
 
-def _unknown_key_message(key: str) -> str:
-    keys = all_keys()
+def _unknown_key_message(key: str, root: type) -> str:
+    keys = all_keys(root)
     near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
     hint = f"did you mean '{near[0]}'? " if near else ""
     return f"unknown config key '{key}': {hint}known keys: {', '.join(keys)}"
@@ -194,9 +201,9 @@ def _convert(key: str, value: Any, kind: type, optional: bool) -> Any:
     return str(value)
 
 
-def validate(key: str, value: Any) -> Any:
+def validate(key: str, value: Any, root: type = Config) -> Any:
     """Convert `value` (a CLI string or a YAML scalar) to the field's type and check its allowed range."""
-    f, hint = _field_of(key)
+    f, hint = _field_of(key, root)
     kind, optional = _base_type(hint)
     converted = _convert(key, value, kind, optional)
     if converted is None:
@@ -215,23 +222,25 @@ def validate(key: str, value: Any) -> Any:
     return converted
 
 
-def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    """A copy of `cfg` with dotted-key overrides applied and validated."""
-    new = Config(**{section: dataclasses.replace(getattr(cfg, section)) for section in _sections()})
+def apply_overrides(cfg, overrides: dict[str, Any]):
+    """A copy of `cfg` (a Config, or another config class made of sections) with dotted-key overrides applied
+    and validated."""
+    root = type(cfg)
+    new = root(**{section: dataclasses.replace(getattr(cfg, section)) for section in _sections(root)})
     for key, value in overrides.items():
         section, _, name = key.partition(".")
-        setattr(getattr(new, section), name, validate(key, value))
+        setattr(getattr(new, section), name, validate(key, value, root))
     return new
 
 
-def parse_override_args(args: list[str]) -> dict[str, str]:
+def parse_override_args(args: list[str], root: type = Config) -> dict[str, str]:
     """`['a.b=1', ...]` -> `{'a.b': '1'}`; keys are checked here so a typo fails before any work starts."""
     overrides: dict[str, str] = {}
     for arg in args:
         key, sep, value = arg.partition("=")
         if not sep or not key:
             raise VaeganError(f"invalid override '{arg}': expected key=value, e.g. train.max_steps=100")
-        _field_of(key.strip())
+        _field_of(key.strip(), root)
         overrides[key.strip()] = value
     return overrides
 
@@ -284,10 +293,11 @@ def load_preset(name: str) -> Config:
     return from_dict(raw, where=f"preset '{name}'")
 
 
-# ---- files and resume ----------------------------------------------------------------------------------
+# ---- YAML, consistency and resume ----------------------------------------------------------------------------------
 
-def save_config(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+def to_yaml(cfg: Config) -> str:
+    """The config as the YAML a run keeps in its config.yaml (readable by `from_dict(yaml.safe_load(...))`)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def check_consistency(cfg: Config) -> None:
@@ -309,5 +319,6 @@ def check_consistency(cfg: Config) -> None:
 
 def frozen_differences(old: Config, new: Config) -> list[str]:
     """Keys whose change would make a resumed run a different experiment."""
-    keys = [k for k in all_keys() if k.split(".")[0] in RESUME_FROZEN_SECTIONS] + list(RESUME_FROZEN_KEYS)
+    keys = [k for k in all_keys() if k.split(".")[0] in RESUME_FROZEN_SECTIONS and k not in RESUME_FREE_KEYS]
+    keys += list(RESUME_FROZEN_KEYS)
     return [k for k in keys if old.get(k) != new.get(k)]

@@ -29,9 +29,10 @@ def setup(tmp_path_factory, tiny_run):
 
 def test_a_short_classifier_training_is_clearly_above_chance_and_records_it(setup):
     _, classifier, _ = setup
-    payload = torch.load(classifier, weights_only=True)
-    assert payload["format"] == "vaegan-classifier" and payload["test_accuracy"] > 0.8  # chance: 0.1
-    assert payload["dataset"] == "shapes10" and payload["num_classes"] == 10
+    assert torch.load(classifier, weights_only=True)["format"] == "vaegan-classifier"
+    _, info = load_classifier(classifier, torch.device("cpu"))
+    assert info["test_accuracy"] > 0.8  # chance: 0.1
+    assert info["dataset"] == "shapes10" and info["num_classes"] == 10
 
 
 def test_class_consistency_is_high_for_true_labels_and_chance_for_shuffled_ones(setup):
@@ -61,11 +62,13 @@ def test_evaluate_writes_every_metric_with_its_protocol(setup, tmp_path, monkeyp
     assert 0 <= record["metrics"]["cc"]["value"] <= 1
     recon = record["metrics"]["recon"]
     assert recon["mse_per_pixel_01"] == pytest.approx(recon["mse_per_pixel"] / 4) and recon["psnr"] > 0
-    assert len(list((tmp_path / "cache" / "features").iterdir())) == 3  # inception test, classifier test/train
-    computed = sum(feat.COMPUTED.values())
+    def cached():
+        return {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "features").iterdir()}
+    first = cached()
+    assert len(first) == 3  # inception test, classifier test/train
     assert main(["evaluate", str(run), "--n", "24", "--classifier", str(classifier), "--inception-weights",
                  str(weights), "--device", "cpu", "--metrics", "fid,fcd"]) == 0
-    assert sum(feat.COMPUTED.values()) == computed  # the second call reuses all three
+    assert cached() == first  # the second call reuses all three, rewriting none
     assert json.loads((run / "eval.json").read_text())["metrics"]["fid"]["value"] == pytest.approx(fid["value"])
     changed = tmp_path / "changed.pth"  # another extractor: new weights, new hash, new reference features
     state = torch.load(weights, weights_only=True)
@@ -73,7 +76,23 @@ def test_evaluate_writes_every_metric_with_its_protocol(setup, tmp_path, monkeyp
     torch.save(state, changed)
     assert main(["evaluate", str(run), "--n", "24", "--inception-weights", str(changed), "--device", "cpu",
                  "--metrics", "fid"]) == 0
-    assert sum(feat.COMPUTED.values()) == computed + 1
+    after = cached()
+    assert len(after) == 4 and all(after[name] == stamp for name, stamp in first.items())
+
+
+def test_a_truncated_feature_cache_is_computed_again(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"features": np.arange(12, dtype=np.float32).reshape(3, 4)}
+    first = feat.cached_features(tmp_path, "key", compute)
+    path = feat.feature_cache_path(tmp_path, "key")
+    path.write_bytes(path.read_bytes()[:40])
+    again = feat.cached_features(tmp_path, "key", compute)
+    assert len(calls) == 2 and np.array_equal(first["features"], again["features"])
+    assert np.array_equal(feat.cached_features(tmp_path, "key", compute)["features"], first["features"])
+    assert len(calls) == 2  # the rewritten file is whole again
 
 
 def test_without_inception_weights_or_classifier_the_other_metrics_still_run(setup, tmp_path, monkeypatch, capsys):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vaegan.config import ModelConfig
-from vaegan.models import VAE, build_model
+from vaegan.models import build_model
 from vaegan.models.conditioning import LabelConcat
 
 
@@ -55,8 +55,8 @@ def test_unconditional_networks_ignore_labels_and_conditional_ones_require_them(
 
 
 def test_the_reference_vae_has_no_label_parameters_when_unconditional():
-    assert not any("label" in k for k in VAE(latent_dim=8, channels=8).state_dict())
-    conditional = VAE(latent_dim=8, channels=8, num_classes=10, embed_dim=4).state_dict()
+    assert not any("label" in k for k in build_model(ModelConfig(latent_dim=8, channels=8)).state_dict())
+    conditional = build_model(ModelConfig(latent_dim=8, channels=8, embed_dim=4, conditional=True), 10).state_dict()
     assert conditional["encoder.label.embedding.weight"].shape == (10, 4)
     assert conditional["decoder.project.weight"].shape[1] == 8 + 4
 

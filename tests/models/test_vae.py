@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from vaegan.models import VAE, Decoder, Encoder, reparameterize
+from vaegan.config import ModelConfig
+from vaegan.models import Decoder, Encoder, build_model, reparameterize
 
 
 def _layer_shapes(module: nn.Module) -> list[tuple[str, tuple]]:
@@ -41,7 +42,7 @@ def test_reference_decoder_layers_and_parameter_count():
 
 
 def test_shapes_through_the_model_and_output_range():
-    model = VAE(latent_dim=16)
+    model = build_model(ModelConfig(latent_dim=16))
     x = torch.rand(5, 3, 32, 32) * 2 - 1
     x_hat, mu, logvar = model(x)
     assert x_hat.shape == x.shape and mu.shape == logvar.shape == (5, 16)
@@ -49,15 +50,15 @@ def test_shapes_through_the_model_and_output_range():
 
 
 def test_batchnorm_off_and_dropout_options():
-    plain = VAE(latent_dim=8, batchnorm=False, dropout=0.0)
+    plain = build_model(ModelConfig(latent_dim=8, batchnorm=False, dropout=0.0))
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in plain.modules())
-    dropped = VAE(latent_dim=8, batchnorm=False, dropout=0.3)
+    dropped = build_model(ModelConfig(latent_dim=8, batchnorm=False, dropout=0.3))
     drops = [m for m in dropped.modules() if isinstance(m, nn.Dropout)]
     assert len(drops) == 6 and all(d.p == 0.3 for d in drops)
 
 
 def test_eval_mode_encodes_to_the_mean_deterministically():
-    model = VAE(latent_dim=8).eval()
+    model = build_model(ModelConfig(latent_dim=8)).eval()
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         a, mu, _ = model(x)
@@ -75,7 +76,7 @@ def test_noise_scale_multiplies_the_reparameterisation_noise(scale):
 
 
 def test_channels_scale_every_layer_of_the_same_architecture():
-    small = VAE(latent_dim=8, channels=16)
+    small = build_model(ModelConfig(latent_dim=8, channels=16))
     enc = [s for _, s in _layer_shapes(small.encoder)]
     dec = [s for _, s in _layer_shapes(small.decoder)]
     assert enc[0] == (16, 3, 4, 4) and enc[4] == (64, 32, 4, 4) and enc[-1] == (8, 64 * 16)

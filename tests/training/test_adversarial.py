@@ -7,10 +7,11 @@ from vaegan.config import Config, LossConfig, ModelConfig, apply_overrides
 from vaegan.data import load_dataset
 from vaegan.errors import VaeganError
 from vaegan.models import build_model
-from vaegan.training import checkpoint as ckpt
-from vaegan.training.metrics import read_metrics
-from vaegan.training.step import TrainStep, build_adam
-from vaegan.training.trainer import Trainer, resume, train
+from vaegan.runs import checkpoint as ckpt
+from vaegan.runs.metrics import read_metrics
+from vaegan.experiment import resume, train
+from vaegan.runs import RunDir
+from vaegan.training import Trainer, TrainStep, build_adam
 
 TINY_GAN = {"data.name": "shapes10", "model.name": "vaegan", "model.conditional": True, "model.channels": 8,
             "model.d_channels": 8, "model.latent_dim": 8, "model.embed_dim": 4, "model.dropout": 0.3,
@@ -65,7 +66,7 @@ def test_gan_only_has_no_reconstruction_terms_and_trains_g_and_d():
 
 def test_switching_off_both_fake_sources_of_a_vaegan_is_refused(shapes):
     with pytest.raises(VaeganError, match="d_on_recon"):
-        Trainer(gan_config(**{"loss.d_on_recon": False, "loss.d_on_prior": False}), "unused", *shapes)
+        Trainer(gan_config(**{"loss.d_on_recon": False, "loss.d_on_prior": False}), RunDir("unused"), shapes[0])
 
 
 def test_a_non_finite_batch_skips_the_whole_step():
@@ -97,32 +98,32 @@ def _poison(trainer: Trainer, bad_steps: set[int]) -> None:
 
 
 def test_skipped_steps_are_counted_and_training_goes_on(tmp_path, shapes):
-    trainer = Trainer(gan_config(**{"train.max_steps": 6}), tmp_path / "run", *shapes)
+    trainer = Trainer(gan_config(**{"train.max_steps": 6}), RunDir(tmp_path / "run"), shapes[0])
     _poison(trainer, {2, 4})
-    summary = trainer.fit()
+    trainer.fit()
     records = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
     assert [r["skipped"] for r in records] == [False, True, False, True, False, False]
-    assert records[-1]["nonfinite_steps"] == summary["nonfinite_steps"] == 2
+    assert records[-1]["nonfinite_steps"] == trainer.nonfinite_steps == 2
 
 
 def test_k_non_finite_steps_in_a_row_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path, shapes):
     cfg = gan_config(**{"train.max_steps": 20, "train.ckpt_every": 2, "train.max_nonfinite": 3})
-    trainer = Trainer(cfg, tmp_path / "run", *shapes)
+    trainer = Trainer(cfg, RunDir(tmp_path / "run"), shapes[0])
     _poison(trainer, set(range(5, 21)))
     checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
-    with pytest.raises(VaeganError, match=r"3 non-finite losses in a row \(steps 5-7\)"):
+    with pytest.raises(VaeganError, match=r"3 non-finite losses or gradients in a row \(steps 5-7\)"):
         trainer.fit()
-    payload = ckpt.load_checkpoint(checkpoint)
+    payload = ckpt.read_checkpoint(checkpoint)
     assert payload["step"] == 4 and payload["nonfinite_steps"] == 0
     assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
 
 
 def test_warm_up_has_no_gan_term_and_no_discriminator_update(tmp_path, shapes):
     cfg = gan_config(**{"train.max_steps": 6, "train.vae_warmup_epochs": 1})  # 3 steps per epoch
-    trainer = Trainer(cfg, tmp_path / "run", *shapes)
+    trainer = Trainer(cfg, RunDir(tmp_path / "run"), shapes[0])
     d_start = {k: v.clone() for k, v in trainer.model.discriminator.state_dict().items()}
     cfg_warm = apply_overrides(cfg, {"train.max_steps": 3})
-    warm = Trainer(cfg_warm, tmp_path / "warm", *shapes)
+    warm = Trainer(cfg_warm, RunDir(tmp_path / "warm"), shapes[0])
     warm.fit()
     assert all(torch.equal(d_start[k], v) for k, v in warm.model.discriminator.state_dict().items())
     assert len(warm.d_optimizer.state) == 0
@@ -136,15 +137,16 @@ def test_warm_up_has_no_gan_term_and_no_discriminator_update(tmp_path, shapes):
 
 def test_vaegan_resume_is_bit_exact_with_d_ema_and_both_optimisers(tmp_path, shapes):
     n = 4
-    straight = Trainer(gan_config(**{"train.max_steps": 2 * n, "train.vae_warmup_epochs": 1}), tmp_path / "a",
-                       *shapes)
+    straight = Trainer(gan_config(**{"train.max_steps": 2 * n, "train.vae_warmup_epochs": 1}), RunDir(tmp_path / "a"),
+                       shapes[0])
     straight.fit()
-    first = Trainer(gan_config(**{"train.max_steps": n, "train.vae_warmup_epochs": 1}), tmp_path / "b", *shapes)
+    first = Trainer(gan_config(**{"train.max_steps": n, "train.vae_warmup_epochs": 1}), RunDir(tmp_path / "b"),
+                    shapes[0])
     first.fit()
-    payload = ckpt.load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    payload = ckpt.read_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     torch.manual_seed(99)
-    second = Trainer(gan_config(**{"train.max_steps": 2 * n, "train.vae_warmup_epochs": 1}), tmp_path / "b",
-                     *shapes)
+    second = Trainer(gan_config(**{"train.max_steps": 2 * n, "train.vae_warmup_epochs": 1}), RunDir(tmp_path / "b"),
+                     shapes[0])
     second.restore(payload)
     second.fit()
     for a, b in [(straight.model.state_dict(), second.model.state_dict()),
@@ -168,12 +170,12 @@ def test_a_gan_run_writes_sample_grids_and_no_reconstructions(tmp_path, shapes):
 def test_a_checkpoint_that_does_not_fit_the_model_is_refused_in_one_message(tmp_path, shapes):
     train(gan_config(**{"train.max_steps": 2}), tmp_path / "run")
     path = tmp_path / "run" / "checkpoints" / "last.pt"
-    payload = ckpt.load_checkpoint(path)
+    payload = ckpt.read_checkpoint(path)
     del payload["model"]["decoder.project.weight"]
-    ckpt.save_atomic(payload, path)
+    ckpt.write_checkpoint(path, payload)
     with pytest.raises(VaeganError, match="does not fit the model"):
         resume(tmp_path / "run", {"train.max_steps": 3})
     payload["d_optimizer"] = None
-    ckpt.save_atomic(payload, path)
+    ckpt.write_checkpoint(path, payload)
     with pytest.raises(VaeganError, match="no d_optimizer state"):
         resume(tmp_path / "run", {"train.max_steps": 3})

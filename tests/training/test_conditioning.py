@@ -6,7 +6,8 @@ from torch import nn
 
 from vaegan.config import apply_overrides, load_preset
 from vaegan.data import BatchLoader, load_dataset
-from vaegan.training.trainer import Trainer
+from vaegan.runs import RunDir
+from vaegan.training import Trainer
 from vaegan.viz import class_conditional_samples
 
 TINY = {"data.name": "shapes10", "model.channels": 16, "model.latent_dim": 16, "model.d_channels": 16,
@@ -46,7 +47,7 @@ def classifier(shapes):
 def test_samples_show_the_requested_class(tmp_path, shapes, classifier, preset, steps, lrs):
     cfg = apply_overrides(load_preset(preset), {**TINY, "train.max_steps": steps, "optim.lr": lrs[0],
                                                 "optim.d_lr": lrs[1]})
-    trainer = Trainer(cfg, tmp_path / "run", *shapes)
+    trainer = Trainer(cfg, RunDir(tmp_path / "run"), shapes[0])
     trainer.fit()
     assert trainer.model.num_classes == 10  # a CIFAR-100 preset on shapes10 has shapes10's classes
     samples = class_conditional_samples(trainer.eval_model, list(range(10)), per_class=20, seed=1)

@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from vaegan.models import VAE
-from vaegan.training.fast_dropout import FastDropout
-from vaegan.training.performance import (SpeedSettings, apply_speed_settings, set_host_memory_reuse,
+from vaegan.config import LossConfig, ModelConfig
+from vaegan.models import build_model
+from vaegan.speed.fast_dropout import FastDropout
+from vaegan.speed.settings import (SpeedSettings, apply_speed_settings, set_host_memory_reuse,
                                          speed_defaults)
-from vaegan.config import LossConfig
-from vaegan.training.step import TrainStep, build_adam
+from vaegan.training import TrainStep, build_adam
 
 KEYS = {"loss", "recon", "kl", "mse_per_pixel"}
 BETA = 4.0
@@ -28,8 +28,9 @@ EXACT = pytest.mark.parametrize("settings,channels", [(EAGER, 8), (CPU, 8), (ALL
 def build(settings: SpeedSettings, dropout: float = 0.3, seed: int = 0, lr: float = 1e-3, channels: int = 8):
     """The trainer's order: model -> apply settings -> optimiser -> step."""
     torch.manual_seed(seed)
-    model = apply_speed_settings(VAE(latent_dim=8, dropout=dropout, noise_scale=0.3, channels=channels), settings)
-    optimizer = build_adam(model.parameters(), lr, 1e-4, (0.9, 0.999), fused=settings.fused_adam or None)
+    model = apply_speed_settings(build_model(ModelConfig(latent_dim=8, dropout=dropout, noise_scale=0.3,
+                                                     channels=channels)), settings)
+    optimizer = build_adam(model.parameters(), lr, 1e-4, (0.9, 0.999), fused=settings.fused_adam)
     return model, optimizer, TrainStep(model, optimizer, LossConfig(beta=BETA), speed=settings)
 
 
@@ -116,9 +117,9 @@ def test_speed_settings_do_not_change_the_math():
 
 def test_apply_speed_settings_keeps_the_state_dict_and_swaps_only_dropout():
     torch.manual_seed(0)
-    plain = VAE(latent_dim=8, dropout=0.3, channels=8)
+    plain = build_model(ModelConfig(latent_dim=8, dropout=0.3, channels=8))
     torch.manual_seed(0)
-    fast = apply_speed_settings(VAE(latent_dim=8, dropout=0.3, channels=8), ALL_ON)
+    fast = apply_speed_settings(build_model(ModelConfig(latent_dim=8, dropout=0.3, channels=8)), ALL_ON)
     assert_bitwise_equal(plain.state_dict(), fast.state_dict())
     fast.load_state_dict(plain.state_dict())  # checkpoints move freely between the two
     dropouts = [m for m in fast.modules() if isinstance(m, nn.Dropout)]
@@ -170,7 +171,7 @@ def test_loading_optimizer_state_of_another_layout_is_realigned():
     plain = nn.Parameter(start.clone())
     fast = nn.Parameter(start.clone().contiguous(memory_format=torch.channels_last))
     plain_opt = build_adam([plain], 1e-3, 0.0, (0.9, 0.999))
-    fast_opt = build_adam([fast], 1e-3, 0.0, (0.9, 0.999), fused=CPU.fused_adam or None)
+    fast_opt = build_adam([fast], 1e-3, 0.0, (0.9, 0.999), fused=CPU.fused_adam)
     plain.grad = grads[0].clone()
     plain_opt.step()
     with torch.no_grad():

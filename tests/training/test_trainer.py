@@ -7,9 +7,11 @@ import torch
 from vaegan.config import Config, apply_overrides
 from vaegan.data import load_dataset
 from vaegan.errors import VaeganError
-from vaegan.training import checkpoint as ckpt
-from vaegan.training.metrics import read_metrics
-from vaegan.training.trainer import Trainer, resume, train
+from vaegan.runs import checkpoint as ckpt
+from vaegan.runs.metrics import read_metrics
+from vaegan.experiment import resume, train
+from vaegan.runs import RunDir
+from vaegan.training import Trainer
 
 # Every source of randomness on: dropout, sampling noise, BatchNorm, flip + crop augmentation.
 TINY = {"data.name": "shapes10", "model.channels": 8, "model.latent_dim": 8, "model.dropout": 0.3,
@@ -39,15 +41,15 @@ def _assert_identical(a: dict, b: dict) -> None:
 def test_resume_is_bit_exact_across_an_epoch_boundary(tmp_path, shapes):
     train_set, test_set = shapes[0].head(48), shapes[1]  # 3 batches per epoch: 5 steps cross epochs
     n = 5
-    straight = Trainer(tiny_config(**{"train.max_steps": 2 * n}), tmp_path / "a", train_set, test_set)
+    straight = Trainer(tiny_config(**{"train.max_steps": 2 * n}), RunDir(tmp_path / "a"), train_set)
     straight.fit()
 
-    first = Trainer(tiny_config(**{"train.max_steps": n}), tmp_path / "b", train_set, test_set)
+    first = Trainer(tiny_config(**{"train.max_steps": n}), RunDir(tmp_path / "b"), train_set)
     first.fit()
-    payload = ckpt.load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    payload = ckpt.read_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     assert (payload["step"], payload["epoch"], payload["batch"]) == (5, 1, 2)
     torch.manual_seed(1234)  # whatever happens in between must not matter
-    second = Trainer(tiny_config(**{"train.max_steps": 2 * n}), tmp_path / "b", train_set, test_set)
+    second = Trainer(tiny_config(**{"train.max_steps": 2 * n}), RunDir(tmp_path / "b"), train_set)
     second.restore(payload)
     second.fit()
     _assert_identical(_params(straight.model), _params(second.model))

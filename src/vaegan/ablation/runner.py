@@ -6,9 +6,7 @@ loses nothing. Every cell gets the same budget (steps), batch size and, per seed
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +14,14 @@ from typing import Any
 
 from vaegan.ablation.grids import Grid
 from vaegan.config import Config, apply_overrides
-from vaegan.data import load_dataset
+from vaegan.data import load_dataset, sequential_batches
 from vaegan.errors import VaeganError
-from vaegan.evaluation.features import real_batches
 from vaegan.evaluation.latent import encode_means, knn_accuracy
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun, load_run
 from vaegan.evaluation.suite import Evaluation, cache_dir
-from vaegan.training.metrics import read_metrics
-from vaegan.training.trainer import resume, train
+from vaegan.experiment import resume, train
+from vaegan.runs import RunDir
 
 MEASURE_IMAGES = 2000  # train and test images each cell is measured on
 STABILITY_TAIL = 0.2  # the last 20% of the steps
@@ -53,24 +50,22 @@ def budget_steps(cfg: Config, fraction: float) -> int:
     return max(1, round(fraction * cfg.train.epochs * (train_size // cfg.train.batch_size)))
 
 
-def _finished_steps(run_dir: Path) -> int:
-    summary = run_dir / "summary.json"
-    return json.loads(summary.read_text())["step"] if summary.is_file() else -1
-
-
 def run_cell(cfg: Config, run_dir: Path, steps: int) -> None:
-    if _finished_steps(run_dir) >= steps:
+    """Bring the cell to `steps` steps with complete outputs: nothing if it is there, else resume it (which also
+    completes a run stopped between its last checkpoint and its summary), else start it."""
+    status = RunDir(run_dir).status()
+    if status.finished(steps):
         return
-    if (run_dir / "checkpoints" / "last.pt").is_file():
-        resume(run_dir, {"train.max_steps": steps})
+    if status.step is not None:
+        resume(run_dir, {"train.max_steps": max(steps, status.step)})
     else:
         train(apply_overrides(cfg, {"train.max_steps": steps}), run_dir)
 
 
 def training_values(run: LoadedRun) -> dict[str, float]:
     """Reconstruction, KL, generalisation gap, latent kNN and stability of a finished run."""
-    summary = json.loads((run.run_dir / "summary.json").read_text())
-    losses = [r["loss"] for r in read_metrics(run.run_dir / "metrics.jsonl")
+    summary = run.files.read_json(run.files.summary)
+    losses = [r["loss"] for r in run.files.records()
               if r.get("kind") == "train" and isinstance(r.get("loss"), (int, float))]
     tail = losses[-max(2, math.ceil(STABILITY_TAIL * len(losses))):]
     values: dict[str, float] = {"loss_std": statistics.stdev(tail) if len(tail) > 1 else 0.0,
@@ -79,8 +74,8 @@ def training_values(run: LoadedRun) -> dict[str, float]:
                                 "wall_seconds": summary["wall_seconds"]}
     if run.model.encoder is not None:
         splits = {split: run.dataset(split).head(MEASURE_IMAGES) for split in ("train", "test")}
-        train_eval, test_eval = (evaluate_reconstruction(run.model, real_batches(splits[s], run.device), 1.0, "sum")
-                                 for s in ("train", "test"))
+        train_eval, test_eval = (evaluate_reconstruction(run.model, sequential_batches(splits[s], run.device), 1.0,
+                                                         "sum") for s in ("train", "test"))
         values.update(train_mse=train_eval["mse_per_pixel"], test_mse=test_eval["mse_per_pixel"],
                       gap=test_eval["mse_per_pixel"] - train_eval["mse_per_pixel"], kl=test_eval["kl"],
                       test_nelbo=test_eval["loss"],
@@ -101,21 +96,24 @@ def suite_values(run: LoadedRun, suite: SuiteOptions) -> dict[str, float]:
 
 
 def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> dict[str, float]:
-    """The table's numbers for one finished run, cached in RUN/ablation.json; suite metrics missing from the
-    cache (a classifier or Inception weights given later) are added to it."""
+    """The table's numbers for one finished run, cached in RUN/ablation.json with the step they measured (a
+    cell trained further is measured again); suite metrics missing from the cache (a classifier or Inception
+    weights given later) are added to it."""
     suite = suite or SuiteOptions()
-    cached = run_dir / "ablation.json"
-    values = json.loads(cached.read_text()) if cached.is_file() else {}
+    files = RunDir(run_dir)
+    run = load_run(run_dir, device)
+    try:
+        cached = files.read_json(files.ablation) or {}
+    except VaeganError:
+        cached = {}  # a damaged cache is measured again
+    values = cached.get("values", {}) if cached.get("step") == run.step else {}
     wanted_suite = (suite.classifier and "fcd" not in values) or (suite.inception_weights and "fid" not in values)
     if values and not wanted_suite:
         return values
-    run = load_run(run_dir, device)
     values = values or training_values(run)
     if wanted_suite:
         values.update(suite_values(run, suite))
-    partial = cached.with_name(f".ablation.json.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(values, indent=2))
-    os.replace(partial, cached)
+    files.write_json(files.ablation, {"step": run.step, "values": values})
     return values
 
 

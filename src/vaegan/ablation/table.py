@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import os
 import statistics
 from pathlib import Path
 
 from vaegan.ablation.grids import Claim, Grid
 from vaegan.ablation.runner import Cell
+from vaegan.runs import RunDir, atomic_write
 
 COLUMNS = [("train_mse", "train MSE/px"), ("test_mse", "test MSE/px"), ("gap", "gap (test-train)"),
            ("kl", "KL (nats)"), ("test_nelbo", "test -ELBO"), ("loss_std", "loss std, last 20%"),
@@ -52,7 +54,6 @@ def _cell(mean_and_std: tuple[float, float] | None) -> str:
 
 def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> dict[str, Path]:
     """DIR/table.md, table.csv and table.html; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
     table = aggregate(cells)
     columns = [(key, title) for key, title in COLUMNS if any(key in row for row in table.values())]
     seeds = len({c.seed for c in cells})
@@ -66,28 +67,29 @@ def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> 
     if claims:
         md += ["", *[f"- {line}" for line in claims]]
     paths = {"md": out / "table.md", "csv": out / "table.csv", "html": out / "table.html"}
-    paths["md"].write_text("\n".join(md) + "\n")
+    atomic_write(paths["md"], "\n".join(md) + "\n")
 
-    with open(paths["csv"], "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["variant"] + [f"{k}_{stat}" for k, _ in columns for stat in ("mean", "std")])
-        for variant, row in table.items():
-            values = []
-            for key, _ in columns:
-                values += [f"{v:.6g}" for v in row[key]] if key in row else ["", ""]
-            writer.writerow([variant, *values])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["variant"] + [f"{k}_{stat}" for k, _ in columns for stat in ("mean", "std")])
+    for variant, row in table.items():
+        values = []
+        for key, _ in columns:
+            values += [f"{v:.6g}" for v in row[key]] if key in row else ["", ""]
+        writer.writerow([variant, *values])
+    atomic_write(paths["csv"], text.getvalue())
 
     rows = "".join(f"<tr><th>{html.escape(variant)}</th>" + "".join(f"<td>{_cell(row.get(k))}</td>"
                                                                         for k, _ in columns) + "</tr>"
                    for variant, row in table.items())
     grids = []
     for variant in table:
-        sample = next((c.run_dir / "samples" / "final.png" for c in cells if c.variant == variant), None)
+        sample = next((RunDir(c.run_dir).sample_grid("final") for c in cells if c.variant == variant), None)
         if sample is not None and sample.is_file():
             src = html.escape(os.path.relpath(sample, out))
             grids.append(f"<figure><img src=\"{src}\" alt=\"samples of {html.escape(variant)}\">"
                          f"<figcaption>{html.escape(variant)} (seed 0)</figcaption></figure>")
-    paths["html"].write_text(
+    atomic_write(paths["html"], (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport "
         "content=\"width=device-width, initial-scale=1\"><title>vaegan ablation</title><style>"
         "body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1rem}"
@@ -100,5 +102,5 @@ def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> 
         f"<h1>{html.escape(grid.name)}</h1><p>{html.escape(header)}</p><div style=overflow-x:auto><table><tr>"
         "<th>variant</th>" + "".join(f"<th>{html.escape(t)}</th>" for _, t in columns) + f"</tr>{rows}</table></div>"
         + ("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in claims) + "</ul>" if claims else "")
-        + f"<div class=grids>{''.join(grids)}</div></body></html>\n")
+        + f"<div class=grids>{''.join(grids)}</div></body></html>\n"))
     return paths

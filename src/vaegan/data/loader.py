@@ -12,6 +12,9 @@ from vaegan.data.seeding import derive_seed
 from vaegan.errors import VaeganError
 
 
+EVAL_BATCH = 500  # images per batch when a split is read in order, for measurement and figures
+
+
 class BatchLoader:
     """Seeded, resumable, shardable batches from an ImageDataset, normalised to [-1,1] on the fly.
 
@@ -85,3 +88,10 @@ class BatchLoader:
         if self.hflip:
             x = random_hflip(x, generator)
         return x
+
+
+def sequential_batches(dataset: ImageDataset, device: str | torch.device, batch_size: int = EVAL_BATCH,
+                       channels_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Every image of `dataset` once, in order, unaugmented: (x, y) batches on `device`, for measurement."""
+    return BatchLoader(dataset, batch_size, shuffle=False, drop_last=False, device=device,
+                       channels_last=channels_last).epoch_batches(0)

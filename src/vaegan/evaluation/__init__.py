@@ -1,5 +1,5 @@
 """Numbers that judge a trained model."""
 
-from vaegan.evaluation.reconstruction import evaluate_reconstruction, evaluation_mode
+from vaegan.evaluation.reconstruction import evaluate_reconstruction
 
-__all__ = ["evaluate_reconstruction", "evaluation_mode"]
+__all__ = ["evaluate_reconstruction"]

@@ -4,6 +4,7 @@ for class-consistency, FCD and precision/recall (no downloads needed)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +12,45 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaegan.config import Config
-from vaegan.data import BatchLoader, ImageDataset
+from vaegan.config import DEVICE_RULE, DataConfig
+from vaegan.data import BatchLoader, ImageDataset, sequential_batches
 from vaegan.errors import VaeganError
-from vaegan.evaluation.reconstruction import evaluation_mode
-from vaegan.training.checkpoint import load_checkpoint, save_atomic, state_must_fit
-from vaegan.training.device import select_device
+from vaegan.models import evaluation_mode
+from vaegan.runs.checkpoint import read_checkpoint, state_must_fit, write_checkpoint
+from vaegan.runs.device import select_device
 
 FORMAT = "vaegan-classifier"
-EVAL_BATCH = 500
-# Config keys the classifier uses, with its defaults (`vaegan classifier train ... key=value` overrides them)
-DEFAULTS = {"model.channels": 64, "train.epochs": 15, "train.batch_size": 128, "optim.lr": 2e-3,
-            "optim.weight_decay": 5e-4, "data.hflip": True, "data.crop_padding": 4}
+VERSION = 2  # this file's own version: 2 is the checksummed container of runs.checkpoint
+
+
+@dataclass
+class ClassifierModelConfig:
+    channels: int = field(default=64, metadata={"min": 2, "max": 8192})
+
+
+@dataclass
+class ClassifierTrainConfig:
+    epochs: int = field(default=15, metadata={"min": 1, "max": 10**6})
+    max_steps: int | None = field(default=None, metadata={"min": 1, "max": 10**9})
+    batch_size: int = field(default=128, metadata={"min": 1, "max": 10**6})
+    seed: int = field(default=0, metadata={"min": 0, "max": 2**63 - 1})
+    device: str = field(default="auto", metadata=DEVICE_RULE)
+
+
+@dataclass
+class ClassifierOptimConfig:
+    lr: float = field(default=2e-3, metadata={"min": 0.0, "above": 0.0})
+    weight_decay: float = field(default=5e-4, metadata={"min": 0.0})
+
+
+@dataclass
+class ClassifierConfig:
+    """`vaegan classifier train ... key=value`: its own small config (data.*, model.channels, train.*, optim.*)."""
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(hflip=True, crop_padding=4))
+    model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
+    train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
+    optim: ClassifierOptimConfig = field(default_factory=ClassifierOptimConfig)
 
 
 class ResidualBlock(nn.Module):
@@ -62,12 +90,12 @@ class Classifier(nn.Module):
 def accuracy(model: Classifier, dataset: ImageDataset, device: torch.device) -> float:
     correct = 0
     with evaluation_mode(model):
-        for x, y in BatchLoader(dataset, EVAL_BATCH, shuffle=False, drop_last=False, device=device).epoch_batches(0):
+        for x, y in sequential_batches(dataset, device):
             correct += (model(x).argmax(1) == y).sum().item()
     return correct / len(dataset)
 
 
-def train_classifier(cfg: Config, train_set: ImageDataset, test_set: ImageDataset, out: Path) -> dict[str, Any]:
+def train_classifier(cfg: ClassifierConfig, train_set: ImageDataset, test_set: ImageDataset, out: Path) -> dict[str, Any]:
     """Train with cross-entropy, Adam and a cosine schedule; save atomically to `out` with its test accuracy."""
     device = select_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
@@ -93,14 +121,16 @@ def train_classifier(cfg: Config, train_set: ImageDataset, test_set: ImageDatase
     train_seconds = round(time.perf_counter() - started, 1)
     result = {"dataset": train_set.name, "test_accuracy": accuracy(model, test_set, device), "steps": step,
               "train_seconds": train_seconds}
-    save_atomic({"format": FORMAT, "version": 1, "state": model.state_dict(), "channels": cfg.model.channels,
-                 "num_classes": train_set.num_classes, "class_names": train_set.class_names, **result}, out)
+    write_checkpoint(out, {"state": model.state_dict(), "channels": cfg.model.channels,
+                           "num_classes": train_set.num_classes, "class_names": train_set.class_names, **result},
+                     file_format=FORMAT, version=VERSION)
     return result
 
 
 def load_classifier(path: Path, device: torch.device) -> tuple[Classifier, dict[str, Any]]:
     """The classifier at `path` in eval mode, and its record (dataset, test accuracy, ...)."""
-    payload = load_checkpoint(path, expected_format=FORMAT)
+    payload = read_checkpoint(path, file_format=FORMAT, version=VERSION, what="classifier",
+                              required=("state", "channels", "num_classes", "dataset", "test_accuracy"))
     model = Classifier(payload["num_classes"], payload["channels"])
     with state_must_fit(path):
         model.load_state_dict(payload["state"])

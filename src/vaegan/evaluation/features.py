@@ -3,21 +3,19 @@ of the real-image features keyed by what made them."""
 
 from __future__ import annotations
 
-import os
-from collections import Counter
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vaegan.data import BatchLoader, ImageDataset
-from vaegan.evaluation.reconstruction import evaluation_mode
-from vaegan.models import GenerativeModel
+from vaegan.data import ImageDataset, sequential_batches
+from vaegan.models import GenerativeModel, evaluation_mode
+from vaegan.runs import atomic_write
 
-BATCH = 250
+BATCH = 250  # half the usual eval batch: the Inception network's 299x299 activations are large
 Extractor = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # images in [-1, 1] -> named feature tensors
-COMPUTED: Counter[str] = Counter()  # cache key -> times its features were computed in this process
 
 
 def generated_batches(model: GenerativeModel, n: int, seed: int, batch: int = BATCH
@@ -36,7 +34,7 @@ def generated_batches(model: GenerativeModel, n: int, seed: int, batch: int = BA
 
 def real_batches(dataset: ImageDataset, device: torch.device, batch: int = BATCH
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    return BatchLoader(dataset, batch, shuffle=False, drop_last=False, device=device).epoch_batches(0)
+    return sequential_batches(dataset, device, batch_size=batch)
 
 
 def extract(batches, extractor: Extractor) -> dict[str, np.ndarray]:
@@ -52,16 +50,19 @@ def extract(batches, extractor: Extractor) -> dict[str, np.ndarray]:
 
 def cached_features(cache_dir: Path, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Features stored under `key` (which must name dataset, split, extractor, its weights hash and the count),
-    computed and written atomically on first use."""
-    path = Path(cache_dir) / "features" / f"{key}.npz"
+    computed and written atomically on first use. A damaged file (truncated, a failed zip CRC) is computed
+    again and replaced."""
+    path = feature_cache_path(cache_dir, key)
     if path.is_file():
-        with np.load(path) as stored:
-            return {name: stored[name] for name in stored.files}
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return {name: stored[name] for name in stored.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass
     features = compute()
-    COMPUTED[key] += 1
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(partial, "wb") as f:
-        np.savez(f, **features)
-    os.replace(partial, path)
+    atomic_write(path, lambda f: np.savez(f, **features))
     return features
+
+
+def feature_cache_path(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / "features" / f"{key}.npz"

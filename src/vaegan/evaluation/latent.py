@@ -5,25 +5,23 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaegan.data import BatchLoader, ImageDataset
-from vaegan.evaluation.reconstruction import evaluation_mode
-from vaegan.models import GenerativeModel
+from vaegan.data import ImageDataset, sequential_batches
+from vaegan.models import GenerativeModel, evaluation_mode
 
-EVAL_BATCH = 500
 MAP_METHODS = ("pca", "tsne")
+KNN_K = 5  # neighbours of the kNN accuracy
 
 
 def encode_means(model: GenerativeModel, dataset: ImageDataset, device: torch.device) -> torch.Tensor:
     """Posterior means [N, latent_dim] of every image of `dataset` (conditional encoders get the true label)."""
     means = []
-    loader = BatchLoader(dataset, EVAL_BATCH, shuffle=False, drop_last=False, device=device)
     with evaluation_mode(model):
-        for x, y in loader.epoch_batches(0):
+        for x, y in sequential_batches(dataset, device):
             means.append(model.encoder(x, model.labels(y))[0].float().cpu())
     return torch.cat(means)
 
 
-def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, k: int = 5) -> float:
+def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, k: int = KNN_K) -> float:
     """Leave-one-out k-nearest-neighbour accuracy (Euclidean, majority vote, ties to the nearest)."""
     if len(features) <= k:
         raise ValueError(f"kNN with k={k} needs more than {k} points, got {len(features)}")

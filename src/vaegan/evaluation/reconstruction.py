@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
+from vaegan.models import evaluation_mode
 from vaegan.objectives import vae_loss
-
-
-@contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode (BatchNorm running stats, no dropout, z = mu) and no autograd; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield model
-    finally:
-        model.train(was_training)
 
 
 def evaluate_reconstruction(model: nn.Module, batches, beta: float, reduction: str = "sum") -> dict[str, float]:

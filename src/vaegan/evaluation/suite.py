@@ -9,7 +9,6 @@ per (dataset, split, extractor, weights hash, count), so a second evaluation reu
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -197,8 +196,5 @@ def evaluate(run: LoadedRun, metrics: list[str], n: int = 10_000, seed: int = 0,
     if unknown:
         raise VaeganError(f"unknown metric(s) {', '.join(unknown)}: choose from {', '.join(METRICS)}")
     record = Evaluation(run, n, seed, inception_weights, classifier_path, cache or cache_dir()).run_all(metrics)
-    path = run.run_dir / "eval.json"
-    partial = path.with_name(f".eval.json.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(partial, path)
+    run.files.write_json(run.files.eval, record)
     return record

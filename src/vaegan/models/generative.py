@@ -36,6 +36,13 @@ class GenerativeModel(nn.Module):
         """The labels the networks take: y for a conditional model, None for an unconditional one."""
         return y if self.conditional else None
 
+    def embed_labels(self, y: torch.Tensor) -> torch.Tensor:
+        """G's label embedding of integer labels [n] -> [n, embed_dim]: the space a label path moves through
+        (the generator also takes such embedded labels in place of integers)."""
+        if not self.conditional:
+            raise ValueError("an unconditional model has no label embedding")
+        return self.decoder.label.embedding(y)
+
     def autoencoder_parameters(self) -> list[nn.Parameter]:
         """E and G: what the generator optimiser updates."""
         modules = [m for m in (self.encoder, self.decoder) if m is not None]

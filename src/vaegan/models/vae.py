@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from vaegan.models.conditioning import LabelConcat
-from vaegan.models.generative import GenerativeModel
 
 REFERENCE_CHANNELS = 128
 FEATURE_SIDE = 4
@@ -72,14 +71,3 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.body(self.project(self.label(z, y)).view(-1, *self.feature_shape))
-
-
-class VAE(GenerativeModel):
-    """The reference VAE: conv encoder and decoder, optionally class-conditional."""
-
-    def __init__(self, latent_dim: int = 128, batchnorm: bool = True, dropout: float = 0.0,
-                 noise_scale: float = 1.0, channels: int = REFERENCE_CHANNELS, num_classes: int = 0,
-                 embed_dim: int = 32):
-        super().__init__(Decoder(latent_dim, batchnorm, dropout, channels, num_classes, embed_dim),
-                         Encoder(latent_dim, batchnorm, dropout, channels, num_classes, embed_dim),
-                         latent_dim=latent_dim, num_classes=num_classes, noise_scale=noise_scale)

@@ -10,22 +10,8 @@ from torch import nn
 from vaegan.config import LossConfig
 from vaegan.models import GenerativeModel
 from vaegan.objectives import discriminator_loss, feature_matching_loss, generator_loss, vae_loss
+from vaegan.speed import SpeedSettings, to_input_layout
 from vaegan.training.ema import GeneratorEMA
-from vaegan.training.performance import SpeedSettings, align_optimizer_state, to_input_layout
-
-
-def build_adam(params, lr: float, weight_decay: float, betas: tuple[float, float], *,
-               fused: bool | None = None, foreach: bool | None = None) -> torch.optim.Adam:
-    """Adam with L2 weight decay (as in the reference: `Adam(weight_decay=1e-4)`, not AdamW).
-
-    `fused`/`foreach` pick the implementation (None: torch's default, which is the per-tensor loop on CPU);
-    all compute the same update. Loading a state_dict re-lays the state out like the parameters (see
-    `align_optimizer_state`), so checkpoints move between channels_last and plain runs safely.
-    """
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=betas, fused=fused,
-                                 foreach=foreach)
-    optimizer.register_load_state_dict_post_hook(align_optimizer_state)
-    return optimizer
 
 
 def _autoencoder_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, beta: float,
@@ -46,13 +32,14 @@ class TrainStep:
 
     E/G minimise recon + beta*KL + gan_weight*GAN (+ feature_weight * feature matching); D minimises its GAN
     loss on real images against reconstructions and/or prior samples G(z, y) (z ~ N(0, I), the batch's labels).
-    Both losses are computed from the same weights and then both optimisers step (simultaneous updates), so
-    a non-finite loss can skip the whole step: no weight, optimiser state or buffer (BatchNorm statistics,
-    spectral-norm vectors) changes. With `adversarial=False` (VAE warm-up) D is neither run nor updated.
+    Both losses and both gradients are computed from the same weights before either optimiser steps
+    (simultaneous updates), so a non-finite loss or gradient can skip the whole step: no weight, optimiser
+    state or buffer (BatchNorm statistics, spectral-norm vectors) changes. With `adversarial=False` (VAE
+    warm-up) D is neither run nor updated.
 
     `speed` puts each batch in the model's memory format and, with `speed.compile`, runs the autoencoder
-    forward + VAE loss through torch.compile. Model-side settings are applied by `apply_speed_settings`
-    before the optimisers are built, not here.
+    forward + VAE loss through torch.compile. Model-side settings are applied by `build_training` before the
+    optimisers are built, not here.
     """
 
     def __init__(self, model: GenerativeModel, optimizer: torch.optim.Optimizer, loss: LossConfig, *,
@@ -86,21 +73,37 @@ class TrainStep:
             g_loss, d_loss = self._adversarial_losses(x, y, fakes, g_loss, values)
         values["loss"] = g_loss
         losses = [g_loss] if d_loss is None else [g_loss, d_loss]
-        if not bool(torch.isfinite(torch.stack(losses)).all()):
+        optimizers = [self.optimizer] if d_loss is None else [self.optimizer, self.d_optimizer]
+        skipped = not bool(torch.isfinite(torch.stack(losses)).all())
+        if not skipped:
+            for optimizer, loss in zip(optimizers, losses):
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            skipped = not self._gradients_finite(optimizers)
+        if skipped:
             with torch.no_grad():
                 for saved, live in zip(buffers, model.buffers(), strict=True):
                     live.copy_(saved)
-            return StepOutput({k: v.detach() for k, v in values.items()}, skipped=True)
-        self.optimizer.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.optimizer.step()
-        if d_loss is not None:
-            self.d_optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.d_optimizer.step()
-        if self.ema is not None:
-            self.ema.update(model.decoder)
-        return StepOutput({k: v.detach() for k, v in values.items()}, skipped=False)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+        else:
+            for optimizer in optimizers:
+                optimizer.step()
+            if self.ema is not None:
+                self.ema.update(model.decoder)
+        return StepOutput({k: v.detach() for k, v in values.items()}, skipped=skipped)
+
+    @staticmethod
+    def _gradients_finite(optimizers: list[torch.optim.Optimizer]) -> bool:
+        """Whether every gradient is finite (a finite loss can still have a non-finite gradient). One fused
+        kernel, the check GradScaler uses; it multiplies the gradients by exactly 1."""
+        grads = [p.grad for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]
+                 if p.grad is not None]
+        if not grads:
+            return True
+        found = torch.zeros(1, device=grads[0].device)
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones(1, device=found.device))
+        return not bool(found.item())
 
     def _adversarial_losses(self, x, y, fakes, g_loss, values):
         """(E/G loss with the GAN and feature terms added, D loss); fills the logged D/G values."""

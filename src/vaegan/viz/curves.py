@@ -8,6 +8,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from vaegan.viz.grid import save_figure
+
 # (key in the records, panel title), in display order; panels without data are left out
 PANELS = (("loss", "E/G objective"), ("recon", "reconstruction"), ("mse_per_pixel", "MSE per pixel"),
           ("kl", "KL"), ("d_loss", "D loss"), ("gan", "G adversarial loss"), ("d_real", "D(real) mean logit"),
@@ -57,7 +59,4 @@ def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> P
         axes.grid(alpha=0.25)
     if title:
         figure.suptitle(title, fontsize=11)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
+    return save_figure(figure, path)

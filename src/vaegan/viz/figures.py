@@ -6,18 +6,16 @@ from pathlib import Path
 
 import torch
 
-from vaegan.data import BatchLoader, ImageDataset
-from vaegan.evaluation import evaluate_reconstruction, evaluation_mode
-from vaegan.models import GenerativeModel
+from vaegan.data import ImageDataset, sequential_batches
+from vaegan.evaluation import evaluate_reconstruction
+from vaegan.models import GenerativeModel, evaluation_mode
 from vaegan.viz.grid import make_grid, reconstruction_grid, save_png, to_uint8
 from vaegan.viz.interpolation import interpolation_rows
-
-EVAL_BATCH = 500
 
 
 def first_images(dataset: ImageDataset, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The first n images of a split in [-1, 1] and their labels (a fixed, comparable choice)."""
-    return next(BatchLoader(dataset.head(n), n, shuffle=False, drop_last=False, device=device).epoch_batches(0))
+    return next(sequential_batches(dataset.head(n), device, batch_size=n))
 
 
 def save_reconstructions(model: GenerativeModel, x: torch.Tensor, y: torch.Tensor, path: Path, note: str = ""
@@ -38,8 +36,7 @@ def reconstruction_figure(model: GenerativeModel, dataset: ImageDataset, n: int,
     whole split."""
     if model.encoder is None:
         raise ValueError("this model has no encoder: it cannot reconstruct")
-    loader = BatchLoader(dataset, EVAL_BATCH, shuffle=False, drop_last=False, device=device)
-    split_mse = evaluate_reconstruction(model, loader.epoch_batches(0), beta=0.0)["mse_per_pixel"]
+    split_mse = evaluate_reconstruction(model, sequential_batches(dataset, device), beta=0.0)["mse_per_pixel"]
     x, y = first_images(dataset, n, device)
     note = f"per-pixel MSE of all {len(dataset)} {dataset.split} images: {split_mse:.4f}"
     batch_mse = save_reconstructions(model, x, y, path, note)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from vaegan.runs import atomic_write
+
 LABEL_FONT_SIZE = 13
 
 
@@ -44,10 +46,12 @@ def save_png(grid: torch.Tensor, path: Path, scale: int = 1, row_labels: list[st
         image = _with_row_labels(image, row_labels, padding * scale)
     if caption:
         image = _with_caption(image, caption)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
-    return path
+    return atomic_write(Path(path), lambda f: image.save(f, format="PNG"))
+
+
+def save_figure(figure, path: Path, dpi: int = 110) -> Path:
+    """A matplotlib Figure as a PNG file, written atomically like every other file of a run."""
+    return atomic_write(Path(path), lambda f: figure.savefig(f, format="png", dpi=dpi))
 
 
 def reconstruction_grid(real: torch.Tensor, recon: torch.Tensor, ncol: int = 8) -> torch.Tensor:

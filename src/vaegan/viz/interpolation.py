@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vaegan.evaluation import evaluation_mode
-from vaegan.models import GenerativeModel
+from vaegan.models import GenerativeModel, evaluation_mode
 
 MODES = ("linear", "slerp")
 
@@ -52,10 +51,9 @@ def interpolation_rows(model: GenerativeModel, x: torch.Tensor, y: torch.Tensor,
             decoded = model.decoder(path(mu[2 * i], mu[2 * i + 1], steps, mode), label)
             rows["latent"].append(torch.cat([first[i:i + 1], decoded, second[i:i + 1]]))
         if model.conditional:
-            embedding = model.decoder.label.embedding
             rows["label"] = []
             for i in range(len(first)):
-                labels = path(embedding(y[2 * i]), embedding(y[2 * i + 1]), steps, "linear")
+                labels = path(model.embed_labels(y[2 * i]), model.embed_labels(y[2 * i + 1]), steps, "linear")
                 decoded = model.decoder(mu[2 * i].repeat(steps, 1), labels)
                 rows["label"].append(torch.cat([first[i:i + 1], decoded, second[i:i + 1]]))
     return {kind: torch.cat(r) for kind, r in rows.items()}

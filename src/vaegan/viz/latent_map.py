@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from vaegan.data import ImageDataset
 from vaegan.evaluation.latent import encode_means, knn_accuracy, map_2d
 from vaegan.models import GenerativeModel
+from vaegan.viz.grid import save_figure
 
 MAX_LEGEND = 20
 
@@ -46,8 +47,6 @@ def latent_map_figure(model: GenerativeModel, dataset: ImageDataset, n: int, met
     axes.set_title(title, fontsize=9)
     axes.set_xticks([])
     axes.set_yticks([])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path)
     return result
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from vaegan.evaluation.run import LoadedRun, metrics_summary
-from vaegan.training.metrics import read_metrics
+from vaegan.runs import atomic_write
 from vaegan.viz.curves import plot_curves
 from vaegan.viz.figures import interpolation_figure, reconstruction_figure
 from vaegan.viz.latent_map import latent_map_figure
@@ -68,7 +68,7 @@ def run_figures(run: LoadedRun, folder: Path, latent_images: int = 2000, seed: i
     """Every figure that applies to the run's model, written into `folder`: (path, caption) pairs."""
     model, test = run.model, run.dataset("test")
     figures = []
-    records = read_metrics(run.run_dir / "metrics.jsonl")
+    records = run.files.records()
     if any(r.get("kind") == "train" for r in records):
         figures.append((plot_curves(records, folder / "curves.png", title=run.run_dir.name),
                         "Loss curves: smoothed (dark) over the raw per-step values (faint); test-set points per epoch."))
@@ -96,8 +96,8 @@ def run_figures(run: LoadedRun, folder: Path, latent_images: int = 2000, seed: i
 
 def write_report(run: LoadedRun, latent_images: int = 2000) -> Path:
     """RUN/report.html with every figure (in RUN/figures/), the metrics, the config and the hardware."""
-    page = run.run_dir / "report.html"
-    figures = run_figures(run, run.run_dir / "figures", latent_images)
+    page = run.files.report
+    figures = run_figures(run, run.files.figures, latent_images)
     numbers = metrics_summary(run.run_dir)
     summary = numbers["summary"]
     cfg = run.cfg
@@ -120,7 +120,7 @@ def write_report(run: LoadedRun, latent_images: int = 2000) -> Path:
              f"<h2>Figures</h2>" + "".join(_figure(page, path, caption) for path, caption in figures),
              f"<h2>Speed and hardware</h2>{_table(speed + list(hardware.items()))}",
              f"<h2>Config</h2><pre>{html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False))}</pre>"]
-    page.write_text(_page(f"vaegan report: {run.run_dir.name}", "".join(body)))
+    run.files.write_text(page, _page(f"vaegan report: {run.run_dir.name}", "".join(body)))
     return page
 
 
@@ -155,6 +155,5 @@ def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
     body = (f"<h1>Comparison of {len(runs)} runs</h1><p class=sub>Test metrics are final; D and G losses are means "
             f"of the last 100 training steps; {', '.join(n.upper() for n in EVALUATED)} come from each run's "
             f"eval.json (`vaegan evaluate`) where it exists.</p>{table}<div class=runs>{''.join(cards)}</div>")
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(_page("vaegan comparison", body))
+    atomic_write(page, _page("vaegan comparison", body))
     return page

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import torch
 
-from vaegan.evaluation import evaluation_mode
-from vaegan.models import GenerativeModel
+from vaegan.models import GenerativeModel, evaluation_mode
 from vaegan.viz.grid import make_grid, save_png, to_uint8
 
 

@@ -2,12 +2,12 @@ import pytest
 import torch
 from torch import nn
 
-from vaegan.config import LossConfig
-from vaegan.models import VAE
-from vaegan.training.gemm_conv import (GemmWeightGradConv2d, GemmWeightGradConvTranspose2d, use_gemm_weight_grad,
+from vaegan.config import LossConfig, ModelConfig
+from vaegan.models import build_model
+from vaegan.speed.gemm_conv import (GemmWeightGradConv2d, GemmWeightGradConvTranspose2d, use_gemm_weight_grad,
                                        weight_gradient)
-from vaegan.training.performance import SpeedSettings, apply_speed_settings, speed_defaults
-from vaegan.training.step import TrainStep
+from vaegan.speed.settings import SpeedSettings, apply_speed_settings, speed_defaults
+from vaegan.training import TrainStep
 
 LAYERS = [  # (class, in, out, kernel, stride, padding)
     (nn.Conv2d, 5, 7, 4, 2, 1),  # the reference encoder's convs
@@ -91,7 +91,7 @@ def test_cpu_defaults_switch_the_middle_convs_of_a_width_64_vae():
     """Training exactness with them switched is tested with the other speed settings (tests/training/test_step.py)."""
     settings = speed_defaults("cpu")
     assert settings.gemm_weight_grad
-    model = apply_speed_settings(VAE(latent_dim=8, channels=64), settings)
+    model = apply_speed_settings(build_model(ModelConfig(latent_dim=8, channels=64)), settings)
     assert sum(type(m) is not nn.Conv2d and isinstance(m, nn.Conv2d) for m in model.modules()) == 2
 
 
@@ -103,7 +103,8 @@ def test_training_with_it_follows_the_plain_gradients():
     steps = []
     for settings in (SpeedSettings(), SpeedSettings(channels_last=True, gemm_weight_grad=True)):
         torch.manual_seed(0)
-        model = apply_speed_settings(VAE(latent_dim=8, batchnorm=False, noise_scale=0.3, channels=64), settings)
+        model = apply_speed_settings(build_model(ModelConfig(latent_dim=8, batchnorm=False, noise_scale=0.3,
+                                                             channels=64)), settings)
         before = [p.detach().clone() for p in model.parameters()]
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         TrainStep(model, optimizer, LossConfig(beta=4.0), speed=settings)(x)

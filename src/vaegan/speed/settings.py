@@ -1,46 +1,16 @@
-"""Speed settings for training: which are on by default on each device, and the helpers that apply them.
+"""Speed settings for training: which are on by default on each device (`train.speed=auto`), and the helpers
+that apply them. `train.speed=eager` turns every one off.
 
 No setting changes the experiment: the model computes the same function up to float rounding, Adam the same
 update, dropout the same distribution (p rounded to 2^-16), and a CPU run stays bit-for-bit reproducible and
 resumable for a fixed seed. No setting lowers precision (bf16 is ~100x slower on CPUs without AMX/AVX512-BF16).
+Each default was measured with benchmarks/throughput.py; docs/performance.md holds the numbers and what was
+tried and dropped. The settings a run used are recorded in its checkpoint and summary.json, and a resumed run
+keeps them: fast_dropout draws another random stream than nn.Dropout, so switching it mid-run would break
+bit-exact resumption.
 
-The CPU defaults were measured with benchmarks/throughput.py (reference VAE, batch 128, 2-core AMD EPYC VM
-shared with other work, torch 2.13; medians of paired ratios over interleaved rounds; the machine is noisy,
-so take +-5%):
-                                                                        alone vs   cost of removing
-                                                                        eager      it from defaults
-  channels_last      NHWC activations and weights: oneDNN's brgemm convs  1.04-1.17x  0.92x          on
-  fast_dropout       FastDropout: ATen's CPU bernoulli_ is serial (its     1.13-1.22x  0.81x          on
-                     MKL path is Intel-only) and took ~25% of a step                        (off on Intel+MKL)
-  reuse_host_memory  glibc keeps freed memory: 75-95k page faults per      1.01-1.17x  0.82x          on (Linux)
-                     step become 0
-  gemm_weight_grad   wide convs' weight gradient as im2col + one GEMM      0.94x       0.85-0.92x     on
-                     (gemm_conv.py; oneDNN's AVX2 dW kernels were the slowest part of a step); it needs
-                     channels_last: 6 paired A/B runs gave 1.09-1.18x when added to the other defaults
-  fused_adam         one kernel for the Adam update (11 ms vs 23 ms/step)  ~1.0x       1.00x          on
-  compile            torch.compile(forward + loss): ~30 s to compile       ~1.0x       +0-2% if added off
-                     (~6 s with a warm cache), recompiles per batch shape
-  num_threads        torch's default (one per physical core); 1 thread:    0.61x                      None
-  all defaults: 1.24-1.44x eager before gemm_weight_grad (1.44x over 20 paired rounds), 1.38x with it in
-  one 4-round comparison (session 4; its rounds spread +-10%).
-Tried and dropped (no gain measured): drawing the dropout words from two generators in two threads (2x faster
-alone, 1.00x in a step), OMP_WAIT_POLICY/GOMP_SPINCOUNT, ConvTranspose2d forward as GEMM + col2im, sub-pixel
-or stride-1 rewrites of the transposed convs, transparent huge pages for tensors (THP_MEM_ALLOC_ENABLE=1: 96 vs
-99 images/s over 5 paired processes), torch.compile with nn.Dropout so that Inductor fuses BatchNorm, ReLU and
-its own dropout RNG (0.73x), the dW GEMM in batch chunks that stay in L3 (-10 ms for the 128 -> 64 ConvT only),
-and input and weight gradients computed concurrently in two 1-thread halves (conv passes already run 1.84-1.97x
-faster on 2 threads than on 1, so there is no idle core to fill).
-
-On CUDA, channels_last and fused Adam are the standard wins; bernoulli_ is already fast there. MPS gets the
-plain eager path. oneDNN (torch.backends.mkldnn) must stay on: without it a CPU step is 2-4x slower.
-
-Usage (process settings once; build the optimiser after `apply_speed_settings`):
-
-    settings = speed_defaults(device)
-    configure_process(settings)
-    model = apply_speed_settings(build_model(cfg), settings).to(device)
-    optimizer = build_adam(model.parameters(), lr, wd, betas, fused=settings.fused_adam)
-    step = TrainStep(model, optimizer, cfg.loss, speed=settings)
+On CUDA, channels_last and fused Adam are the standard wins; MPS gets the plain eager path. Training applies
+them through `vaegan.training.factory.build_training`, the one place that prepares model and optimisers.
 """
 
 from __future__ import annotations
@@ -53,8 +23,11 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from vaegan.training.fast_dropout import use_fast_dropout
-from vaegan.training.gemm_conv import use_gemm_weight_grad
+from vaegan.errors import VaeganError
+from vaegan.speed.fast_dropout import use_fast_dropout
+from vaegan.speed.gemm_conv import use_gemm_weight_grad
+
+MODES = ("auto", "eager")  # train.speed
 
 
 @dataclass(frozen=True)
@@ -97,7 +70,7 @@ def _mkl_bernoulli() -> bool:
 
 
 def speed_defaults(device: torch.device | str) -> SpeedSettings:
-    """The measured-best settings for a device type (see the module docstring for the numbers)."""
+    """The measured-best settings for a device type (docs/performance.md has the numbers)."""
     kind = torch.device(device).type
     if kind == "cpu":
         return SpeedSettings(channels_last=True, fused_adam=_torch_at_least(2, 4),
@@ -106,6 +79,41 @@ def speed_defaults(device: torch.device | str) -> SpeedSettings:
     if kind == "cuda":
         return SpeedSettings(channels_last=True, fused_adam=True)
     return SpeedSettings()  # mps and anything else: plain eager
+
+
+def resolve_speed(mode: str, device: torch.device | str) -> SpeedSettings:
+    """The settings `train.speed` asks for on `device`: `auto` = the device's defaults, `eager` = all off."""
+    if mode not in MODES:
+        raise VaeganError(f"invalid value for 'train.speed': {mode!r}; allowed: {', '.join(MODES)}")
+    return speed_defaults(device) if mode == "auto" else SpeedSettings()
+
+
+def recorded_speed(record: dict) -> SpeedSettings:
+    """The settings a run recorded in its checkpoint; unknown or missing names are refused, not guessed."""
+    names = {f.name for f in fields(SpeedSettings)}
+    if not isinstance(record, dict) or set(record) - names:
+        raise VaeganError(f"the checkpoint records speed settings this vaegan does not know: {record!r}")
+    return SpeedSettings(**record)
+
+
+def speed_record(mode: str, device: torch.device, settings: SpeedSettings) -> dict:
+    """What a run records of its speed settings (checkpoint and summary.json)."""
+    return {"mode": mode, "device": device.type, "settings": settings.to_dict(), "describe": settings.describe()}
+
+
+def run_speed(mode: str, device: torch.device, recorded: dict | None) -> SpeedSettings:
+    """The settings a run trains with: the ones it recorded when it is resumed with the same `train.speed` on the
+    same kind of device (a CPU of another vendor would otherwise switch fast_dropout, and with it the random
+    stream, silently); else what `mode` asks for on `device`."""
+    if recorded and recorded.get("mode") == mode and recorded.get("device") == device.type:
+        return recorded_speed(recorded.get("settings"))
+    return resolve_speed(mode, device)
+
+
+def inference_settings(device: torch.device | str) -> SpeedSettings:
+    """For a model opened to evaluate or draw: only the memory layout of the device's defaults, so that opening
+    a run changes no process-wide setting (threads, malloc) and no layer."""
+    return SpeedSettings(channels_last=speed_defaults(device).channels_last)
 
 
 def configure_process(settings: SpeedSettings) -> None:

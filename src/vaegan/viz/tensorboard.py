@@ -21,11 +21,11 @@ def require_tensorboard():
 
 
 class TensorBoardLog:
-    """Events in RUN/tensorboard/. `first_step` is where this leg of the run starts: events a crashed leg wrote
+    """Events in `folder` (RUN/tensorboard/). `first_step` is where this leg of the run starts: events a crashed leg wrote
     from there on are dropped, as metrics.jsonl drops its lines after the checkpoint."""
 
-    def __init__(self, run_dir: Path, first_step: int):
-        self.writer = require_tensorboard()(str(Path(run_dir) / "tensorboard"), purge_step=first_step)
+    def __init__(self, folder: Path, first_step: int):
+        self.writer = require_tensorboard()(str(folder), purge_step=first_step)
 
     def scalars(self, kind: str, step: int, values: dict[str, float]) -> None:
         for key, value in values.items():

@@ -1,0 +1,160 @@
+"""A training run as a user asks for it: the trainer plus what surrounds it.
+
+`train` and `resume` own the run folder while they work (its lock, and only files vaegan wrote may be
+replaced); at each epoch end they log test-set metrics and write the sample and reconstruction grids; at the
+finish they write `model.pt` and `summary.json`, last, so that a run killed before them is completed by
+`resume`. Figures and test metrics use the EMA generator when `train.ema_decay` > 0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaegan.config import Config, apply_overrides, check_consistency, from_dict, frozen_differences, to_yaml
+from vaegan.data import ImageDataset, load_dataset, sequential_batches
+from vaegan.errors import VaeganError
+from vaegan.evaluation import evaluate_reconstruction
+from vaegan.runs import RunDir, atomic_write
+from vaegan.runs.hardware import describe_hardware
+from vaegan.training import Trainer, TrainingEvents, TrainingLeg
+from vaegan.viz import save_sample_grid
+from vaegan.viz.figures import first_images, save_reconstructions
+from vaegan.viz.tensorboard import TensorBoardLog, require_tensorboard
+
+RECON_IMAGES = 32  # test images in the per-epoch reconstruction grids
+
+
+class Experiment(TrainingEvents):
+    def __init__(self, cfg: Config, files: RunDir, train_set: ImageDataset, test_set: ImageDataset,
+                 recorded_speed: dict | None = None):
+        self.cfg, self.files, self.test_set = cfg, files, test_set
+        self.trainer = Trainer(cfg, files, train_set, self, recorded_speed)
+        self.tensorboard: TensorBoardLog | None = None
+
+    # ---- events of the loop --------------------------------------------------------------------------
+
+    def step_end(self, trainer: Trainer, values: dict[str, float]) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.scalars("train", trainer.position.step, values)
+
+    def epoch_end(self, trainer: Trainer) -> None:
+        self.test()
+        epoch = trainer.position.epoch
+        if epoch % self.cfg.train.recon_every == 0:
+            self.figures(f"epoch_{epoch:03d}")
+
+    # ---- what they do --------------------------------------------------------------------------------
+
+    def test(self) -> dict[str, float]:
+        """Test-set reconstruction metrics, logged as a `test` record (models with an encoder; a GAN has none)."""
+        trainer = self.trainer
+        if trainer.model.encoder is None:
+            return {}
+        images = self.cfg.train.eval_images
+        subset = self.test_set if images is None else self.test_set.head(images)
+        batches = sequential_batches(subset, trainer.device, channels_last=trainer.speed.channels_last)
+        result = evaluate_reconstruction(trainer.eval_model, batches, self.cfg.loss.beta, self.cfg.loss.reduction)
+        trainer.metrics.write(kind="test", step=trainer.position.step, epoch=trainer.position.epoch, **result)
+        if self.tensorboard is not None:
+            self.tensorboard.scalars("test", trainer.position.step, result)
+        return result
+
+    def figures(self, name: str) -> None:
+        """Sample grid (fixed z) and, with an encoder, the real-vs-reconstruction grid of the first test images."""
+        model, step = self.trainer.eval_model, self.trainer.position.step
+        written = [save_sample_grid(model, self.files.sample_grid(name), self.test_set.class_names)]
+        if model.encoder is not None:
+            x, y = first_images(self.test_set, RECON_IMAGES, self.trainer.device)
+            written.append(self.files.recon_grid(name))
+            save_reconstructions(model, x, y, written[-1], f"step {step}")
+        if self.tensorboard is not None:
+            for png in written:
+                self.tensorboard.image(png.parent.name, png, step)
+
+    def open_tensorboard(self) -> None:
+        """Start the TensorBoard mirror when `train.tensorboard` is on; events a crashed leg wrote after the
+        current step are replaced, as metrics.jsonl drops its lines after the checkpoint."""
+        if self.cfg.train.tensorboard and self.tensorboard is None:
+            self.tensorboard = TensorBoardLog(self.files.tensorboard, first_step=self.trainer.position.step + 1)
+
+    def run(self) -> dict[str, Any]:
+        """Train to the end of the schedule, then write the final outputs; returns the summary."""
+        self.open_tensorboard()
+        try:
+            return self.finish(self.trainer.fit())
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+
+    def finish(self, leg: TrainingLeg) -> dict[str, Any]:
+        """Final test metrics (those logged at this step, if any), the final grids, model.pt, then summary.json."""
+        trainer, pos = self.trainer, self.trainer.position
+        logged = [r for r in self.files.records() if r.get("kind") == "test" and r.get("step") == pos.step]
+        final = ({k: v for k, v in logged[-1].items() if k not in ("kind", "step", "epoch", "time")} if logged
+                 else self.test())
+        self.figures("final")
+        state = trainer.eval_model.state_dict()
+        atomic_write(self.files.model, lambda f: torch.save(state, f))
+        trained_images = leg.steps * self.cfg.train.batch_size
+        summary = {"step": pos.step, "epoch": pos.epoch, "test": final, "device": str(trainer.device),
+                   "hardware": describe_hardware(trainer.device), "speed": trainer.speed_record,
+                   "nonfinite_steps": trainer.nonfinite_steps, "wall_seconds": round(leg.wall_seconds, 2),
+                   "train_seconds": round(leg.step_seconds, 2),
+                   "images_per_second": round(trained_images / leg.step_seconds, 1) if leg.step_seconds else None}
+        self.files.write_json(self.files.summary, summary)
+        return summary
+
+
+# ---- entry points ------------------------------------------------------------------------------------
+
+def _load_splits(cfg: Config) -> tuple[ImageDataset, ImageDataset]:
+    return tuple(load_dataset(cfg.data.name, split, cfg.data.dir, download=cfg.data.download)
+                 for split in ("train", "test"))
+
+
+def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]:
+    """Start a new run in `run_dir`. The folder and the data are checked before anything in it is touched, so a
+    failure (missing data, a folder holding other files) never destroys an earlier run or a user's files."""
+    files = RunDir(run_dir)
+    check_consistency(cfg)
+    if cfg.train.tensorboard:
+        require_tensorboard()
+    files.check_new_run(overwrite)
+    train_set, test_set = _load_splits(cfg)
+    with files.lock("vaegan train"):
+        files.check_new_run(overwrite)  # again, now that no other process can write the folder
+        files.remove_outputs()
+        files.write_text(files.config, to_yaml(cfg))
+        experiment = Experiment(cfg, files, train_set, test_set)
+        experiment.open_tensorboard()
+        experiment.test()
+        return experiment.run()
+
+
+def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Continue a run from its checkpoint; only schedule keys (and where the data lives) may change. A run that
+    reached its last step but was stopped before writing model.pt and summary.json gets them written."""
+    files = RunDir(run_dir)
+    with files.lock("vaegan train --resume"):
+        payload = files.read_checkpoint()
+        saved = from_dict(payload["config"], where=f"config stored in {files.checkpoint}")
+        cfg = apply_overrides(saved, overrides or {})
+        changed = frozen_differences(saved, cfg)
+        if changed:
+            raise VaeganError(f"cannot resume {files} with a different {', '.join(changed)}: those keys define the "
+                              "experiment; only train.* schedule keys (epochs, max_steps, ckpt_every, ...) and "
+                              "data.dir / data.download may change")
+        if cfg.train.tensorboard:
+            require_tensorboard()
+        train_set, test_set = _load_splits(cfg)
+        experiment = Experiment(cfg, files, train_set, test_set, recorded_speed=payload.get("speed"))
+        experiment.trainer.restore(payload)
+        trainer = experiment.trainer
+        if trainer.position.step >= trainer.total_steps and files.outputs_status(trainer.position.step).complete:
+            raise VaeganError(f"{files} already finished its {trainer.total_steps} steps; extend it with "
+                              "train.max_steps=N or train.epochs=N")
+        files.write_text(files.config, to_yaml(cfg))
+        return experiment.run()

@@ -1,0 +1,51 @@
+"""The one place that prepares what a training step needs: model -> speed settings -> optimisers -> EMA ->
+step. The trainer and benchmarks/throughput.py both build through it, so they time and train the same thing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vaegan.config import Config
+from vaegan.models import GenerativeModel, build_model
+from vaegan.speed import SpeedSettings, align_optimizer_state, apply_speed_settings
+from vaegan.training.ema import GeneratorEMA
+from vaegan.training.step import TrainStep
+
+
+def build_adam(params, lr: float, weight_decay: float, betas: tuple[float, float], *, fused: bool = False
+               ) -> torch.optim.Adam:
+    """Adam with L2 weight decay (as in the reference: `Adam(weight_decay=1e-4)`, not AdamW).
+
+    `fused` picks the one-kernel implementation (else torch's default); both compute the same update. Loading a
+    state_dict re-lays the state out like the parameters (see `align_optimizer_state`), so checkpoints move
+    between channels_last and plain runs safely.
+    """
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=betas, fused=fused or None)
+    optimizer.register_load_state_dict_post_hook(align_optimizer_state)
+    return optimizer
+
+
+@dataclass
+class TrainingParts:
+    model: GenerativeModel  # on the device, with the speed settings applied
+    optimizer: torch.optim.Adam  # E and G
+    d_optimizer: torch.optim.Adam | None  # D, when the model has one
+    ema: GeneratorEMA | None  # of G, when train.ema_decay > 0
+    step: TrainStep
+
+
+def build_training(cfg: Config, num_classes: int, device: torch.device, speed: SpeedSettings) -> TrainingParts:
+    """Everything one training step needs, initialised from `train.seed` (model weights draw from the global
+    torch generator, so the same seed gives the same initial model on every call)."""
+    torch.manual_seed(cfg.train.seed)
+    model = apply_speed_settings(build_model(cfg.model, num_classes), speed).to(device)
+    betas = (cfg.optim.beta1, cfg.optim.beta2)
+    optimizer = build_adam(model.autoencoder_parameters(), cfg.optim.lr, cfg.optim.weight_decay, betas,
+                           fused=speed.fused_adam)
+    d_optimizer = None if model.discriminator is None else build_adam(
+        model.discriminator.parameters(), cfg.optim.d_lr, 0.0, betas, fused=speed.fused_adam)
+    ema = GeneratorEMA(model.decoder, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    step = TrainStep(model, optimizer, cfg.loss, d_optimizer=d_optimizer, ema=ema, speed=speed)
+    return TrainingParts(model, optimizer, d_optimizer, ema, step)
