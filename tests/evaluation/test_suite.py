@@ -109,6 +109,14 @@ def test_without_inception_weights_or_classifier_the_other_metrics_still_run(set
     assert {"recon", "latent"} == set(record["metrics"])
 
 
+def test_a_missing_classifier_file_is_named_as_such(setup, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VAEGAN_CACHE", str(tmp_path / "cache"))
+    assert main(["evaluate", str(setup[0]), "--metrics", "fcd", "--classifier", str(tmp_path / "none.pt"),
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"no classifier file at {tmp_path / 'none.pt'}" in out and "has not saved one" not in out
+
+
 def test_unknown_metric_is_one_clear_error(setup, capsys):
     assert main(["evaluate", str(setup[0]), "--metrics", "fid,sharpness", "--device", "cpu"]) == 2
     assert "sharpness" in capsys.readouterr().err

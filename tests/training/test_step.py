@@ -191,3 +191,18 @@ def test_host_memory_reuse_can_be_switched_on_and_back_off():
         assert set_host_memory_reuse(True) in (True, False)  # False only without glibc (e.g. musl)
     finally:
         set_host_memory_reuse(False)
+
+
+@pytest.mark.parametrize("settings", [EAGER, CPU], ids=["eager", "cpu-defaults"])
+def test_a_non_finite_gradient_with_a_finite_loss_changes_nothing_and_is_counted(settings):
+    model, optimizer, step = build(settings)
+    step(batch(seed=0))  # Adam has state now
+    before = snapshot(model, optimizer)
+    weight = model.decoder.project.weight
+    hook = weight.register_hook(lambda grad: torch.where(torch.arange(grad.numel()).view_as(grad) == 7,
+                                                         torch.tensor(float("nan")), grad))
+    out = step(batch(seed=1))
+    hook.remove()
+    assert out.skipped and torch.isfinite(out.values["loss"])
+    assert_bitwise_equal(before, snapshot(model, optimizer))  # weights, BatchNorm buffers and Adam state
+    assert not step(batch(seed=1)).skipped  # the next clean step trains as usual

@@ -32,10 +32,27 @@ def test_sample_writes_a_class_grid_with_the_rows_asked_for(runs, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--classes", "0-12"], "classes 0-9"),
     (["--classes", "two"], "invalid --classes"),
+    (["--classes", "0-2000000000"], "classes 0-9"),  # refused before the range is built
+    (["--classes", "5-3"], "classes 0-9"),
 ])
 def test_bad_class_requests_are_one_clear_error(runs, capsys, args, message):
     assert _run("sample", str(runs["cvaegan"]), *args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_latent_map_of_too_few_images_for_its_knn_is_one_line(runs, capsys):
+    assert _run("latent-map", str(runs["vae"]), "--n", "3") == 2
+    assert "at least 6 images" in capsys.readouterr().err
+
+
+def test_running_out_of_memory_is_one_line(runs, capsys, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 400000000000 bytes")
+    monkeypatch.setattr("vaegan.evaluation.run.build_model", no_memory)
+    assert _run("sample", str(runs["vae"])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vaegan: error: out of memory") and len(err.strip().splitlines()) == 1
 
 
 def test_an_unconditional_model_asked_for_classes_says_so(runs, capsys):

@@ -156,10 +156,13 @@ class RunDir:
     def write_text(self, path: Path, text: str) -> None:
         atomic_write(path, text)
 
-    def read_checkpoint(self, required: tuple[str, ...] = ckpt.TRAINING_KEYS, map_location="cpu"
-                        ) -> dict[str, Any]:
+    def _refuse_a_file(self) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise VaeganError(f"{self.path} is a file, not a run folder")
+
+    def read_checkpoint(self, required: tuple[str, ...] = ckpt.TRAINING_KEYS, map_location="cpu"
+                        ) -> dict[str, Any]:
+        self._refuse_a_file()
         if not self.checkpoint.is_file():
             raise VaeganError(f"{self.path} holds no checkpoint ({self.checkpoint} is missing): the run has "
                               "not saved one yet, or the path is wrong")
@@ -200,8 +203,7 @@ class RunDir:
 
     def check_new_run(self, overwrite: bool) -> None:
         """Refuse to start a run where it would replace or mix with files it must not touch."""
-        if self.path.exists() and not self.path.is_dir():
-            raise VaeganError(f"--run-dir {self.path} is a file, not a folder")
+        self._refuse_a_file()
         if not self.path.is_dir() or not any(self.path.iterdir()):
             return
         foreign = self.foreign_entries()
@@ -246,6 +248,7 @@ class RunDir:
         The lock is an OS file lock, so a killed holder releases it. Temporary files that killed writers left
         behind are removed once the lock is held.
         """
+        self._refuse_a_file()
         lock_file = self.path / LOCK
         try:
             self.path.mkdir(parents=True, exist_ok=True)

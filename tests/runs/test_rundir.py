@@ -1,0 +1,134 @@
+"""RunDir: which folders a new run may use, what an overwrite removes, the lock, and stale temporary files."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from vaegan.errors import VaeganError
+from vaegan.runs import RunDir
+from vaegan.runs.files import atomic_write, remove_stale_temp_files
+from vaegan.runs.metrics import MetricsLog, read_metrics
+
+DEAD_PID = 2**22 + 12345  # above Linux's pid_max default of 2^22: no such process
+
+
+def _fake_run(folder):
+    """The files a finished run leaves, without training one."""
+    files = RunDir(folder)
+    for path in (files.config, files.metrics, files.checkpoint, files.model, files.summary,
+                 files.sample_grid("final"), files.recon_grid("epoch_001"), files.figure("curves.png")):
+        atomic_write(path, b"x")
+    (folder / ".vaegan.lock").write_text("")
+    return files
+
+
+def test_a_folder_holding_a_users_file_is_never_replaced(tmp_path):
+    files = _fake_run(tmp_path / "run")
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(VaeganError, match=r"files vaegan did not write \(notes.txt\)"):
+        files.check_new_run(overwrite=True)
+    (tmp_path / "run" / "samples" / "mine.txt").write_text("mine")
+    with pytest.raises(VaeganError, match="samples/mine.txt"):
+        files.check_new_run(overwrite=True)
+
+
+def test_a_users_own_metrics_and_summary_are_not_a_run(tmp_path):
+    (tmp_path / "mine").mkdir()
+    for name in ("metrics.jsonl", "summary.json"):
+        (tmp_path / "mine" / name).write_text("{}")
+    with pytest.raises(VaeganError, match="no vaegan run"):
+        RunDir(tmp_path / "mine").check_new_run(overwrite=True)
+
+
+def test_overwrite_removes_exactly_the_run_files(tmp_path):
+    files = _fake_run(tmp_path / "run")
+    files.check_new_run(overwrite=True)
+    files.remove_outputs()
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [".vaegan.lock"]
+
+
+@pytest.mark.parametrize("where", ["cwd", "parent", "home"])
+def test_the_current_folder_its_parents_and_home_are_never_replaced(tmp_path, monkeypatch, where):
+    run = _fake_run(tmp_path / "run").path
+    inside = run / "figures"
+    monkeypatch.chdir(run if where == "cwd" else inside)
+    if where == "home":
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("HOME", str(run))
+    with pytest.raises(VaeganError, match="current folder, a parent of it, or the home folder"):
+        RunDir(run).check_new_run(overwrite=True)
+    assert (run / "model.pt").is_file()
+
+
+def test_a_file_as_run_dir_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(VaeganError, match="is a file, not a run folder"):
+        RunDir(tmp_path / "file").check_new_run(overwrite=False)
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from vaegan.runs import RunDir
+    with RunDir(sys.argv[1]).lock("vaegan train"):
+        print("locked", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_a_second_process_gets_one_line_naming_the_holder_and_a_killed_holder_frees_the_run(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "run")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(VaeganError, match=rf"in use by process {holder.pid} on .*\(vaegan train, since"):
+            with RunDir(tmp_path / "run").lock("vaegan train"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunDir(tmp_path / "run").lock("vaegan train"):  # kill -9 released the OS lock
+        pass
+
+
+def test_the_lock_clears_temporary_files_of_dead_writers_only(tmp_path):
+    files = _fake_run(tmp_path / "run")
+    stale = files.checkpoint.with_name(f".last.pt.{DEAD_PID}.tmp")
+    live = files.checkpoint.with_name(f".last.pt.{os.getpid()}.tmp")
+    stale_json = files.path / f".summary.json.{DEAD_PID}.tmp"
+    for path in (stale, live, stale_json):
+        path.write_bytes(b"partial")
+    with files.lock("test"):
+        pass
+    assert not stale.exists() and not stale_json.exists() and live.exists()
+    assert remove_stale_temp_files(tmp_path / "absent") == []
+
+
+def test_status_says_whether_the_final_outputs_belong_to_the_checkpoint(tmp_path):
+    files = RunDir(tmp_path)
+    assert files.outputs_status(None).complete is False
+    files.write_json(files.summary, {"step": 5})
+    atomic_write(files.model, b"x")
+    assert files.outputs_status(5).complete and files.outputs_status(5).finished(5)
+    assert not files.outputs_status(5).finished(6) and not files.outputs_status(7).complete
+    files.summary.write_text('{"step": 5')  # cut short
+    assert not files.outputs_status(5).complete
+
+
+def test_metrics_shorter_than_the_checkpoint_offset_are_never_padded(tmp_path):
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    log.write(kind="train", step=1)
+    offset = log.offset()
+    (tmp_path / "metrics.jsonl").unlink()
+    assert log.truncate(offset) is False
+    log.write(kind="train", step=2)
+    data = (tmp_path / "metrics.jsonl").read_bytes()
+    assert b"\x00" not in data and [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [2]
+
+
+def test_lines_that_are_not_utf8_or_not_objects_are_skipped(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1}\n\xff\xfe{"step": 2}\n[1, 2]\n{"step": 3}\n{"st')
+    assert [r["step"] for r in read_metrics(path)] == [1, 3]
