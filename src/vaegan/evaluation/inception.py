@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaegan.data.temp_files import remove_stale_temp, temp_prefix
 from vaegan.errors import VaeganError
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -197,18 +199,28 @@ def inception_weights_path(configured: str | None, cache_dir: Path, download: bo
         return cache
     if not download:
         raise VaeganError(_missing_message(cache, "not in the cache and download is off"))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(cache.name + ".part")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        _download(cache)
+    except OSError as err:
+        raise VaeganError(_missing_message(cache, f"download impossible: {err}")) from None
+    return cache
+
+
+def _download(cache: Path) -> None:
+    """Fetch into a temp file of this process (two processes may fetch at once) and move it into place, once
+    checked; temp files that killed downloads left are removed first."""
+    remove_stale_temp(cache.parent, cache.name, ".part")
+    handle, partial_name = tempfile.mkstemp(dir=cache.parent, prefix=temp_prefix(cache.name), suffix=".part")
+    os.close(handle)
+    partial = Path(partial_name)
     try:
         urllib.request.urlretrieve(WEIGHTS_URL, partial)
         if not sha256_of(partial).startswith(WEIGHTS_SHA256_PREFIX):
             raise VaeganError(_missing_message(cache, "the downloaded file failed its sha256 check"))
         os.replace(partial, cache)
-    except OSError as err:
-        raise VaeganError(_missing_message(cache, f"download impossible: {err}")) from None
     finally:
         partial.unlink(missing_ok=True)
-    return cache
 
 
 def present_weights_path(configured: str | None, cache_dir: Path) -> Path | None:
