@@ -96,3 +96,12 @@ def test_a_download_writes_a_temp_file_of_its_own_and_removes_those_of_killed_on
     assert inc.inception_weights_path(None, tmp_path) == tmp_path / inc.WEIGHTS_FILE
     assert written[0].startswith(f"{inc.WEIGHTS_FILE}.{os.getpid()}.") and written[0] != live.name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([inc.WEIGHTS_FILE, live.name])
+
+
+@pytest.mark.parametrize("content", [torch.zeros(3), [torch.zeros(3)], None, {1: torch.zeros(3)}],
+                         ids=["tensor", "list", "none", "dict-with-int-key"])
+def test_a_file_that_is_not_a_dict_of_named_tensors_is_one_error(tmp_path, content):
+    path = tmp_path / "weights.pth"
+    torch.save(content, path)
+    with pytest.raises(VaeganError, match=f"{path} is not the FID Inception weights file"):
+        inc.load_fid_inception(path)

@@ -238,13 +238,18 @@ def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInc
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unreadable file: one message naming it
         raise VaeganError(f"cannot read Inception weights {path}: {str(err).splitlines()[0]}") from None
+    not_weights = f"{path} is not the FID Inception weights file"
+    if not isinstance(state, dict):  # a tensor, a list, ...: weights_only loads any plain data
+        raise VaeganError(f"{not_weights} (it holds a {type(state).__name__}, not a dict of tensors)")
+    if not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise VaeganError(f"{not_weights} (some of its entries are not named tensors)")
     for key, value in model.state_dict().items():  # files written before BatchNorm counted batches
         if key.endswith("num_batches_tracked"):
             state.setdefault(key, value)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise VaeganError(f"{path} is not the FID Inception weights file ({str(err).splitlines()[0]})") from None
+        raise VaeganError(f"{not_weights} ({str(err).splitlines()[0]})") from None
     model = model.to(device).eval()
     if torch.device(device).type in ("cpu", "cuda"):  # NHWC convolutions: ~1.5x faster on CPU
         model = model.to(memory_format=torch.channels_last)
