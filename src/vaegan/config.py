@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import re
 import types
 import typing
@@ -169,6 +170,8 @@ def _convert(key: str, value: Any, kind: type, optional: bool) -> Any:
         if optional:
             return None
         raise VaeganError(f"invalid value for '{key}': it cannot be none")
+    if not isinstance(value, (str, numbers.Real)):  # a YAML list, mapping or date
+        raise VaeganError(f"invalid value for '{key}': {value!r} is a {type(value).__name__}, not a single value")
     if kind is bool:
         if isinstance(value, bool):
             return value
