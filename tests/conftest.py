@@ -1,6 +1,8 @@
 """Fixtures shared across the test folders."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,11 @@ def tiny_run(tmp_path_factory):
         train(apply_overrides(Config(), {**TINY_RUN, **overrides}), run_dir)
         return run_dir
     return make
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The id of a process that has exited (and been reaped), as a killed download's was."""
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid

@@ -54,6 +54,28 @@ def test_bad_values_name_the_key_and_what_is_allowed(arg, pattern):
         C.apply_overrides(C.Config(), C.parse_override_args([arg]))
 
 
+@pytest.mark.parametrize("arg, pattern", [
+    (f"train.seed={2**70}", r"'train\.seed'.*>= 0 and <= 9223372036854775807"),
+    ("train.seed=-1", r"'train\.seed'.*>= 0 and <= 9223372036854775807"),
+    ("model.latent_dim=1000000000", r"'model\.latent_dim'.*>= 1 and <= 65536"),
+    ("model.embed_dim=65537", r"'model\.embed_dim'.*<= 65536"),
+    ("model.channels=8193", r"'model\.channels'.*>= 2 and <= 8192"),
+    ("model.d_channels=100000", r"'model\.d_channels'.*<= 8192"),
+    ("data.crop_padding=65", r"'data\.crop_padding'.*>= 0 and <= 64"),
+    ("train.batch_size=1000001", r"'train\.batch_size'.*<= 1000000"),
+    *((f"train.{key}=1000000001", rf"'train\.{key}'.*<= 1000000000")
+      for key in ("max_steps", "epochs", "ckpt_every", "recon_every", "eval_images", "vae_warmup_epochs")),
+])
+def test_absurd_sizes_and_seeds_name_the_key_and_the_allowed_range(arg, pattern):
+    with pytest.raises(VaeganError, match=pattern):
+        C.apply_overrides(C.Config(), C.parse_override_args([arg]))
+
+
+def test_the_largest_allowed_values_are_accepted():
+    cfg = C.apply_overrides(C.Config(), {"train.seed": 2**63 - 1, "model.latent_dim": 65536, "train.epochs": 10**9})
+    assert (cfg.train.seed, cfg.model.latent_dim, cfg.train.epochs) == (2**63 - 1, 65536, 10**9)
+
+
 def test_malformed_override():
     with pytest.raises(VaeganError, match="expected key=value"):
         C.parse_override_args(["train.epochs"])

@@ -138,11 +138,11 @@ def test_a_run_killed_after_its_final_checkpoint_is_completed_by_resume(tmp_path
         resume(run)
 
 
-def test_resume_after_metrics_were_deleted_appends_and_cleans_stale_temporary_files(tmp_path):
+def test_resume_after_metrics_were_deleted_appends_and_cleans_stale_temporary_files(tmp_path, dead_pid):
     run = tmp_path / "run"
     train(tiny(**{"train.max_steps": 2}), run)
     (run / "metrics.jsonl").unlink()
-    stale = run / "checkpoints" / ".last.pt.4206042.tmp"  # pid above Linux's pid_max default: dead
+    stale = run / "checkpoints" / f".last.pt.{dead_pid}.tmp"
     stale.write_bytes(b"half a checkpoint")
     resume(run, {"train.max_steps": 3})
     data = (run / "metrics.jsonl").read_bytes()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
+import operator
 import re
 import types
 import typing
@@ -29,6 +31,18 @@ def _at_least(low: float) -> dict:
     return {"min": low}
 
 
+def _between(low: int, high: int) -> dict:
+    return {"min": low, "max": high}
+
+
+# Upper bounds of sizes, far beyond any real run, so that a slip (latent_dim=1000000000) is refused here instead of
+# dying later in an allocation: 65536 latent dims or 8192 channels make layers of hundreds of megabytes or more, a
+# padding of 64 is twice a CIFAR image, a batch of a million CIFAR images is 3 GB, a billion steps is years.
+_WIDTH = _between(1, 65536)
+_CHANNELS = _between(2, 8192)
+_COUNT = _between(1, 10**9)
+
+
 def _fraction() -> dict:
     """A probability-like value in [0, 1)."""
     return {"min": 0.0, "below": 1.0}
@@ -43,7 +57,7 @@ class DataConfig:
     dir: str | None = None
     download: bool = True
     hflip: bool = False
-    crop_padding: int = field(default=0, metadata=_at_least(0))
+    crop_padding: int = field(default=0, metadata=_between(0, 64))
 
 
 @dataclass
@@ -52,10 +66,10 @@ class ModelConfig:
     name: str = field(default="vae", metadata=_choices("vae", "vaegan", "gan"))
     arch: str = field(default="conv", metadata=_choices("conv", "resnet"))
     conditional: bool = False  # label embeddings in E, G and a projection D; classes come from the dataset
-    embed_dim: int = field(default=32, metadata=_at_least(1))  # label embedding size in E and G
-    latent_dim: int = field(default=128, metadata=_at_least(1))
-    channels: int = field(default=128, metadata=_at_least(2))
-    d_channels: int = field(default=64, metadata=_at_least(2))  # discriminator width
+    embed_dim: int = field(default=32, metadata=_WIDTH)  # label embedding size in E and G
+    latent_dim: int = field(default=128, metadata=_WIDTH)
+    channels: int = field(default=128, metadata=_CHANNELS)
+    d_channels: int = field(default=64, metadata=_CHANNELS)  # discriminator width
     batchnorm: bool = True
     dropout: float = field(default=0.0, metadata=_fraction())
     noise_scale: float = field(default=1.0, metadata=_at_least(0.0))
@@ -76,8 +90,8 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = field(default=1e-3, metadata={"min": 0.0, "above": 0.0})  # encoder + generator
-    d_lr: float = field(default=1e-4, metadata={"min": 0.0, "above": 0.0})  # discriminator
+    lr: float = field(default=1e-3, metadata={"above": 0.0})  # encoder + generator
+    d_lr: float = field(default=1e-4, metadata={"above": 0.0})  # discriminator
     weight_decay: float = field(default=0.0, metadata=_at_least(0.0))
     beta1: float = field(default=0.9, metadata=_fraction())
     beta2: float = field(default=0.999, metadata=_fraction())
@@ -85,14 +99,14 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = field(default=10, metadata=_at_least(1))
-    max_steps: int | None = field(default=None, metadata=_at_least(1))
-    batch_size: int = field(default=128, metadata=_at_least(1))
-    seed: int = 0
-    ckpt_every: int = field(default=500, metadata=_at_least(1))
-    recon_every: int = field(default=1, metadata=_at_least(1))
-    eval_images: int | None = field(default=None, metadata=_at_least(1))
-    vae_warmup_epochs: int = field(default=0, metadata=_at_least(0))  # VAE-only epochs before the GAN terms
+    epochs: int = field(default=10, metadata=_COUNT)
+    max_steps: int | None = field(default=None, metadata=_COUNT)
+    batch_size: int = field(default=128, metadata=_between(1, 1_000_000))
+    seed: int = field(default=0, metadata=_between(0, 2**63 - 1))  # what torch and numpy generators take
+    ckpt_every: int = field(default=500, metadata=_COUNT)
+    recon_every: int = field(default=1, metadata=_COUNT)
+    eval_images: int | None = field(default=None, metadata=_COUNT)
+    vae_warmup_epochs: int = field(default=0, metadata=_between(0, 10**9))  # VAE-only epochs before the GAN terms
     ema_decay: float = field(default=0.0, metadata=_fraction())  # EMA of the generator; 0 = off
     max_nonfinite: int = field(default=10, metadata=_at_least(1))  # this many non-finite steps in a row stop
     tensorboard: bool = False  # also write TensorBoard events (needs the vaegan[tensorboard] extra)
@@ -176,6 +190,8 @@ def _convert(key: str, value: Any, kind: type, optional: bool) -> Any:
         if optional:
             return None
         raise VaeganError(f"invalid value for '{key}': it cannot be none")
+    if not isinstance(value, (str, numbers.Real)):  # a YAML list, mapping or date
+        raise VaeganError(f"invalid value for '{key}': {value!r} is a {type(value).__name__}, not a single value")
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -201,6 +217,11 @@ def _convert(key: str, value: Any, kind: type, optional: bool) -> Any:
     return str(value)
 
 
+# The range rules of field metadata: the test a value must pass and how messages write it.
+_BOUNDS = {"min": (operator.ge, ">="), "above": (operator.gt, ">"), "below": (operator.lt, "<"),
+           "max": (operator.le, "<=")}
+
+
 def validate(key: str, value: Any, root: type = Config) -> Any:
     """Convert `value` (a CLI string or a YAML scalar) to the field's type and check its allowed range."""
     f, hint = _field_of(key, root)
@@ -213,12 +234,10 @@ def validate(key: str, value: Any, root: type = Config) -> Any:
         raise VaeganError(f"invalid value for '{key}': {converted!r}; allowed: {', '.join(rules['choices'])}")
     if "pattern" in rules and not re.fullmatch(rules["pattern"], converted):
         raise VaeganError(f"invalid value for '{key}': {converted!r}; allowed: {rules['allowed']}")
-    if "min" in rules and converted < rules["min"]:
-        raise VaeganError(f"invalid value for '{key}': {converted!r}; it must be >= {rules['min']}")
-    if "above" in rules and converted <= rules["above"]:
-        raise VaeganError(f"invalid value for '{key}': {converted!r}; it must be > {rules['above']}")
-    if "below" in rules and converted >= rules["below"]:
-        raise VaeganError(f"invalid value for '{key}': {converted!r}; it must be < {rules['below']}")
+    bounds = {rule: limit for rule, limit in rules.items() if rule in _BOUNDS}
+    if not all(_BOUNDS[rule][0](converted, limit) for rule, limit in bounds.items()):
+        allowed = " and ".join(f"{_BOUNDS[rule][1]} {limit}" for rule, limit in bounds.items())
+        raise VaeganError(f"invalid value for '{key}': {converted!r}; it must be {allowed}")
     return converted
 
 

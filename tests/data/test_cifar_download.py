@@ -1,5 +1,6 @@
 import hashlib
 import io
+import os
 import tarfile
 
 import pytest
@@ -29,6 +30,21 @@ def test_download_verifies_extracts_and_loads(tmp_path, cifar10_archive):
     assert folder == data_dir / "cifar-10-batches-py" and folder.is_dir()
     assert sorted(p.name for p in data_dir.iterdir()) == ["cifar-10-batches-py"]  # no temp leftovers
     assert len(load_dataset("cifar10", "test", str(data_dir), download=False)) == 3
+
+
+def test_a_download_removes_what_killed_downloads_left_and_nothing_else(tmp_path, cifar10_archive, dead_pid):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    stale = [data_dir / f".cifar-10-batches-py.{dead_pid}.k3j4h5g6.tar.gz.part",
+             data_dir / f".cifar-10-batches-py.{dead_pid}.a1b2c3d4.extracting"]
+    stale[0].write_bytes(b"half an archive")
+    (stale[1] / "cifar-10-batches-py").mkdir(parents=True)
+    kept = [data_dir / f".cifar-10-batches-py.{os.getpid()}.zz99yy88.tar.gz.part",  # a live download's
+            data_dir / f".cifar-10-batches-py.{dead_pid}.backup", data_dir / f".cifar-100-python.{dead_pid}.x.notes"]
+    for path in kept:
+        path.write_bytes(b"keep")
+    cifar_folder("cifar10", data_dir, url=cifar10_archive.as_uri(), md5=_md5(cifar10_archive))
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted(["cifar-10-batches-py", *(p.name for p in kept)])
 
 
 def test_wrong_md5_leaves_nothing(tmp_path, cifar10_archive):

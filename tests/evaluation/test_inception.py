@@ -1,6 +1,8 @@
 """The FID Inception network's architecture and weights handling, without the real weights file."""
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,29 @@ def test_a_failed_or_corrupt_download_leaves_nothing_behind(tmp_path, monkeypatc
     with pytest.raises(VaeganError, match="sha256"):
         inc.inception_weights_path(None, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_writes_a_temp_file_of_its_own_and_removes_those_of_killed_ones(tmp_path, monkeypatch, dead_pid):
+    stale = tmp_path / f"{inc.WEIGHTS_FILE}.{dead_pid}.k3j4h5g6.part"
+    live = tmp_path / f"{inc.WEIGHTS_FILE}.{os.getpid()}.zz99yy88.part"  # another download of this process
+    stale.write_bytes(b"half")
+    live.write_bytes(b"half")
+    written = []
+
+    def fetch(url, filename):
+        written.append(Path(filename).name)
+        Path(filename).write_bytes(b"weights")
+    monkeypatch.setattr(inc.urllib.request, "urlretrieve", fetch)
+    monkeypatch.setattr(inc, "WEIGHTS_SHA256_PREFIX", hashlib.sha256(b"weights").hexdigest()[:8])
+    assert inc.inception_weights_path(None, tmp_path) == tmp_path / inc.WEIGHTS_FILE
+    assert written[0].startswith(f"{inc.WEIGHTS_FILE}.{os.getpid()}.") and written[0] != live.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([inc.WEIGHTS_FILE, live.name])
+
+
+@pytest.mark.parametrize("content", [torch.zeros(3), [torch.zeros(3)], None, {1: torch.zeros(3)}],
+                         ids=["tensor", "list", "none", "dict-with-int-key"])
+def test_a_file_that_is_not_a_dict_of_named_tensors_is_one_error(tmp_path, content):
+    path = tmp_path / "weights.pth"
+    torch.save(content, path)
+    with pytest.raises(VaeganError, match=f"{path} is not the FID Inception weights file"):
+        inc.load_fid_inception(path)

@@ -12,9 +12,6 @@ from vaegan.runs import RunDir
 from vaegan.runs.files import atomic_write, remove_stale_temp_files
 from vaegan.runs.metrics import MetricsLog, read_metrics
 
-DEAD_PID = 2**22 + 12345  # above Linux's pid_max default of 2^22: no such process
-
-
 def _fake_run(folder):
     """The files a finished run leaves, without training one."""
     files = RunDir(folder)
@@ -93,11 +90,11 @@ def test_a_second_process_gets_one_line_naming_the_holder_and_a_killed_holder_fr
         pass
 
 
-def test_the_lock_clears_temporary_files_of_dead_writers_only(tmp_path):
+def test_the_lock_clears_temporary_files_of_dead_writers_only(tmp_path, dead_pid):
     files = _fake_run(tmp_path / "run")
-    stale = files.checkpoint.with_name(f".last.pt.{DEAD_PID}.tmp")
+    stale = files.checkpoint.with_name(f".last.pt.{dead_pid}.tmp")
     live = files.checkpoint.with_name(f".last.pt.{os.getpid()}.tmp")
-    stale_json = files.path / f".summary.json.{DEAD_PID}.tmp"
+    stale_json = files.path / f".summary.json.{dead_pid}.tmp"
     for path in (stale, live, stale_json):
         path.write_bytes(b"partial")
     with files.lock("test"):

@@ -12,6 +12,7 @@ one) and `baselines` (the CIFAR-100 presets). A YAML file works too:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,38 +92,81 @@ def baselines_grid() -> Grid:
 BUILT_IN = {"regularization": regularization_grid, "baselines": baselines_grid}
 
 
+# Each variant becomes the folder OUT/VARIANT: one plain name, never a path (no separators, not `.` or `..`).
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9_.+=-]+")
+
+
 def load_grid(spec: str) -> Grid:
-    """A built-in grid by name, or a YAML file (see the module docstring); values are validated now."""
+    """A built-in grid by name, or a YAML file (see the module docstring). Values are validated now, so that a
+    typo fails before any training starts; whatever is wrong in a file is one VaeganError naming it."""
     if spec in BUILT_IN:
-        grid = BUILT_IN[spec]()
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise VaeganError(f"unknown grid '{spec}': use {', '.join(BUILT_IN)} or a YAML file")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict) or "base" not in raw or not isinstance(raw.get("variants"), dict):
-            raise VaeganError(f"{path}: a grid needs `base: PRESET` and `variants: {{name: {{key: value}}}}`")
-        unknown = set(raw) - {"base", "overrides", "variants"}
-        if unknown:
-            raise VaeganError(f"{path}: unknown grid keys {', '.join(sorted(unknown))}; allowed: base, overrides, "
-                              "variants")
-        variants = [Variant(str(name), raw["base"], _dotted(overrides or {}, f"{path}: variant {name}"))
-                    for name, overrides in raw["variants"].items()]
-        grid = Grid(path.stem, variants, _dotted(raw.get("overrides") or {}, f"{path}: overrides"))
-    for variant in grid.variants:  # a typo fails before any training starts
-        variant.config(grid.overrides)
+        return _validated(BUILT_IN[spec]())
+    path = Path(spec)
+    if not path.is_file():
+        raise VaeganError(f"unknown grid '{spec}': use {', '.join(BUILT_IN)} or a YAML file")
+    try:
+        return _validated(_read_grid_file(path))
+    except VaeganError as err:
+        raise VaeganError(f"{path}: {err}") from None
+
+
+def _read_grid_file(path: Path) -> Grid:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: nested thousands deep
+        raise VaeganError(f"not a readable grid YAML file ({err})") from None
+    except yaml.YAMLError as err:  # a `!!python/...` tag included: safe_load refuses it without running it
+        raise VaeganError(f"not a readable grid YAML file ({_yaml_problem(err)})") from None
+    if not (isinstance(raw, dict) and isinstance(raw.get("base"), str) and isinstance(raw.get("variants"), dict)
+            and raw["variants"]):
+        raise VaeganError("a grid needs `base: PRESET` and `variants: {name: {key: value}}`")
+    unknown = set(raw) - {"base", "overrides", "variants"}
+    if unknown:
+        raise VaeganError(f"unknown grid keys {', '.join(sorted(map(str, unknown)))}; allowed: base, overrides, "
+                          "variants")
+    variants = [Variant(_variant_name(name), raw["base"], _dotted(overrides, f"variant {name}"))
+                for name, overrides in raw["variants"].items()]
+    return Grid(path.stem, variants, _dotted(raw.get("overrides"), "overrides"))
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's message spans lines (context, snippet, caret): its problem and position fit in one."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem and err.problem_mark:
+        return f"{err.problem} at line {err.problem_mark.line + 1}, column {err.problem_mark.column + 1}"
+    return str(err).splitlines()[0]
+
+
+def _variant_name(name: Any) -> str:
+    text = str(name)
+    if not _VARIANT_NAME.fullmatch(text) or not text.strip("."):
+        raise VaeganError(f"variant name {text!r} is not a plain folder name; use letters, digits and _ . + = - "
+                          "(not only dots)")
+    return text
+
+
+def _validated(grid: Grid) -> Grid:
+    for variant in grid.variants:
+        try:
+            variant.config(grid.overrides)
+        except VaeganError as err:
+            raise VaeganError(f"variant {variant.name}: {err}") from None
     return grid
 
 
-def _dotted(overrides: dict[str, Any], where: str) -> dict[str, Any]:
-    """Accept `{train.max_steps: 5}` or nested `{train: {max_steps: 5}}`; check every key."""
+def _dotted(overrides: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    """Accept `{train.max_steps: 5}` or nested `{train: {max_steps: 5}}` (or nothing); check every key."""
+    if overrides is None:
+        return {}
     if not isinstance(overrides, dict):
-        raise VaeganError(f"{where}: expected a mapping of config keys to values")
+        raise VaeganError(f"{where}: expected a mapping of config keys to values, got a {type(overrides).__name__}")
     flat = {}
     for key, value in overrides.items():
         if isinstance(value, dict):
             flat.update(flatten({key: value}, where))
         else:
             flat[str(key)] = value
-    parse_override_args([f"{key}=" for key in flat])  # unknown keys -> one error naming the nearest key
+    try:
+        parse_override_args([f"{key}=" for key in flat])  # unknown keys -> one error naming the nearest key
+    except VaeganError as err:
+        raise VaeganError(f"{where}: {err}") from None
     return flat

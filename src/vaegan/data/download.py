@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, temp_prefix
 from vaegan.errors import VaeganError
 
 
@@ -34,6 +35,7 @@ CIFAR_ARCHIVES = {
     "cifar100": Archive("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
                         "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python"),
 }
+_PART, _STAGING = ".tar.gz.part", ".extracting"  # suffixes of the temp file and folder
 
 
 def cifar_folder(name: str, data_dir: Path, download: bool = True, *,
@@ -59,10 +61,14 @@ def cifar_folder(name: str, data_dir: Path, download: bool = True, *,
 
 
 def _download_and_extract(name: str, archive: Archive, data_dir: Path) -> None:
-    """Download to a temp file, check md5, extract into a temp folder, then move the folder into place atomically."""
-    handle, part_name = tempfile.mkstemp(dir=data_dir, prefix=f".{archive.folder}-", suffix=".tar.gz.part")
+    """Download to a temp file, check md5, extract into a temp folder, then move the folder into place atomically.
+
+    Both temp names carry the process id, so that those of killed downloads are removed first."""
+    temp_name = f".{archive.folder}"
+    remove_stale_temp_files(data_dir, download_temp_pattern(temp_name, _PART, _STAGING))
+    handle, part_name = tempfile.mkstemp(dir=data_dir, prefix=temp_prefix(temp_name), suffix=_PART)
     part = Path(part_name)
-    staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{archive.folder}-", suffix=".extracting"))
+    staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=temp_prefix(temp_name), suffix=_STAGING))
     try:
         with os.fdopen(handle, "wb") as out:
             digest = _copy_url(name, archive, data_dir, out)

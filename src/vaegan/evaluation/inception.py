@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, temp_prefix
 from vaegan.errors import VaeganError
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -197,18 +199,28 @@ def inception_weights_path(configured: str | None, cache_dir: Path, download: bo
         return cache
     if not download:
         raise VaeganError(_missing_message(cache, "not in the cache and download is off"))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(cache.name + ".part")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        _download(cache)
+    except OSError as err:
+        raise VaeganError(_missing_message(cache, f"download impossible: {err}")) from None
+    return cache
+
+
+def _download(cache: Path) -> None:
+    """Fetch into a temp file of this process (two processes may fetch at once) and move it into place, once
+    checked; temp files that killed downloads left are removed first."""
+    remove_stale_temp_files(cache.parent, download_temp_pattern(cache.name, ".part"))
+    handle, partial_name = tempfile.mkstemp(dir=cache.parent, prefix=temp_prefix(cache.name), suffix=".part")
+    os.close(handle)
+    partial = Path(partial_name)
     try:
         urllib.request.urlretrieve(WEIGHTS_URL, partial)
         if not sha256_of(partial).startswith(WEIGHTS_SHA256_PREFIX):
             raise VaeganError(_missing_message(cache, "the downloaded file failed its sha256 check"))
         os.replace(partial, cache)
-    except OSError as err:
-        raise VaeganError(_missing_message(cache, f"download impossible: {err}")) from None
     finally:
         partial.unlink(missing_ok=True)
-    return cache
 
 
 def present_weights_path(configured: str | None, cache_dir: Path) -> Path | None:
@@ -226,13 +238,18 @@ def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInc
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unreadable file: one message naming it
         raise VaeganError(f"cannot read Inception weights {path}: {str(err).splitlines()[0]}") from None
+    not_weights = f"{path} is not the FID Inception weights file"
+    if not isinstance(state, dict):  # a tensor, a list, ...: weights_only loads any plain data
+        raise VaeganError(f"{not_weights} (it holds a {type(state).__name__}, not a dict of tensors)")
+    if not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise VaeganError(f"{not_weights} (some of its entries are not named tensors)")
     for key, value in model.state_dict().items():  # files written before BatchNorm counted batches
         if key.endswith("num_batches_tracked"):
             state.setdefault(key, value)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise VaeganError(f"{path} is not the FID Inception weights file ({str(err).splitlines()[0]})") from None
+        raise VaeganError(f"{not_weights} ({str(err).splitlines()[0]})") from None
     model = model.to(device).eval()
     if torch.device(device).type in ("cpu", "cuda"):  # NHWC convolutions: ~1.5x faster on CPU
         model = model.to(memory_format=torch.channels_last)

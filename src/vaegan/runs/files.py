@@ -20,7 +20,7 @@ from typing import IO, Any
 from vaegan.errors import VaeganError
 
 TEMP_SUFFIX = ".tmp"
-_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")  # .NAME.PID.tmp
+_TEMP_NAME = re.compile(r"\..+\.(\d+)\.tmp")  # what atomic_write leaves when killed: .NAME.PID.tmp
 
 
 def temp_path(path: Path) -> Path:
@@ -84,25 +84,38 @@ def write_json(path: Path, record: Any) -> Path:
 
 
 def process_alive(pid: int) -> bool:
-    if pid == os.getpid():
+    """Whether process `pid` may still run (then its temporary files are kept)."""
+    if os.name == "nt":  # signal 0 is CTRL_C_EVENT there: never probe, keep everything
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True  # it exists, under another user (or we cannot tell: keep its files)
+    except (PermissionError, OverflowError):  # alive under another user; not a process id at all
+        return True
     return True
 
 
-def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Delete `.NAME.PID.tmp` files and folders in `folder` whose writing process no longer runs."""
+def temp_prefix(name: str) -> str:
+    """The mkstemp/mkdtemp prefix of this process's temporary `name` entries (downloads): `NAME.<pid>.`."""
+    return f"{name}.{os.getpid()}."
+
+
+def download_temp_pattern(name: str, *suffixes: str) -> re.Pattern:
+    """The names `tempfile` gives with `temp_prefix(name)` and one of `suffixes`: `NAME.<pid>.<random>SUFFIX`."""
+    ending = "|".join(re.escape(suffix) for suffix in suffixes)
+    return re.compile(rf"{re.escape(name)}\.(\d+)\.\w+(?:{ending})")
+
+
+def remove_stale_temp_files(folder: Path, pattern: re.Pattern = _TEMP_NAME) -> list[Path]:
+    """Delete the entries of `folder` named by `pattern` (its first group: the writer's pid) whose writer no
+    longer runs. A write that ends, even by an error, removes its own temporary file; a killed one cannot."""
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():
-        match = _TEMP_NAME.match(entry.name)
+        match = pattern.fullmatch(entry.name)
         if match and not process_alive(int(match.group(1))):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
