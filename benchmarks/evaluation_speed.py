@@ -20,6 +20,7 @@ import torch
 from vaegan.evaluation.inception import FIDInceptionV3
 from vaegan.evaluation.run import load_run
 from vaegan.evaluation.suite import Evaluation
+from vaegan.runs import RunDir
 
 
 def timed(label: str, images: int, action) -> float:
@@ -38,6 +39,10 @@ def main() -> None:
     parser.add_argument("--inception-images", type=int, default=200)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    status = RunDir(args.run).status()
+    if not status.complete:
+        raise SystemExit(f"{args.run} is not a finished run (checkpoint step {status.step}, no final outputs for "
+                         "it): finish it with `vaegan train --resume RUN` first")
     run = load_run(args.run, args.device)
     n_test = min(args.n, len(run.dataset("test")))
     with tempfile.TemporaryDirectory() as cache:

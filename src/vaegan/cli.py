@@ -159,8 +159,9 @@ def _cmd_latent_map(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from vaegan.viz.report import write_report
 
-    page = write_report(_open_run(args), latent_images=args.latent_images)
-    print(f"written to {page} (figures in {page.parent / 'figures'})")
+    run = _open_run(args)
+    page = write_report(run, latent_images=args.latent_images)
+    print(f"written to {page} (figures in {run.files.figures})")
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:

@@ -116,3 +116,33 @@ def test_a_grid_file_with_an_unknown_key_fails_before_training(tmp_path):
         load_grid(str(bad))
     with pytest.raises(VaeganError, match="unknown grid"):
         load_grid("no-such-grid")
+
+
+def test_a_cell_killed_between_its_checkpoint_and_summary_is_completed_and_measured(tmp_path):
+    from vaegan.ablation.runner import measure, run_cell
+
+    (tmp_path / "grid.yaml").write_text(GRID)
+    cfg = load_grid(str(tmp_path / "grid.yaml")).variants[0].config(load_grid(str(tmp_path / "grid.yaml")).overrides)
+    cell = tmp_path / "cell"
+    run_cell(cfg, cell, 4)
+    (cell / "summary.json").unlink()  # killed after the final checkpoint
+    run_cell(cfg, cell, 4)
+    assert (cell / "summary.json").is_file()
+    assert "images_per_second" not in measure(cell, "cpu")  # completed, nothing trained again
+
+
+def test_the_measurement_cache_follows_the_step_it_measured(tmp_path):
+    import json
+
+    from vaegan.ablation.runner import measure, run_cell
+
+    (tmp_path / "grid.yaml").write_text(GRID)
+    grid = load_grid(str(tmp_path / "grid.yaml"))
+    cfg = grid.variants[0].config(grid.overrides)
+    cell = tmp_path / "cell"
+    run_cell(cfg, cell, 3)
+    short = measure(cell, "cpu")
+    run_cell(cfg, cell, 6)  # the budget grew: the cell trains on
+    longer = measure(cell, "cpu")
+    assert json.loads((cell / "ablation.json").read_text())["step"] == 6
+    assert longer["test_mse"] != short["test_mse"]

@@ -69,9 +69,9 @@ def training_values(run: LoadedRun) -> dict[str, float]:
               if r.get("kind") == "train" and isinstance(r.get("loss"), (int, float))]
     tail = losses[-max(2, math.ceil(STABILITY_TAIL * len(losses))):]
     values: dict[str, float] = {"loss_std": statistics.stdev(tail) if len(tail) > 1 else 0.0,
-                                "nonfinite": summary["nonfinite_steps"],
-                                "images_per_second": summary["images_per_second"],
-                                "wall_seconds": summary["wall_seconds"]}
+                                "nonfinite": summary["nonfinite_steps"], "wall_seconds": summary["wall_seconds"]}
+    if summary["images_per_second"] is not None:  # None when the last leg only completed the outputs
+        values["images_per_second"] = summary["images_per_second"]
     if run.model.encoder is not None:
         splits = {split: run.dataset(split).head(MEASURE_IMAGES) for split in ("train", "test")}
         train_eval, test_eval = (evaluate_reconstruction(run.model, sequential_batches(splits[s], run.device), 1.0,

@@ -1,0 +1,48 @@
+"""The package's layering, checked from its source: data flows one way, and run files have one owner."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vaegan"
+# Names as code spells them, quoted ("samples" and "recon" are left out: they are also metric names).
+RUN_FILE_NAMES = re.compile(r"""["'](config\.yaml|metrics\.jsonl|checkpoints|last\.pt|model\.pt|summary\.json|"""
+                            r"""eval\.json|ablation\.json|report\.html|figures|tensorboard)["']""")
+
+
+def imported_modules(folder: str) -> dict[str, set[str]]:
+    """file -> the vaegan modules it imports."""
+    found = {}
+    for path in (PACKAGE / folder).rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[str(path.relative_to(PACKAGE))] = {n for n in names if n.startswith("vaegan")}
+    return found
+
+
+@pytest.mark.parametrize("folder, forbidden", [
+    ("training", ("vaegan.evaluation", "vaegan.viz", "vaegan.experiment", "vaegan.ablation")),
+    ("evaluation", ("vaegan.training", "vaegan.experiment", "vaegan.ablation")),
+    ("viz", ("vaegan.training", "vaegan.experiment", "vaegan.ablation")),
+    ("runs", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", "vaegan.models", "vaegan.data",
+              "vaegan.speed", "vaegan.experiment", "vaegan.ablation")),
+    ("speed", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", "vaegan.experiment", "vaegan.ablation")),
+    ("models", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", "vaegan.runs", "vaegan.experiment")),
+])
+def test_a_layer_imports_nothing_above_it(folder, forbidden):
+    offending = {file: sorted(n for n in names if n.startswith(forbidden))
+                 for file, names in imported_modules(folder).items()}
+    assert {file: names for file, names in offending.items() if names} == {}
+
+
+def test_run_file_names_are_spelled_only_in_the_runs_package():
+    spelled = [f"{path.relative_to(PACKAGE)}:{match.group(0)}" for path in PACKAGE.rglob("*.py")
+               if "runs" not in path.relative_to(PACKAGE).parts
+               for match in RUN_FILE_NAMES.finditer(path.read_text())]
+    assert spelled == []
