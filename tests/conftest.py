@@ -22,6 +22,18 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
+def tiny():
+    """tiny(**overrides) -> the Config of a 2-step run of a tiny model on shapes10."""
+    return lambda **overrides: apply_overrides(Config(), {**TINY_RUN, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_args():
+    """The same tiny run as command-line overrides."""
+    return [f"{key}={value}" for key, value in TINY_RUN.items()]
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """make(name, overrides) -> the directory of a finished 2-step run of a tiny model on shapes10."""
     def make(name: str, overrides: dict) -> Path:

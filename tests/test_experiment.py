@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from vaegan.cli import main
-from vaegan.config import Config, apply_overrides
 from vaegan.errors import VaeganError
 from vaegan.evaluation.run import load_run
 from vaegan.experiment import resume, train
@@ -24,14 +23,6 @@ from vaegan.runs import rundir as run_folder
 from vaegan.runs.metrics import read_metrics
 from vaegan.speed import settings as speed_settings
 
-from conftest import TINY_RUN
-
-TINY_ARGS = [f"{k}={v}" for k, v in TINY_RUN.items()]
-
-
-def tiny(**overrides) -> Config:
-    return apply_overrides(Config(), {**TINY_RUN, **overrides})
-
 
 def one_error_line(code: int, err: str) -> str:
     assert code == 2 and "Traceback" not in err
@@ -41,7 +32,7 @@ def one_error_line(code: int, err: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, tiny):
     """A finished 2-step vaegan run (conditional, so it has every output)."""
     run = tmp_path_factory.mktemp("finished") / "run"
     train(tiny(**{"model.name": "vaegan", "model.conditional": True}), run)
@@ -50,43 +41,43 @@ def finished(tmp_path_factory):
 
 # ---- folders that are not vaegan's to delete ---------------------------------------------------------------
 
-def test_demo_and_overwrite_never_delete_a_users_file(tmp_path, capsys):
+def test_demo_and_overwrite_never_delete_a_users_file(tmp_path, capsys, tiny, tiny_args):
     run = tmp_path / "run"
     train(tiny(), run)
     (run / "notes.txt").write_text("my notes")
     capsys.readouterr()
-    for argv in (["demo", "--run-dir", str(run), *TINY_ARGS],
-                 ["train", "--preset", "vae-cifar10", "--run-dir", str(run), "--overwrite", *TINY_ARGS]):
+    for argv in (["demo", "--run-dir", str(run), *tiny_args],
+                 ["train", "--preset", "vae-cifar10", "--run-dir", str(run), "--overwrite", *tiny_args]):
         line = one_error_line(main(argv), capsys.readouterr().err)
         assert "notes.txt" in line and "did not write" in line
     assert (run / "notes.txt").read_text() == "my notes" and (run / "model.pt").is_file()
 
 
-def test_overwrite_of_the_current_folder_is_refused(tmp_path, monkeypatch, capsys):
+def test_overwrite_of_the_current_folder_is_refused(tmp_path, monkeypatch, capsys, tiny, tiny_args):
     run = tmp_path / "run"
     train(tiny(), run)
     monkeypatch.chdir(run)
     before = sorted(p.name for p in run.iterdir())
     capsys.readouterr()
-    line = one_error_line(main(["train", "--preset", "vae-cifar10", "--run-dir", ".", "--overwrite", *TINY_ARGS]),
+    line = one_error_line(main(["train", "--preset", "vae-cifar10", "--run-dir", ".", "--overwrite", *tiny_args]),
                           capsys.readouterr().err)
     assert "current folder" in line and sorted(p.name for p in run.iterdir()) == before
 
 
-def test_a_folder_with_a_users_metrics_and_summary_is_not_overwritten(tmp_path, capsys):
+def test_a_folder_with_a_users_metrics_and_summary_is_not_overwritten(tmp_path, capsys, tiny_args):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "metrics.jsonl").write_text('{"mine": 1}\n')
     (mine / "summary.json").write_text('{"mine": 2}')
-    line = one_error_line(main(["train", "--preset", "vae-cifar10", "--run-dir", str(mine), *TINY_ARGS]),
+    line = one_error_line(main(["train", "--preset", "vae-cifar10", "--run-dir", str(mine), *tiny_args]),
                           capsys.readouterr().err)
     assert "no vaegan run" in line
     assert (mine / "metrics.jsonl").read_text() == '{"mine": 1}\n' and (mine / "summary.json").read_text() == '{"mine": 2}'
 
 
-def test_a_file_named_as_run_dir_is_one_line(tmp_path, capsys):
+def test_a_file_named_as_run_dir_is_one_line(tmp_path, capsys, tiny_args):
     (tmp_path / "afile").write_text("x")
-    for argv in (["train", "--preset", "vae-cifar10", "--run-dir", str(tmp_path / "afile"), *TINY_ARGS],
+    for argv in (["train", "--preset", "vae-cifar10", "--run-dir", str(tmp_path / "afile"), *tiny_args],
                  ["train", "--resume", str(tmp_path / "afile")], ["sample", str(tmp_path / "afile")]):
         assert "is a file" in one_error_line(main(argv), capsys.readouterr().err)
     assert (tmp_path / "afile").read_text() == "x"
@@ -103,7 +94,7 @@ HOLD = textwrap.dedent("""
 """)
 
 
-def test_a_second_trainer_on_the_same_run_gets_one_line_naming_the_holder(finished, tmp_path):
+def test_a_second_trainer_on_the_same_run_gets_one_line_naming_the_holder(finished, tmp_path, tiny, tiny_args):
     run = tmp_path / "run"
     train(tiny(**{"train.max_steps": 2}), run)
     before = run.joinpath("metrics.jsonl").read_bytes()
@@ -111,7 +102,7 @@ def test_a_second_trainer_on_the_same_run_gets_one_line_naming_the_holder(finish
     try:
         assert holder.stdout.readline().strip() == "locked"
         for argv in (["train", "--resume", str(run), "train.max_steps=4"],
-                     ["train", "--preset", "vae-cifar10", "--run-dir", str(run), "--overwrite", *TINY_ARGS]):
+                     ["train", "--preset", "vae-cifar10", "--run-dir", str(run), "--overwrite", *tiny_args]):
             result = subprocess.run([sys.executable, "-m", "vaegan", *argv], capture_output=True, text=True,
                                     timeout=300)
             assert f"is in use by process {holder.pid}" in one_error_line(result.returncode, result.stderr)
@@ -121,7 +112,7 @@ def test_a_second_trainer_on_the_same_run_gets_one_line_naming_the_holder(finish
     assert run.joinpath("metrics.jsonl").read_bytes() == before
 
 
-def test_a_run_killed_after_its_final_checkpoint_is_completed_by_resume(tmp_path):
+def test_a_run_killed_after_its_final_checkpoint_is_completed_by_resume(tmp_path, tiny):
     run = tmp_path / "run"
     train(tiny(**{"train.max_steps": 3}), run)
     checkpoint = run / "checkpoints" / "last.pt"
@@ -138,7 +129,7 @@ def test_a_run_killed_after_its_final_checkpoint_is_completed_by_resume(tmp_path
         resume(run)
 
 
-def test_resume_after_metrics_were_deleted_appends_and_cleans_stale_temporary_files(tmp_path, dead_pid):
+def test_resume_after_metrics_were_deleted_appends_and_cleans_stale_temporary_files(tmp_path, dead_pid, tiny):
     run = tmp_path / "run"
     train(tiny(**{"train.max_steps": 2}), run)
     (run / "metrics.jsonl").unlink()
@@ -150,7 +141,7 @@ def test_resume_after_metrics_were_deleted_appends_and_cleans_stale_temporary_fi
     assert not stale.exists()
 
 
-def test_a_changed_data_folder_is_not_a_changed_experiment(tmp_path):
+def test_a_changed_data_folder_is_not_a_changed_experiment(tmp_path, tiny):
     run = tmp_path / "run"
     train(tiny(**{"train.max_steps": 2}), run)
     assert resume(run, {"train.max_steps": 3, "data.dir": str(tmp_path / "moved"), "data.download": False})[
@@ -159,14 +150,14 @@ def test_a_changed_data_folder_is_not_a_changed_experiment(tmp_path):
 
 # ---- full and read-only disks ------------------------------------------------------------------------------
 
-def test_a_full_disk_during_training_is_one_line(tmp_path):
+def test_a_full_disk_during_training_is_one_line(tmp_path, tiny_args):
     def limit_file_size():
         import resource
         import signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, like ENOSPC
         resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
     argv = ["train", "--preset", "vae-cifar10", "--run-dir", str(tmp_path / "run"),
-            *[a for a in TINY_ARGS if not a.startswith("model.channels")], "model.channels=32"]
+            *[a for a in tiny_args if not a.startswith("model.channels")], "model.channels=32"]
     result = subprocess.run([sys.executable, "-m", "vaegan", *argv], capture_output=True, text=True, timeout=300,
                             preexec_fn=limit_file_size)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -210,11 +201,12 @@ def read_only(monkeypatch):
 
 @pytest.mark.parametrize("command", [["train", "--resume", "{run}", "train.max_steps=3"], ["sample", "{run}"],
                                      ["evaluate", "{run}", "--metrics", "recon", "--n", "16"], ["report", "{run}"],
-                                     ["train", "--preset", "vae-cifar10", "--run-dir", "{run}/new", *TINY_ARGS]])
-def test_a_read_only_run_folder_is_one_line_and_loses_nothing(finished, read_only, command, capsys):
+                                     ["train", "--preset", "vae-cifar10", "--run-dir", "{run}/new", "{tiny}"]])
+def test_a_read_only_run_folder_is_one_line_and_loses_nothing(finished, read_only, command, capsys, tiny_args):
     before = {p: p.stat().st_mtime_ns for p in finished.rglob("*") if p.is_file()}
     read_only(finished)
-    argv = [arg.replace("{run}", str(finished)) for arg in command]
+    argv = [arg.replace("{run}", str(finished)) for arg in command if arg != "{tiny}"]
+    argv += tiny_args if "{tiny}" in command else []
     if argv[0] != "train":
         argv += ["--device", "cpu"]
     line = one_error_line(main(argv), capsys.readouterr().err)
@@ -224,7 +216,7 @@ def test_a_read_only_run_folder_is_one_line_and_loses_nothing(finished, read_onl
 
 # ---- broken files a run may hold ---------------------------------------------------------------------------
 
-def test_a_truncated_summary_in_report_and_bad_metric_lines_in_curves(finished, tmp_path, capsys):
+def test_a_truncated_summary_in_report_and_bad_metric_lines_in_curves(finished, tmp_path, capsys, tiny):
     run = tmp_path / "copy"
     train(tiny(**{"train.max_steps": 2}), run)
     (run / "summary.json").write_text('{"step": 2, "te')
@@ -243,7 +235,7 @@ def test_a_checkpoint_without_config_or_step_is_one_line(tmp_path, capsys):
         assert "it has no config" in one_error_line(main(argv), capsys.readouterr().err)
 
 
-def test_divergence_before_the_first_checkpoint_does_not_claim_one(tmp_path, monkeypatch):
+def test_divergence_before_the_first_checkpoint_does_not_claim_one(tmp_path, monkeypatch, tiny):
     original = torch.nn.Module.__call__
 
     def nan_losses(module, *args, **kwargs):
@@ -257,7 +249,7 @@ def test_divergence_before_the_first_checkpoint_does_not_claim_one(tmp_path, mon
 
 # ---- speed settings recorded in the run --------------------------------------------------------------------
 
-def test_train_speed_eager_is_recorded_and_a_resume_keeps_the_recorded_settings(tmp_path):
+def test_train_speed_eager_is_recorded_and_a_resume_keeps_the_recorded_settings(tmp_path, tiny):
     summary = train(tiny(**{"train.speed": "eager"}), tmp_path / "eager")
     assert summary["speed"]["mode"] == "eager" and summary["speed"]["describe"] == "eager"
     run = tmp_path / "auto"

@@ -27,8 +27,6 @@ from vaegan.errors import VaeganError
 from vaegan.speed.fast_dropout import use_fast_dropout
 from vaegan.speed.gemm_conv import use_gemm_weight_grad
 
-MODES = ("auto", "eager")  # train.speed
-
 
 @dataclass(frozen=True)
 class SpeedSettings:
@@ -82,9 +80,8 @@ def speed_defaults(device: torch.device | str) -> SpeedSettings:
 
 
 def resolve_speed(mode: str, device: torch.device | str) -> SpeedSettings:
-    """The settings `train.speed` asks for on `device`: `auto` = the device's defaults, `eager` = all off."""
-    if mode not in MODES:
-        raise VaeganError(f"invalid value for 'train.speed': {mode!r}; allowed: {', '.join(MODES)}")
+    """The settings `train.speed` (validated by the config) asks for on `device`: `auto` = the device's
+    defaults, `eager` = all off."""
     return speed_defaults(device) if mode == "auto" else SpeedSettings()
 
 
