@@ -75,6 +75,14 @@ def test_a_folder_with_a_users_metrics_and_summary_is_not_overwritten(tmp_path, 
     assert (mine / "metrics.jsonl").read_text() == '{"mine": 1}\n' and (mine / "summary.json").read_text() == '{"mine": 2}'
 
 
+def test_resuming_a_folder_without_a_run_writes_nothing_there(tmp_path, capsys):
+    (tmp_path / "docs").mkdir()
+    assert "holds no checkpoint" in one_error_line(main(["train", "--resume", str(tmp_path / "docs")]),
+                                                   capsys.readouterr().err)
+    assert list((tmp_path / "docs").iterdir()) == [] and not (tmp_path / "typo").exists()
+    assert main(["train", "--resume", str(tmp_path / "typo")]) == 2 and not (tmp_path / "typo").exists()
+
+
 def test_a_file_named_as_run_dir_is_one_line(tmp_path, capsys, tiny_args):
     (tmp_path / "afile").write_text("x")
     for argv in (["train", "--preset", "vae-cifar10", "--run-dir", str(tmp_path / "afile"), *tiny_args],

@@ -138,6 +138,7 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
     """Continue a run from its checkpoint; only schedule keys (and where the data lives) may change. A run that
     reached its last step but was stopped before writing model.pt and summary.json gets them written."""
     files = RunDir(run_dir)
+    files.require_checkpoint()  # a mistyped path gets no lock file
     with files.lock("vaegan train --resume"):
         payload = files.read_checkpoint()
         saved = from_dict(payload["config"], where=f"config stored in {files.checkpoint}")

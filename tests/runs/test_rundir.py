@@ -95,11 +95,12 @@ def test_the_lock_clears_temporary_files_of_dead_writers_only(tmp_path, dead_pid
     stale = files.checkpoint.with_name(f".last.pt.{dead_pid}.tmp")
     live = files.checkpoint.with_name(f".last.pt.{os.getpid()}.tmp")
     stale_json = files.path / f".summary.json.{dead_pid}.tmp"
-    for path in (stale, live, stale_json):
+    stale_png = files.sample_grid("epoch_001").with_name(f".epoch_001.png.{dead_pid}.tmp")
+    for path in (stale, live, stale_json, stale_png):
         path.write_bytes(b"partial")
     with files.lock("test"):
         pass
-    assert not stale.exists() and not stale_json.exists() and live.exists()
+    assert not stale.exists() and not stale_json.exists() and not stale_png.exists() and live.exists()
     assert remove_stale_temp_files(tmp_path / "absent") == []
 
 

@@ -160,12 +160,16 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise VaeganError(f"{self.path} is a file, not a run folder")
 
-    def read_checkpoint(self, required: tuple[str, ...] = ckpt.TRAINING_KEYS, map_location="cpu"
-                        ) -> dict[str, Any]:
+    def require_checkpoint(self) -> None:
+        """Refuse, before anything is written, a folder that holds no run to continue or open."""
         self._refuse_a_file()
         if not self.checkpoint.is_file():
             raise VaeganError(f"{self.path} holds no checkpoint ({self.checkpoint} is missing): the run has "
                               "not saved one yet, or the path is wrong")
+
+    def read_checkpoint(self, required: tuple[str, ...] = ckpt.TRAINING_KEYS, map_location="cpu"
+                        ) -> dict[str, Any]:
+        self.require_checkpoint()
         return ckpt.read_checkpoint(self.checkpoint, map_location, required=required)
 
     def status(self) -> RunStatus:
@@ -266,7 +270,7 @@ class RunDir:
                              f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode())
             except OSError as err:
                 raise write_error(lock_file, err) from None
-            for folder in (self.path, self.path / "checkpoints"):
+            for folder in (self.path, *(self.path / name for name in RUN_FOLDERS)):
                 remove_stale_temp_files(folder)
             yield
         finally:
