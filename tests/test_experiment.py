@@ -259,7 +259,7 @@ def test_divergence_before_the_first_checkpoint_does_not_claim_one(tmp_path, mon
 
 def test_train_speed_eager_is_recorded_and_a_resume_keeps_the_recorded_settings(tmp_path, tiny):
     summary = train(tiny(**{"train.speed": "eager"}), tmp_path / "eager")
-    assert summary["speed"]["mode"] == "eager" and summary["speed"]["describe"] == "eager"
+    assert summary["speed"]["request"]["speed"] == "eager" and summary["speed"]["describe"] == "eager"
     run = tmp_path / "auto"
     summary = train(tiny(), run)
     assert summary["speed"]["settings"]["channels_last"] is True  # the CPU default
@@ -269,6 +269,9 @@ def test_train_speed_eager_is_recorded_and_a_resume_keeps_the_recorded_settings(
     ckpt.write_checkpoint(run / "checkpoints" / "last.pt", payload)
     resumed = resume(run, {"train.max_steps": 3})
     assert resumed["speed"]["settings"]["fast_dropout"] is recorded
+    changed = resume(run, {"train.max_steps": 4, "train.threads": 1})  # a changed request is resolved anew
+    assert changed["speed"]["settings"]["fast_dropout"] is not recorded
+    assert changed["speed"]["settings"]["num_threads"] == 1
 
 
 def test_opening_a_run_changes_no_process_wide_setting(finished, monkeypatch):

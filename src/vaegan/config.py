@@ -111,9 +111,17 @@ class TrainConfig:
     max_nonfinite: int = field(default=10, metadata=_at_least(1))  # this many non-finite steps in a row stop
     tensorboard: bool = False  # also write TensorBoard events (needs the vaegan[tensorboard] extra)
     device: str = field(default="auto", metadata=DEVICE_RULE)
-    # auto: the device's measured-fastest settings (docs/performance.md); eager: plain PyTorch. A resumed run
-    # keeps the settings it recorded unless this key is changed.
+    # How the step runs (docs/performance.md). speed: auto = the device's measured-fastest settings, eager = plain
+    # PyTorch. The four below override single settings; none = the device's default. A resumed run keeps the
+    # settings it recorded unless one of these five keys is changed.
     speed: str = field(default="auto", metadata=_choices("auto", "eager"))
+    precision: str | None = field(default=None, metadata=_choices("fp32", "bf16"))  # bf16: autocast, fp32 weights
+    compile: str | None = field(default=None, metadata=_choices("off", "default", "reduce-overhead"))
+    tf32: bool | None = None  # TF32 matmuls and convolutions on CUDA
+    threads: int | None = field(default=None, metadata=_between(1, 4096))  # CPU intra-op threads
+    # Logged values stay on the device and are written every log_every steps (every step still gets its
+    # record); none = 1 on CPU, 50 on CUDA and MPS, where each transfer waits for the device.
+    log_every: int | None = field(default=None, metadata=_COUNT)
 
 
 @dataclass

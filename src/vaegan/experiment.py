@@ -36,9 +36,9 @@ class Experiment(TrainingEvents):
 
     # ---- events of the loop --------------------------------------------------------------------------
 
-    def step_end(self, trainer: Trainer, values: dict[str, float]) -> None:
+    def step_end(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
         if self.tensorboard is not None:
-            self.tensorboard.scalars("train", trainer.position.step, values)
+            self.tensorboard.scalars("train", step, values)
 
     def epoch_end(self, trainer: Trainer) -> None:
         self.test()

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from vaegan.data.augment import crop, random_crop, random_hflip
+from vaegan.data.augment import augment, crop, draw_augmentation
 
 
 def _distinct(batch=8, size=6):
@@ -11,6 +11,14 @@ def _distinct(batch=8, size=6):
 
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
+
+
+def random_hflip(x, generator):
+    return augment(x, 0, draw_augmentation(len(x), 0, True, generator))
+
+
+def random_crop(x, padding, generator):
+    return augment(x, padding, draw_augmentation(len(x), padding, False, generator))
 
 
 def test_hflip_mirrors_some_and_leaves_the_rest():
@@ -42,7 +50,6 @@ def test_random_crop_keeps_size_and_pads_black():
 
 def test_same_seed_same_augmentation_other_seed_differs():
     x = _distinct(batch=16)
-    def augment(seed):
-        g = _gen(seed)
-        return random_hflip(random_crop(x, 4, g), g)
-    assert torch.equal(augment(1), augment(1)) and not torch.equal(augment(1), augment(2))
+    def both(seed):
+        return augment(x, 4, draw_augmentation(len(x), 4, True, _gen(seed)))
+    assert torch.equal(both(1), both(1)) and not torch.equal(both(1), both(2))

@@ -70,3 +70,37 @@ def test_bad_settings_are_user_errors():
         BatchLoader(_dataset(), 2, rank=2, world_size=2)
     with pytest.raises(VaeganError, match="batch 6"):
         BatchLoader(_dataset(), 4).epoch_batches(0, start=6)
+
+
+def _host_path(loader, epoch, start=0):
+    """The loader as it was before the split moved to the device: gather and normalise each batch on the host,
+    then draw its augmentation from the batch's own generator (crop offsets first, then flips)."""
+    from vaegan.data.augment import crop
+    from vaegan.data.seeding import derive_seed
+
+    indices = loader._rank_indices(epoch)
+    out = []
+    for batch in range(start, loader.num_batches):
+        chosen = indices[batch * loader.batch_size:(batch + 1) * loader.batch_size]
+        x = loader.dataset.images.index_select(0, chosen).float().div_(127.5).sub_(1.0)
+        generator = torch.Generator().manual_seed(derive_seed(loader.seed, epoch, batch, loader.rank))
+        if loader.crop_padding:
+            top, left = torch.randint(0, 2 * loader.crop_padding + 1, (2, len(x)), generator=generator)
+            x = crop(x, loader.crop_padding, top, left)
+        if loader.hflip:
+            flip = torch.rand(len(x), generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        out.append((x, loader.dataset.labels.index_select(0, chosen)))
+    return out
+
+
+@pytest.mark.parametrize("hflip, padding, drop_last, world", [(True, 4, True, 1), (False, 0, False, 1),
+                                                              (True, 2, False, 2), (False, 3, True, 1)])
+def test_the_device_path_equals_the_host_path_bit_for_bit(hflip, padding, drop_last, world):
+    for rank in range(world):
+        loader = BatchLoader(_dataset(22), 4, hflip=hflip, crop_padding=padding, seed=3, drop_last=drop_last,
+                             rank=rank, world_size=world)
+        for epoch, start in ((0, 0), (5, 2)):
+            expected, got = _host_path(loader, epoch, start), _all(loader, epoch, start)
+            assert len(expected) == len(got)
+            assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(expected, got))

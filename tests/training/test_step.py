@@ -151,12 +151,13 @@ def test_fast_dropout_has_dropout_statistics_and_gradient():
 
 def test_speed_defaults_per_device():
     cpu = speed_defaults("cpu")
-    assert cpu.channels_last and not cpu.compile and cpu.num_threads is None
+    assert cpu.channels_last and cpu.compile == "off" and cpu.precision == "fp32" and not cpu.tf32
     assert cpu.reuse_host_memory == sys.platform.startswith("linux")
     assert cpu.fused_adam == (tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4))
     cuda = speed_defaults(torch.device("cuda"))
     assert cpu.gemm_weight_grad
-    assert cuda.channels_last and cuda.fused_adam and not cuda.fast_dropout and not cuda.compile
+    assert cuda.channels_last and cuda.fused_adam and not cuda.fast_dropout and cuda.compile == "off"
+    assert cuda.tf32 and cuda.cudnn_benchmark and cuda.precision == "fp32"
     assert not cuda.gemm_weight_grad
     assert not cuda.reuse_host_memory
     assert speed_defaults("mps") == SpeedSettings()

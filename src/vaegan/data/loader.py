@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-from vaegan.data.augment import random_crop, random_hflip
+from vaegan.data.augment import augment, draw_augmentation
 from vaegan.data.dataset import ImageDataset
 from vaegan.data.seeding import derive_seed
 from vaegan.errors import VaeganError
@@ -20,6 +20,9 @@ class BatchLoader:
 
     Every random draw is a pure function of (seed, epoch) for the order and (seed, epoch, batch, rank) for the
     augmentation, so a run resumed at (epoch, batch) sees bit-identical batches with no generator state saved.
+    The uint8 split moves to `device` once; each epoch's order and augmentation choices are drawn on the CPU
+    and moved there in one copy each, so a batch is gathered, normalised and augmented on the device without
+    a transfer per batch, and the same seed gives the same batches on every device.
     """
 
     def __init__(self, dataset: ImageDataset, batch_size: int, *, shuffle: bool = True, hflip: bool = False,
@@ -48,6 +51,7 @@ class BatchLoader:
         if self.num_batches == 0:
             raise VaeganError(f"{dataset.name} {dataset.split} has {len(dataset)} images, too few for one batch of "
                               f"{batch_size} on each of {world_size} rank(s)")
+        self._on_device: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         """Batches per epoch for this rank."""
@@ -68,26 +72,35 @@ class BatchLoader:
             order = torch.arange(total)
         return order[: self.per_rank * self.world_size][self.rank :: self.world_size]
 
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uint8 images and labels on the device, copied there on first use (a no-op on the CPU)."""
+        if self._on_device is None:
+            self._on_device = (self.dataset.images.to(self.device), self.dataset.labels.to(self.device))
+        return self._on_device
+
+    def _epoch_draws(self, epoch: int, start: int, sizes: list[int]) -> dict[str, torch.Tensor]:
+        """The augmentation choices of batches start.. of `epoch`, concatenated and moved to the device at once."""
+        if not (self.hflip or self.crop_padding):
+            return {}
+        per_batch = [draw_augmentation(size, self.crop_padding, self.hflip, torch.Generator().manual_seed(
+            derive_seed(self.seed, epoch, batch, self.rank))) for batch, size in enumerate(sizes, start)]
+        return {key: torch.cat([draws[key] for draws in per_batch]).to(self.device) for key in per_batch[0]}
+
     def _batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        images, labels = self._split()
         indices = self._rank_indices(epoch)
-        for batch in range(start, self.num_batches):
-            chosen = indices[batch * self.batch_size : (batch + 1) * self.batch_size]
-            pixels = self.dataset.images.index_select(0, chosen).to(self.device, non_blocking=True)
-            x = pixels.float().div_(127.5).sub_(1.0)
-            x = self._augment(x, derive_seed(self.seed, epoch, batch, self.rank))
+        bounds = [(b * self.batch_size, min((b + 1) * self.batch_size, len(indices)))
+                  for b in range(start, self.num_batches)]
+        draws = self._epoch_draws(epoch, start, [high - low for low, high in bounds])
+        indices = indices.to(self.device)
+        offset = bounds[0][0] if bounds else 0
+        for low, high in bounds:
+            chosen = indices[low:high]
+            x = images.index_select(0, chosen).float().div_(127.5).sub_(1.0)
+            x = augment(x, self.crop_padding, {k: v[low - offset:high - offset] for k, v in draws.items()})
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.dataset.labels.index_select(0, chosen).to(self.device, non_blocking=True)
-
-    def _augment(self, x: torch.Tensor, seed: int) -> torch.Tensor:
-        if not (self.hflip or self.crop_padding):
-            return x
-        generator = torch.Generator().manual_seed(seed)
-        if self.crop_padding:
-            x = random_crop(x, self.crop_padding, generator)
-        if self.hflip:
-            x = random_hflip(x, generator)
-        return x
+            yield x, labels.index_select(0, chosen)
 
 
 def sequential_batches(dataset: ImageDataset, device: str | torch.device, batch_size: int = EVAL_BATCH,

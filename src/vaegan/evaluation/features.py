@@ -39,13 +39,13 @@ def real_batches(dataset: ImageDataset, device: torch.device, batch: int = BATCH
 
 def extract(batches, extractor: Extractor) -> dict[str, np.ndarray]:
     """Run `extractor` over (images, labels) batches; float32 arrays per feature name, plus "labels"."""
-    parts: dict[str, list[np.ndarray]] = {"labels": []}
+    parts: dict[str, list[torch.Tensor]] = {"labels": []}
     with torch.inference_mode():
-        for images, labels in batches:
+        for images, labels in batches:  # kept on the device: one transfer per feature at the end
             for name, value in extractor(images).items():
-                parts.setdefault(name, []).append(value.float().cpu().numpy())
-            parts["labels"].append(labels.cpu().numpy())
-    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+                parts.setdefault(name, []).append(value.float() if value.is_floating_point() else value)
+            parts["labels"].append(labels)
+    return {name: torch.cat(chunks).cpu().numpy() for name, chunks in parts.items()}
 
 
 def cached_features(cache_dir: Path, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -17,8 +17,8 @@ def encode_means(model: GenerativeModel, dataset: ImageDataset, device: torch.de
     means = []
     with evaluation_mode(model):
         for x, y in sequential_batches(dataset, device):
-            means.append(model.encoder(x, model.labels(y))[0].float().cpu())
-    return torch.cat(means)
+            means.append(model.encoder(x, model.labels(y))[0].float())
+    return torch.cat(means).cpu()  # one transfer, not one per batch
 
 
 def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, k: int = KNN_K) -> float:

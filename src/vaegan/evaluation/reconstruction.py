@@ -16,19 +16,21 @@ def evaluate_reconstruction(model: nn.Module, batches, beta: float, reduction: s
     `batches` yields (x, y) on the model's device (y is used by conditional models); the model runs under
     `evaluation_mode`.
     """
-    totals = {"recon": 0.0, "kl": 0.0, "mse_per_pixel": 0.0, "psnr": 0.0}
-    count = 0
+    names = ("recon", "kl", "mse_per_pixel", "psnr")
+    per_batch, sizes = [], []  # stay on the device: one transfer at the end, not one per batch
     with evaluation_mode(model):
         for x, y in batches:
             x_hat, mu, logvar = model(x, y)
             out = vae_loss(x_hat, x, mu, logvar, beta, reduction)
-            n = x.shape[0]
-            totals["recon"] += out.recon.item() * n
-            totals["kl"] += out.kl.item() * n
-            totals["mse_per_pixel"] += out.mse_per_pixel.item() * n
             per_image = (x_hat - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-            totals["psnr"] += (10 * torch.log10(4.0 / per_image)).sum().item()  # peak 1 in [0, 1] = 2 in [-1, 1]
-            count += n
+            psnr = (10 * torch.log10(4.0 / per_image)).sum()  # peak 1 in [0, 1] = 2 in [-1, 1]
+            per_batch.append(torch.stack([out.recon, out.kl, out.mse_per_pixel, psnr]).float())
+            sizes.append(x.shape[0])
+    totals = dict.fromkeys(names, 0.0)
+    for values, n in zip(torch.stack(per_batch).tolist(), sizes):
+        for name, value in zip(names, values):
+            totals[name] += value if name == "psnr" else value * n  # psnr is already a sum over the batch
+    count = sum(sizes)
     means = {k: v / count for k, v in totals.items()}
     means["mse_per_pixel_01"] = means["mse_per_pixel"] / 4  # the same error on the [0, 1] scale
     means["loss"] = means["recon"] + beta * means["kl"]

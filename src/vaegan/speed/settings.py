@@ -3,7 +3,9 @@ that apply them. `train.speed=eager` turns every one off.
 
 No setting changes the experiment: the model computes the same function up to float rounding, Adam the same
 update, dropout the same distribution (p rounded to 2^-16), and a CPU run stays bit-for-bit reproducible and
-resumable for a fixed seed. No setting lowers precision (bf16 is ~100x slower on CPUs without AMX/AVX512-BF16).
+resumable for a fixed seed. Only `precision=bf16` (autocast of forward and losses; weights and optimiser state
+stay fp32) and TF32 round coarser, and neither is a CPU default (bf16 is ~100x slower on CPUs without
+AMX/AVX512-BF16).
 Each default was measured with benchmarks/throughput.py; docs/performance.md holds the numbers and what was
 tried and dropped. The settings a run used are recorded in its checkpoint and summary.json, and a resumed run
 keeps them: fast_dropout draws another random stream than nn.Dropout, so switching it mid-run would break
@@ -16,9 +18,11 @@ them through `vaegan.training.factory.build_training`, the one place that prepar
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import sys
-from dataclasses import asdict, dataclass, fields
+import time
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -33,18 +37,21 @@ class SpeedSettings:
     """How to run the training step fast. All off is plain eager PyTorch."""
 
     channels_last: bool = False  # model weights and input batches in NHWC memory format
-    fused_adam: bool = False  # Adam(fused=True): one kernel for the whole update
+    fused_adam: bool = False  # Adam(fused=True): one kernel; it also skips a non-finite step without a sync
     fast_dropout: bool = False  # nn.Dropout -> FastDropout (same distribution, cheaper RNG on CPU)
-    compile: bool = False  # torch.compile the forward pass + loss inside TrainStep
+    compile: str = "off"  # torch.compile mode of E, G and D: off, default or reduce-overhead (CUDA graphs)
     gemm_weight_grad: bool = False  # wide convs compute dW as im2col + one GEMM (see gemm_conv.py)
     reuse_host_memory: bool = False  # glibc malloc keeps freed blocks instead of unmapping them (process-wide)
     num_threads: int | None = None  # intra-op threads; None keeps torch's default (one per physical core)
+    precision: str = "fp32"  # bf16: autocast of forward and losses
+    tf32: bool = False  # TF32 matmuls and convolutions (CUDA; process-wide)
+    cudnn_benchmark: bool = False  # cuDNN picks its fastest convolution per shape (CUDA; process-wide)
 
     def describe(self) -> str:
         """One line for logs, e.g. 'channels_last fused_adam fast_dropout' ('eager' when all are off)."""
-        on = [f.name for f in fields(self) if f.name != "num_threads" and getattr(self, f.name)]
-        if self.num_threads is not None:
-            on.append(f"num_threads={self.num_threads}")
+        plain = SpeedSettings()
+        on = [f.name if isinstance(getattr(self, f.name), bool) else f"{f.name}={getattr(self, f.name)}"
+              for f in fields(self) if getattr(self, f.name) != getattr(plain, f.name)]
         return " ".join(on) or "eager"
 
     def to_dict(self) -> dict:
@@ -74,37 +81,76 @@ def speed_defaults(device: torch.device | str) -> SpeedSettings:
         return SpeedSettings(channels_last=True, fused_adam=_torch_at_least(2, 4),
                              fast_dropout=not _mkl_bernoulli(), gemm_weight_grad=True,
                              reuse_host_memory=sys.platform.startswith("linux"))
-    if kind == "cuda":
-        return SpeedSettings(channels_last=True, fused_adam=True)
+    if kind == "cuda":  # TF32 and cuDNN autotuning are the standard CUDA choices; bf16 and compile are opt-in
+        return SpeedSettings(channels_last=True, fused_adam=True, tf32=True, cudnn_benchmark=True)
     return SpeedSettings()  # mps and anything else: plain eager
 
 
-def resolve_speed(mode: str, device: torch.device | str) -> SpeedSettings:
-    """The settings `train.speed` (validated by the config) asks for on `device`: `auto` = the device's
-    defaults, `eager` = all off."""
-    return speed_defaults(device) if mode == "auto" else SpeedSettings()
+def speed_request(train) -> dict:
+    """What a run's config asks of the speed settings (`train.speed` and the keys that override single ones)."""
+    return {"speed": train.speed, "precision": train.precision, "compile": train.compile, "tf32": train.tf32,
+            "threads": train.threads}
+
+
+def busy_cores(seconds: float = 0.2) -> float | None:
+    """How many cores other work keeps busy right now (from /proc/stat over `seconds`); None off Linux."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            numbers = [int(v) for v in f.readline().split()[1:]]
+        return sum(numbers), numbers[3] + numbers[4]  # all jiffies, idle + iowait
+    try:
+        total, idle = sample()
+        time.sleep(seconds)
+        total2, idle2 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    cores = os.cpu_count() or 1
+    return cores * (1 - (idle2 - idle) / max(total2 - total, 1))
+
+
+def threads_for_free_cores(default: int) -> int:
+    """Intra-op threads for a CPU run: torch's default, fewer when other work holds cores. OpenMP threads spin
+    while they wait, so threads on busy cores cost far more than they add (docs/performance.md: two runs of
+    2 threads each on 2 cores took 3.4x as long per step as alone; 1 thread each, 1.85x)."""
+    busy = busy_cores()
+    if busy is None:
+        return default
+    return max(1, min(default, round((os.cpu_count() or 1) - busy)))
+
+
+def resolve_speed(train, device: torch.device | str) -> SpeedSettings:
+    """The settings a TrainConfig asks for on `device`: `train.speed=auto` = the device's defaults (on a CPU,
+    threads for the cores that are free now), `eager` = all off; then `train.precision`, `compile`, `tf32`
+    and `threads` where they are set."""
+    base = speed_defaults(device) if train.speed == "auto" else SpeedSettings()
+    if train.speed == "auto" and train.threads is None and torch.device(device).type == "cpu":
+        base = replace(base, num_threads=threads_for_free_cores(torch.get_num_threads()))
+    chosen = {"precision": train.precision, "compile": train.compile, "tf32": train.tf32,
+              "num_threads": train.threads}
+    return replace(base, **{name: value for name, value in chosen.items() if value is not None})
 
 
 def recorded_speed(record: dict) -> SpeedSettings:
-    """The settings a run recorded in its checkpoint; unknown or missing names are refused, not guessed."""
+    """The settings a run recorded in its checkpoint; unknown names are refused, not guessed."""
     names = {f.name for f in fields(SpeedSettings)}
     if not isinstance(record, dict) or set(record) - names:
         raise VaeganError(f"the checkpoint records speed settings this vaegan does not know: {record!r}")
     return SpeedSettings(**record)
 
 
-def speed_record(mode: str, device: torch.device, settings: SpeedSettings) -> dict:
+def speed_record(train, device: torch.device, settings: SpeedSettings) -> dict:
     """What a run records of its speed settings (checkpoint and summary.json)."""
-    return {"mode": mode, "device": device.type, "settings": settings.to_dict(), "describe": settings.describe()}
+    return {"request": speed_request(train), "device": device.type, "settings": settings.to_dict(),
+            "describe": settings.describe()}
 
 
-def run_speed(mode: str, device: torch.device, recorded: dict | None) -> SpeedSettings:
-    """The settings a run trains with: the ones it recorded when it is resumed with the same `train.speed` on the
-    same kind of device (a CPU of another vendor would otherwise switch fast_dropout, and with it the random
-    stream, silently); else what `mode` asks for on `device`."""
-    if recorded and recorded.get("mode") == mode and recorded.get("device") == device.type:
+def run_speed(train, device: torch.device, recorded: dict | None) -> SpeedSettings:
+    """The settings a run trains with: the ones it recorded when it is resumed with the same request on the same
+    kind of device (a CPU of another vendor would otherwise switch fast_dropout, and with it the random stream,
+    silently); else what the config asks for on `device`."""
+    if recorded and recorded.get("request") == speed_request(train) and recorded.get("device") == device.type:
         return recorded_speed(recorded.get("settings"))
-    return resolve_speed(mode, device)
+    return resolve_speed(train, device)
 
 
 def inference_settings(device: torch.device | str) -> SpeedSettings:
@@ -114,11 +160,15 @@ def inference_settings(device: torch.device | str) -> SpeedSettings:
 
 
 def configure_process(settings: SpeedSettings) -> None:
-    """Apply the process-wide settings: intra-op threads and host-memory reuse. Call once, before training."""
+    """Apply the process-wide settings: intra-op threads, host-memory reuse, TF32 and cuDNN autotuning. Call
+    once, before training."""
     if settings.num_threads is not None and settings.num_threads != torch.get_num_threads():
         torch.set_num_threads(settings.num_threads)
     if settings.reuse_host_memory:
         set_host_memory_reuse(True)
+    torch.backends.cuda.matmul.allow_tf32 = settings.tf32
+    torch.backends.cudnn.allow_tf32 = settings.tf32
+    torch.backends.cudnn.benchmark = settings.cudnn_benchmark
 
 
 # mallopt(3) parameters of glibc
@@ -154,8 +204,8 @@ def set_host_memory_reuse(enabled: bool) -> bool:
 def apply_speed_settings(model: nn.Module, settings: SpeedSettings) -> nn.Module:
     """Apply the model-side settings in place and return the model (state_dict keys and values unchanged).
 
-    Call it before building the optimiser. `compile` is applied by TrainStep, threads by
-    `configure_process`.
+    Call it before building the optimiser; process-wide settings are `configure_process`'s. `compile` compiles
+    each top-level network (E, G, D) in place, so parameter names stay as they are.
     """
     if settings.fast_dropout:
         use_fast_dropout(model)
@@ -163,6 +213,9 @@ def apply_speed_settings(model: nn.Module, settings: SpeedSettings) -> nn.Module
         use_gemm_weight_grad(model)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
+    if settings.compile != "off":
+        for network in model.children():
+            network.compile(mode=None if settings.compile == "default" else settings.compile)
     return model
 
 

@@ -17,14 +17,19 @@ from vaegan.training.ema import GeneratorEMA
 def _autoencoder_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, beta: float,
                       reduction: str) -> tuple[torch.Tensor, ...]:
     x_hat, mu, logvar = model(x, y)
-    out = vae_loss(x_hat, x, mu, logvar, beta, reduction)
+    out = vae_loss(x_hat.float(), x, mu.float(), logvar.float(), beta, reduction)  # fp32 losses under autocast
     return x_hat, out.loss, out.recon, out.kl, out.mse_per_pixel
+
+
+def supports_found_inf(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `step()` takes GradScaler's `found_inf` tensor and skips itself on the device (fused Adam)."""
+    return bool(getattr(optimizer, "_step_supports_amp_scaling", False))
 
 
 @dataclass
 class StepOutput:
-    values: dict[str, torch.Tensor]  # the logged values, detached
-    skipped: bool  # a loss was not finite: nothing was updated
+    values: dict[str, torch.Tensor]  # the logged values: detached fp32 scalars on the step's device
+    skipped: torch.Tensor  # bool scalar on the device: a loss or gradient was not finite, nothing was updated
 
 
 class TrainStep:
@@ -37,9 +42,13 @@ class TrainStep:
     state or buffer (BatchNorm statistics, spectral-norm vectors) changes. With `adversarial=False` (VAE
     warm-up) D is neither run nor updated.
 
-    `speed` puts each batch in the model's memory format and, with `speed.compile`, runs the autoencoder
-    forward + VAE loss through torch.compile. Model-side settings are applied by `build_training` before the
-    optimisers are built, not here.
+    The step never waits for the device: the non-finite decision stays a device tensor (`found_inf`), which
+    fused Adam reads to skip its own update (the mechanism GradScaler uses) and which selects the old or new
+    buffers and EMA weights. Optimisers without that support (Adam without `fused`) need one host sync.
+
+    `speed` puts each batch in the model's memory format and, with `precision=bf16`, runs forward and losses
+    under bf16 autocast (losses in fp32). Model-side settings (compile included) are applied by
+    `build_training` before the optimisers are built, not here.
     """
 
     def __init__(self, model: GenerativeModel, optimizer: torch.optim.Optimizer, loss: LossConfig, *,
@@ -50,7 +59,6 @@ class TrainStep:
         self.model, self.optimizer, self.d_optimizer = model, optimizer, d_optimizer
         self.loss, self.ema = loss, ema
         self.speed = speed or SpeedSettings()
-        self._autoencoder_loss = torch.compile(_autoencoder_loss) if self.speed.compile else _autoencoder_loss
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, adversarial: bool = True
                  ) -> StepOutput:
@@ -59,51 +67,58 @@ class TrainStep:
         x, y = to_input_layout(x, self.speed), model.labels(y)
         buffers = [b.clone() for b in model.buffers()]
         values: dict[str, torch.Tensor] = {}
-        g_loss = x.new_zeros(())
-        fakes = []
-        if model.encoder is not None:
-            x_hat, g_loss, values["recon"], values["kl"], values["mse_per_pixel"] = self._autoencoder_loss(
-                model, x, y, cfg.beta, cfg.reduction)
-            if cfg.d_on_recon:
-                fakes.append(x_hat)
-        d_loss = None
-        if adversarial and model.discriminator is not None:
-            if cfg.d_on_prior or model.encoder is None:
-                fakes.append(to_input_layout(model.sample(len(x), y), self.speed))
-            g_loss, d_loss = self._adversarial_losses(x, y, fakes, g_loss, values)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.speed.precision == "bf16"):
+            g_loss = x.new_zeros(())
+            fakes = []
+            if model.encoder is not None:
+                x_hat, g_loss, values["recon"], values["kl"], values["mse_per_pixel"] = _autoencoder_loss(
+                    model, x, y, cfg.beta, cfg.reduction)
+                if cfg.d_on_recon:
+                    fakes.append(x_hat)
+            d_loss = None
+            if adversarial and model.discriminator is not None:
+                if cfg.d_on_prior or model.encoder is None:
+                    fakes.append(to_input_layout(model.sample(len(x), y), self.speed))
+                g_loss, d_loss = self._adversarial_losses(x, y, fakes, g_loss, values)
         values["loss"] = g_loss
         losses = [g_loss] if d_loss is None else [g_loss, d_loss]
         optimizers = [self.optimizer] if d_loss is None else [self.optimizer, self.d_optimizer]
-        skipped = not bool(torch.isfinite(torch.stack(losses)).all())
-        if not skipped:
-            for optimizer, loss in zip(optimizers, losses):
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-            skipped = not self._gradients_finite(optimizers)
-        if skipped:
-            with torch.no_grad():
-                for saved, live in zip(buffers, model.buffers(), strict=True):
-                    live.copy_(saved)
-            for optimizer in optimizers:
-                optimizer.zero_grad(set_to_none=True)
-        else:
-            for optimizer in optimizers:
-                optimizer.step()
-            if self.ema is not None:
-                self.ema.update(model.decoder)
-        return StepOutput({k: v.detach() for k, v in values.items()}, skipped=skipped)
+        found_inf = (~torch.isfinite(torch.stack(losses)).all()).float()  # 0-dim, as GradScaler's
+        for optimizer, loss in zip(optimizers, losses):
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        self._check_gradients(optimizers, found_inf)
+        skipped = found_inf > 0
+        self._step(optimizers, found_inf)
+        with torch.no_grad():
+            for saved, live in zip(buffers, model.buffers(), strict=True):
+                live.copy_(torch.where(skipped, saved, live))
+        if self.ema is not None:
+            self.ema.update(model.decoder, skipped)
+        return StepOutput({k: v.detach().float() for k, v in values.items()}, skipped=skipped)
 
     @staticmethod
-    def _gradients_finite(optimizers: list[torch.optim.Optimizer]) -> bool:
-        """Whether every gradient is finite (a finite loss can still have a non-finite gradient). One fused
-        kernel, the check GradScaler uses; it multiplies the gradients by exactly 1."""
+    def _check_gradients(optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
+        """Set `found_inf` to 1 where a gradient is not finite (a finite loss can have one). One fused kernel,
+        the check GradScaler uses; it multiplies the gradients by exactly 1."""
         grads = [p.grad for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]
                  if p.grad is not None]
-        if not grads:
-            return True
-        found = torch.zeros(1, device=grads[0].device)
-        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones(1, device=found.device))
-        return not bool(found.item())
+        if grads:
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, torch.ones_like(found_inf))
+
+    @staticmethod
+    def _step(optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
+        """Update unless `found_inf`: on the device where the optimisers support it, else after one sync."""
+        if all(supports_found_inf(optimizer) for optimizer in optimizers):
+            for optimizer in optimizers:
+                optimizer.found_inf, optimizer.grad_scale = found_inf, None
+                try:
+                    optimizer.step()
+                finally:
+                    del optimizer.found_inf, optimizer.grad_scale
+        elif not found_inf.item():
+            for optimizer in optimizers:
+                optimizer.step()
 
     def _adversarial_losses(self, x, y, fakes, g_loss, values):
         """(E/G loss with the GAN and feature terms added, D loss); fills the logged D/G values."""
@@ -117,17 +132,18 @@ class TrainStep:
                 y_both = None if y is None else torch.cat([y_fake, y])
                 logits, features = discriminator(torch.cat([fake, x]), y_both, return_features=True)
                 fake_logits = logits[:len(fake)]
-                values["feature"] = feature_matching_loss([f[:len(x)] for f in features],
-                                                          [f[len(fake):] for f in features])
+                values["feature"] = feature_matching_loss([f[:len(x)].float() for f in features],
+                                                          [f[len(fake):].float() for f in features])
                 g_loss = g_loss + cfg.feature_weight * values["feature"]
             else:
                 fake_logits = discriminator(fake, y_fake)
         finally:
             discriminator.requires_grad_(True)
+        fake_logits = fake_logits.float()
         values["gan"] = generator_loss(fake_logits, cfg.gan_loss)
         g_loss = g_loss + cfg.gan_weight * values["gan"]
         y_all = None if y is None else torch.cat([y, y_fake])
-        logits = discriminator(torch.cat([x, fake.detach()]), y_all)
+        logits = discriminator(torch.cat([x, fake.detach()]), y_all).float()
         real_logits, fake_logits = logits[:len(x)], logits[len(x):]
         d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
         values.update(d_loss=d_loss, d_real=real_logits.mean(), d_fake=fake_logits.mean())

@@ -5,9 +5,11 @@ The trainer runs steps, writes one `train` record per step to metrics.jsonl, che
 epoch ends. What happens then (test metrics, figures, TensorBoard, the summary) is the experiment's business
 (vaegan/experiment.py): training knows no figures.
 
-A step whose loss or gradient is not finite updates nothing and is counted (`nonfinite_steps` in the
-metrics); `train.max_nonfinite` of them in a row stop the run with the last good checkpoint untouched (no
-checkpoint is written while the streak lasts).
+The loop never waits for the device between flushes: a step's logged values and its non-finite flag stay
+device tensors until every `train.log_every` steps (and before each checkpoint and epoch end), when all the
+pending records come to the host in one transfer. A step whose loss or gradient is not finite updates nothing
+and is counted (`nonfinite_steps` in the metrics); `train.max_nonfinite` of them in a row stop the run at the
+flush that sees them, with the last good checkpoint untouched (no checkpoint is written while a streak lasts).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from vaegan.training.factory import build_training
 from vaegan.training.progress import Progress
 
 
+RECORD_KEYS = ("kind", "step", "epoch", "skipped", "nonfinite_steps")  # a train record's fields besides values
+
+
 @dataclass
 class Position:
     """Where the data order stands: `batch` batches of `epoch` are done; `step` updates in total."""
@@ -43,11 +48,29 @@ class TrainingEvents:
     """What the loop announces; override what you need (the defaults do nothing). An epoch's checkpoint is
     written after `epoch_end`, so records it logs are kept by a resume."""
 
-    def step_end(self, trainer: Trainer, values: dict[str, float]) -> None:
-        pass
+    def step_end(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
+        """Called at each flush, once per step it brings to the host, in step order."""
 
     def epoch_end(self, trainer: Trainer) -> None:
-        pass
+        """Called after the flush at the end of each epoch, with `position` at the start of the next."""
+
+
+@dataclass
+class PendingStep:
+    """A step whose logged values are still on the device."""
+
+    step: int
+    epoch: int
+    values: dict[str, torch.Tensor]
+    skipped: torch.Tensor
+
+
+@dataclass
+class Streak:
+    """Non-finite steps in a row, as the host last saw them."""
+
+    length: int = 0
+    first: int = 0  # the step it began at
 
 
 @dataclass
@@ -68,7 +91,8 @@ class Trainer:
         self.cfg, self.files = cfg, files
         self.events = events or TrainingEvents()
         self.device = select_device(cfg.train.device)
-        self.speed = run_speed(cfg.train.speed, self.device, recorded_speed)
+        self.speed = run_speed(cfg.train, self.device, recorded_speed)
+        self.log_every = cfg.train.log_every or (1 if self.device.type == "cpu" else 50)
         configure_process(self.speed)
         self.num_classes = train_set.num_classes
         parts = build_training(cfg, self.num_classes, self.device, self.speed)
@@ -88,7 +112,7 @@ class Trainer:
 
     @property
     def speed_record(self) -> dict:
-        return speed_record(self.cfg.train.speed, self.device, self.speed)
+        return speed_record(self.cfg.train, self.device, self.speed)
 
     @property
     def eval_model(self) -> GenerativeModel:
@@ -140,47 +164,72 @@ class Trainer:
         """Train until `total_steps`, checkpointing every `ckpt_every` steps, at every epoch end and at the end."""
         cfg = self.cfg.train
         pos = self.position
-        first_step, started, step_seconds = pos.step, time.perf_counter(), 0.0
-        streak = 0  # non-finite steps in a row
+        first_step, started, other_seconds = pos.step, time.perf_counter(), 0.0
+        pending: list[PendingStep] = []
+        streak = Streak()
         progress = Progress(self.total_steps, pos.step, cfg.batch_size)
         try:
             while pos.step < self.total_steps:
                 adversarial = self.adversarial()
                 for x, y in self.loader.epoch_batches(pos.epoch, start=pos.batch):
-                    tick = time.perf_counter()
                     out = self.step_fn(x, y, adversarial=adversarial)
-                    values = {k: v.item() for k, v in out.values.items()}
-                    step_seconds += time.perf_counter() - tick
                     pos.step += 1
                     pos.batch += 1
-                    streak = streak + 1 if out.skipped else 0
-                    self.nonfinite_steps += out.skipped
-                    self.metrics.write(kind="train", step=pos.step, epoch=pos.epoch, skipped=out.skipped,
-                                       nonfinite_steps=self.nonfinite_steps, **values)
-                    self.events.step_end(self, values)
-                    progress.update(pos.step, values)
-                    if streak >= cfg.max_nonfinite:
-                        raise VaeganError(self._divergence_message(streak))
-                    if pos.step % cfg.ckpt_every == 0 and streak == 0:
+                    pending.append(PendingStep(pos.step, pos.epoch, out.values, out.skipped))
+                    checkpoint_due = pos.step % cfg.ckpt_every == 0
+                    last = pos.step >= self.total_steps or pos.batch == len(self.loader)
+                    if pos.step % self.log_every == 0 or checkpoint_due or last:
+                        self._flush(pending, streak, progress)
+                    if checkpoint_due and streak.length == 0:
+                        tick = time.perf_counter()
                         self.save_checkpoint()
+                        other_seconds += time.perf_counter() - tick
                     if pos.step >= self.total_steps:
                         break
                 if pos.batch == len(self.loader):
+                    tick = time.perf_counter()
                     pos.epoch += 1
                     pos.batch = 0
                     self.events.epoch_end(self)
-                    if streak == 0:
+                    if streak.length == 0:
                         self.save_checkpoint()
+                    other_seconds += time.perf_counter() - tick
         finally:
             progress.close()
         if self.saved_step != pos.step:
             self.save_checkpoint()
-        return TrainingLeg(first_step, pos.step - first_step, step_seconds, time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        return TrainingLeg(first_step, pos.step - first_step, wall - other_seconds, wall)
 
-    def _divergence_message(self, streak: int) -> str:
-        step = self.position.step
+    def _flush(self, pending: list[PendingStep], streak: Streak, progress: Progress) -> None:
+        """Bring the pending steps' values to the host in one transfer, write their records, and stop the run
+        when `max_nonfinite` of them in a row were skipped."""
+        if not pending:
+            return
+        flat = torch.stack([t for p in pending for t in (*p.values.values(), p.skipped.float())]).tolist()
+        records, offset = [], 0
+        for p in pending:
+            values = dict(zip(p.values, flat[offset:offset + len(p.values)]))
+            skipped = bool(flat[offset + len(p.values)])
+            offset += len(p.values) + 1
+            self.nonfinite_steps += skipped
+            streak.first = p.step if streak.length == 0 else streak.first
+            streak.length = streak.length + 1 if skipped else 0
+            records.append({"kind": "train", "step": p.step, "epoch": p.epoch, "skipped": skipped,
+                            "nonfinite_steps": self.nonfinite_steps, **values})
+            if streak.length >= self.cfg.train.max_nonfinite:
+                break
+        pending.clear()
+        self.metrics.write_many(records)
+        for record in records:
+            self.events.step_end(self, record["step"], {k: v for k, v in record.items() if k not in RECORD_KEYS})
+        progress.update(records[-1]["step"], records[-1])
+        if streak.length >= self.cfg.train.max_nonfinite:
+            raise VaeganError(self._divergence_message(streak))
+
+    def _divergence_message(self, streak: Streak) -> str:
         kept = (f"{self.files.checkpoint} still holds the last good state (step {self.saved_step})"
                 if self.saved_step is not None else "no checkpoint had been written yet")
-        return (f"training diverged: {streak} non-finite losses or gradients in a row (steps {step - streak + 1}-"
-                f"{step}); {kept}. Lower optim.lr / optim.d_lr or loss.gan_weight, then start again or resume "
+        return (f"training diverged: {streak.length} non-finite losses or gradients in a row (steps "
+                f"{streak.first}-{streak.first + streak.length - 1}); {kept}. Lower optim.lr / optim.d_lr or loss.gan_weight, then start again or resume "
                 "with a changed schedule")

@@ -1,0 +1,75 @@
+"""The loop a GPU can run at full speed, proven on the CPU: no host sync between flushes, the same records
+whatever `train.log_every`, and bf16 autocast that learns and resumes exactly."""
+
+import pytest
+import torch
+
+from vaegan.data import load_dataset
+from vaegan.experiment import resume, train
+from vaegan.runs import RunDir
+from vaegan.runs.metrics import read_metrics
+from vaegan.training import Trainer
+from vaegan.training import trainer as trainer_module
+
+SYNCS = ("item", "__bool__", "cpu", "tolist")
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return load_dataset("shapes10", "train"), load_dataset("shapes10", "test")
+
+
+@pytest.mark.parametrize("model", ["vae", "vaegan"])
+def test_the_loop_calls_no_host_sync_between_flushes(tmp_path, shapes, tiny, monkeypatch, model):
+    cfg = tiny(**{"model.name": model, "model.conditional": True, "model.dropout": 0.3, "train.ema_decay": 0.9,
+                  "train.max_steps": 12, "train.log_every": 4, "train.ckpt_every": 1000, "data.hflip": True,
+                  "data.crop_padding": 2})
+    trainer = Trainer(cfg, RunDir(tmp_path / "run"), shapes[0])
+    assert len(trainer.loader) > 12  # no epoch end (and its evaluation) inside the window
+    calls, flushing = [], []
+    real_flush = trainer_module.Trainer._flush
+
+    def flush(self, *args):
+        flushing.append(True)
+        try:
+            return real_flush(self, *args)
+        finally:
+            flushing.pop()
+    monkeypatch.setattr(trainer_module.Trainer, "_flush", flush)
+    for name in SYNCS:
+        real = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _real=real, _name=name, **kwargs):
+            if not flushing:
+                calls.append((_name, trainer.position.step))
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    trainer.fit()
+    monkeypatch.undo()
+    assert calls == []  # (sync name, step) of every call made outside a flush
+    steps = [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")]
+    assert steps == list(range(1, 13))
+
+
+def test_log_every_writes_the_same_records_as_every_step(tmp_path, tiny):
+    def records(log_every):
+        run = tmp_path / f"every{log_every}"
+        train(tiny(**{"model.name": "vaegan", "model.conditional": True, "train.max_steps": 7,
+                      "train.log_every": log_every, "train.ckpt_every": 3}), run)
+        return [{k: v for k, v in r.items() if k != "time"} for r in read_metrics(run / "metrics.jsonl")]
+    assert records(1) == records(5)
+
+
+@pytest.mark.slow
+def test_bf16_on_cpu_learns_and_resumes_exactly(tmp_path, tiny):
+    cfg = {"model.channels": 16, "model.latent_dim": 16, "train.batch_size": 32, "train.max_steps": 120,
+           "train.eval_images": 256, "train.precision": "bf16", "train.ckpt_every": 1000}
+    summary = train(tiny(**cfg), tmp_path / "straight")
+    tests = [r for r in read_metrics(tmp_path / "straight" / "metrics.jsonl") if r["kind"] == "test"]
+    assert summary["speed"]["settings"]["precision"] == "bf16"
+    assert tests[-1]["mse_per_pixel"] < 0.5 * tests[0]["mse_per_pixel"]
+    train(tiny(**{**cfg, "train.max_steps": 60}), tmp_path / "resumed")
+    resume(tmp_path / "resumed", {"train.max_steps": 120})
+    straight = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
