@@ -1,0 +1,42 @@
+"""What train.speed and the keys beside it resolve to, and the CPU thread count under load."""
+
+import pytest
+import torch
+
+from vaegan.config import Config, apply_overrides
+from vaegan.speed import settings as speed
+
+
+def train_cfg(**overrides):
+    return apply_overrides(Config(), overrides).train
+
+
+def test_the_keys_beside_train_speed_override_single_settings():
+    cpu = torch.device("cpu")
+    assert speed.resolve_speed(train_cfg(**{"train.speed": "eager"}), cpu) == speed.SpeedSettings()
+    chosen = speed.resolve_speed(train_cfg(**{"train.precision": "bf16", "train.compile": "default",
+                                              "train.threads": 1}), cpu)
+    assert (chosen.precision, chosen.compile, chosen.num_threads, chosen.channels_last) == ("bf16", "default", 1,
+                                                                                         True)
+    assert "precision=bf16" in chosen.describe() and "compile=default" in chosen.describe()
+    cuda = speed.resolve_speed(train_cfg(**{"train.tf32": False}), torch.device("cuda"))
+    assert not cuda.tf32 and cuda.cudnn_benchmark and cuda.fused_adam
+
+
+@pytest.mark.parametrize("busy, threads", [(0.1, 2), (1.2, 1), (1.9, 1), (None, 2)])
+def test_a_cpu_run_takes_threads_for_the_free_cores(monkeypatch, busy, threads):
+    monkeypatch.setattr(speed, "busy_cores", lambda: busy)
+    monkeypatch.setattr(speed.os, "cpu_count", lambda: 2)
+    assert speed.threads_for_free_cores(default=2) == threads
+
+
+def test_busy_cores_sees_a_spinning_thread():
+    import threading
+    import time
+
+    stop = time.monotonic() + 1.0
+    worker = threading.Thread(target=lambda: [None for _ in iter(lambda: time.monotonic() > stop, True)])
+    worker.start()
+    busy = speed.busy_cores(0.3)
+    worker.join()
+    assert busy is not None and 0.5 < busy <= speed.os.cpu_count()
