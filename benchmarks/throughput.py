@@ -1,6 +1,7 @@
 """Training throughput of the reference VAE against what this machine's matmul speed allows.
 
     python benchmarks/throughput.py [--steps N] [--warmup N] [--batch-size 128] [--compare] [--preset NAME]
+                                    [--device cuda] [--precision bf16] [--compile default] [--json FILE]
 
 Prints, from one run on one machine:
   * fp32 matmul GFLOP/s (square 4096 matmul, best of several checks spread between the training windows, with
@@ -25,11 +26,13 @@ The batches are synthetic (uniform in [-1, 1]) and resident: data loading is not
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -80,6 +83,7 @@ class Candidate:
         self.name, self.settings, self.device = name, settings, device
         classes = NUM_CLASSES[cfg.data.name]
         parts = build_training(cfg, classes, device, settings)
+        configure_process(settings)  # cuDNN autotuning and TF32 are process-wide
         self.model, self.step = parts.model, parts.step
         self.batches = [(torch.rand(batch_size, 3, 32, 32, device=device) * 2 - 1,
                          torch.randint(0, classes, (batch_size,), device=device)) for _ in range(4)]
@@ -200,9 +204,11 @@ def peak_rss_mb() -> float | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
-def headline(args, device: torch.device, gflop_per_image: float) -> float:
-    """Measure the default settings against the matmul bound; returns the best matmul GFLOP/s seen."""
-    settings = speed_defaults(device)
+def headline(args, device: torch.device, gflop_per_image: float) -> dict:
+    """Measure the default settings (with --precision / --compile) against the matmul bound; returns the
+    numbers it printed."""
+    settings = replace(speed_defaults(device), **{k: v for k, v in (("precision", args.precision),
+                                                                     ("compile", args.compile)) if v})
     candidate = Candidate("defaults", settings, args.batch_size, device, preset=args.preset)
     candidate.warm_up(args.warmup)
     windows = max(1, min(args.windows, args.steps))
@@ -230,7 +236,9 @@ def headline(args, device: torch.device, gflop_per_image: float) -> float:
               for window, before, after in zip(candidate.window_ips, gflops, gflops[1:])]
     print(f"fraction against the matmul checks around each window: median {statistics.median(paired):.1%} "
           f"(windows {min(paired):.1%}-{max(paired):.1%})")
-    return peak
+    return {"preset": args.preset, "device": str(device), "settings": settings.describe(),
+            "images_per_second": ips, "first_step_seconds": candidate.first_step_s, "matmul_gflops": peak,
+            "gflop_per_image": gflop_per_image, "fraction_of_bound": ips / bound}
 
 
 def compare(args, device: torch.device, gflop_per_image: float, peak_gflops: float) -> None:
@@ -242,10 +250,10 @@ def compare(args, device: torch.device, gflop_per_image: float, peak_gflops: flo
              ("+fast_dropout", replace(eager, fast_dropout=True)),
              ("+gemm_weight_grad", replace(eager, gemm_weight_grad=True)),
              ("+reuse_host_memory", replace(eager, reuse_host_memory=True)),
-             ("+compile", replace(eager, compile=True)),
+             ("+compile", replace(eager, compile="default")),
              ("num_threads=1", replace(eager, num_threads=1)),
              ("defaults", defaults),
-             ("defaults+compile", replace(defaults, compile=True))]
+             ("defaults+compile", replace(defaults, compile="default"))]
     if not args.all:
         specs = [spec for spec in specs if spec[0] != "num_threads=1"]
     candidates = []
@@ -276,7 +284,7 @@ def compare(args, device: torch.device, gflop_per_image: float, peak_gflops: flo
         typical = c.batch_size / statistics.median(c.window_ips)
         print(f"{c.name:20s} {spread(c.window_ips):32s} {c.images_per_second / bound:8.1%} {ratio:7.3f}x "
               f"{c.first_step_s:9.1f}s" + (f"  (compile ~{c.first_step_s - typical:.0f} s)"
-                                          if c.settings.compile else ""))
+                                          if c.settings.compile != "off" else ""))
     print("vs eager: median over rounds of the paired speed ratio; first step includes any compilation "
           "(torch.compile caches compiled code across runs, so a second run compiles faster)")
 
@@ -295,6 +303,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all", action="store_true",
                         help="with --compare: also the single-thread row (settled: ~0.6x)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="override the device's default")
+    parser.add_argument("--compile", choices=("off", "default", "reduce-overhead"),
+                        help="override the device's default (off)")
+    parser.add_argument("--skip-shapes", action="store_true", help="leave out the per-shape GEMM timing")
+    parser.add_argument("--json", help="also write the headline numbers to this JSON file")
     parser.add_argument("--preset", default=PRESET,
                         help=f"whose training step to time (default {PRESET}; --compare always uses it)")
     args = parser.parse_args(argv)
@@ -305,11 +318,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__} on {device.type}: {torch.get_num_threads()} intra-op threads, "
           f"{torch.get_num_interop_threads()} inter-op threads; preset {args.preset}")
     gflop_per_image, shapes = training_step_work(args.batch_size, device, args.preset)
-    peak_gflops = headline(args, device, gflop_per_image)
-    layer_shape_matmul(device, shapes, gflop_per_image, args.batch_size)
+    numbers = headline(args, device, gflop_per_image)
+    if args.json:
+        Path(args.json).write_text(json.dumps(numbers, indent=2) + "\n")
+    if not args.skip_shapes:
+        layer_shape_matmul(device, shapes, gflop_per_image, args.batch_size)
     if args.compare:
         print()
-        compare(args, device, training_step_work(args.batch_size, device)[0], peak_gflops)
+        compare(args, device, training_step_work(args.batch_size, device)[0], numbers["matmul_gflops"])
 
 
 if __name__ == "__main__":

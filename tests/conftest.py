@@ -11,6 +11,10 @@ import torch
 from vaegan.config import Config, apply_overrides
 from vaegan.experiment import train
 
+# Tests that take a device run on every one this machine has (benchmarks/gpu_check.py runs them on a GPU).
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else []),
+           *(["mps"] if torch.backends.mps.is_available() else [])]
+
 TINY_RUN = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8, "model.latent_dim": 8,
             "model.embed_dim": 4, "train.batch_size": 16, "train.max_steps": 2, "train.eval_images": 32,
             "train.device": "cpu"}
@@ -19,6 +23,12 @@ TINY_RUN = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8,
 def pytest_configure(config):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         torch.set_num_threads(1)  # `pytest -n 2` on 2 cores: one thread per worker, no oversubscription
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Each device of this machine in turn."""
+    return request.param
 
 
 @pytest.fixture(scope="session")

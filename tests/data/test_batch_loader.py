@@ -96,11 +96,11 @@ def _host_path(loader, epoch, start=0):
 
 @pytest.mark.parametrize("hflip, padding, drop_last, world", [(True, 4, True, 1), (False, 0, False, 1),
                                                               (True, 2, False, 2), (False, 3, True, 1)])
-def test_the_device_path_equals_the_host_path_bit_for_bit(hflip, padding, drop_last, world):
+def test_the_device_path_equals_the_host_path_bit_for_bit(hflip, padding, drop_last, world, device):
     for rank in range(world):
         loader = BatchLoader(_dataset(22), 4, hflip=hflip, crop_padding=padding, seed=3, drop_last=drop_last,
-                             rank=rank, world_size=world)
+                             rank=rank, world_size=world, device=device)
         for epoch, start in ((0, 0), (5, 2)):
             expected, got = _host_path(loader, epoch, start), _all(loader, epoch, start)
-            assert len(expected) == len(got)
-            assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(expected, got))
+            assert len(expected) == len(got) and all(x.device.type == device for x, _ in got)
+            assert all(torch.equal(a[0], b[0].cpu()) and torch.equal(a[1], b[1].cpu()) for a, b in zip(expected, got))

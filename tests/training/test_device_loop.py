@@ -20,8 +20,8 @@ def shapes():
 
 
 @pytest.mark.parametrize("model", ["vae", "vaegan"])
-def test_the_loop_calls_no_host_sync_between_flushes(tmp_path, shapes, tiny, monkeypatch, model):
-    cfg = tiny(**{"model.name": model, "model.conditional": True, "model.dropout": 0.3, "train.ema_decay": 0.9,
+def test_the_loop_calls_no_host_sync_between_flushes(tmp_path, shapes, tiny, monkeypatch, model, device):
+    cfg = tiny(**{"train.device": device, "model.name": model, "model.conditional": True, "model.dropout": 0.3, "train.ema_decay": 0.9,
                   "train.max_steps": 12, "train.log_every": 4, "train.ckpt_every": 1000, "data.hflip": True,
                   "data.crop_padding": 2})
     trainer = Trainer(cfg, RunDir(tmp_path / "run"), shapes[0])
@@ -61,8 +61,8 @@ def test_log_every_writes_the_same_records_as_every_step(tmp_path, tiny):
 
 
 @pytest.mark.slow
-def test_bf16_on_cpu_learns_and_resumes_exactly(tmp_path, tiny):
-    cfg = {"model.channels": 16, "model.latent_dim": 16, "train.batch_size": 32, "train.max_steps": 120,
+def test_bf16_learns_and_resumes_exactly(tmp_path, tiny, device):
+    cfg = {"train.device": device, "model.channels": 16, "model.latent_dim": 16, "train.batch_size": 32, "train.max_steps": 120,
            "train.eval_images": 256, "train.precision": "bf16", "train.ckpt_every": 1000}
     summary = train(tiny(**cfg), tmp_path / "straight")
     tests = [r for r in read_metrics(tmp_path / "straight" / "metrics.jsonl") if r["kind"] == "test"]

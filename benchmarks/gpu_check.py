@@ -1,0 +1,167 @@
+"""One command for a borrowed GPU: the device tests, training throughput over precision x compile, and the
+20-epoch-equivalent run of both reference presets, summarised in OUT/summary.md and OUT/summary.json.
+
+    PYTHONPATH=src python benchmarks/gpu_check.py OUT [--device cuda] [--budget-seconds 450]
+
+It needs only what a stock PyTorch GPU image has (torch, numpy, Pillow, PyYAML, tqdm, matplotlib,
+scikit-learn; pytest for the test part, which is skipped with a note without it) and no network. Every part runs
+in its own process with a time limit taken from the budget, so one failure or hang costs only its own part.
+
+Data: the full runs use CIFAR when $VAEGAN_DATA holds `cifar-100-python/` and `cifar-10-batches-py/`, else
+shapes10 at the same step count (7,800 steps of 128, the references' 20 epochs), and the summary says which.
+The CIFAR folders are ~180 MB each, more than one call to a borrowed machine may carry (64 MiB): stage them on
+the GPU machine first (unpack or copy them into a folder there and point $VAEGAN_DATA at it), or accept the
+shapes10 stand-in, whose step time is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = ("vae-cifar10-regularized", "cvaegan-cifar100")
+REFERENCE_STEPS = 7800  # 20 epochs of 390 batches of 128
+SETTINGS = [("fp32", "off"), ("bf16", "off"), ("fp32", "default"), ("bf16", "default"),
+            ("fp32", "reduce-overhead"), ("bf16", "reduce-overhead")]
+DEVICE_TESTS = ["tests/data/test_batch_loader.py", "tests/training/test_device_loop.py"]
+TINY = ["model.channels=8", "model.d_channels=8", "model.latent_dim=8", "model.embed_dim=4", "train.batch_size=8",
+        "train.eval_images=32"]
+
+
+class Budget:
+    """Seconds left for the check; each part gets at most what remains (and its own cap)."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+
+    def left(self, cap: float) -> float:
+        return max(0.0, min(cap, self.deadline - time.monotonic()))
+
+
+def run(command: list[str], timeout: float, log: Path) -> dict:
+    """Run `command` from the repository root with src/ importable; its output goes to `log`."""
+    if timeout < 5:
+        return {"status": "skipped", "reason": "out of time", "seconds": 0.0}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+           "PYTHONUNBUFFERED": "1"}
+    started = time.monotonic()
+    with open(log, "w") as out:
+        try:
+            code = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=timeout).returncode
+            status = "ok" if code == 0 else f"failed (exit {code})"
+        except subprocess.TimeoutExpired:
+            status = f"timed out after {timeout:.0f} s"
+    return {"status": status, "seconds": round(time.monotonic() - started, 1), "log": log.name}
+
+
+def device_tests(args, budget: Budget, out: Path) -> dict:
+    try:
+        import pytest  # noqa: F401
+    except ImportError:
+        return {"status": "skipped", "reason": "pytest is not installed here: carry its wheels (see the device "
+                "README) or run `pytest -k cuda " + " ".join(DEVICE_TESTS) + "` where it is"}
+    selection = [] if args.device == "cpu" else ["-k", args.device]
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection, *DEVICE_TESTS],
+                 budget.left(120), out / "tests.log")
+    lines = (out / "tests.log").read_text().strip().splitlines()
+    return {**result, "summary": lines[-1] if lines else ""}
+
+
+def throughput(args, budget: Budget, out: Path, settings: list[tuple[str, str]]) -> list[dict]:
+    rows = []
+    sizes = (["--batch-size", "8", "--steps", "1", "--warmup", "1", "--windows", "1", "--matmul-repeats", "1"]
+             if args.smoke else ["--steps", "30", "--warmup", "5", "--windows", "3"])
+    for preset in PRESETS:
+        for precision, compile_mode in settings:
+            name = f"{preset}-{precision}-{compile_mode}"
+            numbers = out / f"{name}.json"
+            result = run([sys.executable, "benchmarks/throughput.py", "--device", args.device, "--preset", preset,
+                          "--precision", precision, "--compile", compile_mode, "--skip-shapes", "--json",
+                          str(numbers), *sizes], budget.left(120), out / f"{name}.log")
+            if numbers.is_file():
+                result.update(json.loads(numbers.read_text()))
+                numbers.unlink()
+            rows.append({"preset": preset, "precision": precision, "compile": compile_mode, **result})
+    return rows
+
+
+def full_runs(args, budget: Budget, out: Path, fastest: dict[str, dict]) -> list[dict]:
+    data = os.environ.get("VAEGAN_DATA", "")
+    on_cifar = bool(data) and all((Path(data) / f).is_dir() for f in ("cifar-100-python", "cifar-10-batches-py"))
+    rows = []
+    for preset in PRESETS:
+        best = fastest.get(preset, {"precision": "fp32", "compile": "off"})
+        steps = 2 if args.smoke else REFERENCE_STEPS
+        overrides = [f"train.max_steps={steps}", f"train.device={args.device}", f"train.precision={best['precision']}",
+                     f"train.compile={best['compile']}", "train.eval_images=2000", f"train.ckpt_every={steps}"]
+        overrides += [] if on_cifar else ["data.name=shapes10"]
+        overrides += TINY if args.smoke else []
+        run_dir = out / "runs" / preset
+        result = run([sys.executable, "-m", "vaegan", "train", "--preset", preset, "--run-dir", str(run_dir),
+                      "--overwrite", *overrides], budget.left(240), out / f"train-{preset}.log")
+        summary = run_dir / "summary.json"
+        if summary.is_file():
+            record = json.loads(summary.read_text())
+            result.update(steps=record["step"], train_seconds=record["train_seconds"],
+                          images_per_second=record["images_per_second"], test=record["test"],
+                          settings=record["speed"]["describe"])
+        rows.append({"preset": preset, "data": "CIFAR" if on_cifar else "shapes10 (same step count)", **result})
+    return rows
+
+
+def write_summary(out: Path, report: dict) -> None:
+    (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"# GPU check on {report['device_name']} ({report['torch']})", "",
+             f"Device tests: {report['tests']['status']} {report['tests'].get('summary') or report['tests'].get('reason', '')}",
+             "", "| preset | precision | compile | images/s | first step s | status |", "|---|---|---|---|---|---|"]
+    for row in report["throughput"]:
+        ips = f"{row['images_per_second']:.0f}" if "images_per_second" in row else "-"
+        first = f"{row['first_step_seconds']:.1f}" if "first_step_seconds" in row else "-"
+        lines.append(f"| {row['preset']} | {row['precision']} | {row['compile']} | {ips} | {first} | {row['status']} |")
+    lines += ["", "| full run | data | settings | steps | train s | images/s | status |", "|---|---|---|---|---|---|---|"]
+    for row in report["full_runs"]:
+        lines.append(f"| {row['preset']} | {row['data']} | {row.get('settings', '-')} | {row.get('steps', '-')} | "
+                     f"{row.get('train_seconds', '-')} | {row.get('images_per_second', '-')} | {row['status']} |")
+    lines += ["", f"Total {report['seconds']:.0f} s."]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="folder for summary.md, summary.json and the logs")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--budget-seconds", type=float, default=450.0, help="the whole check (default 450)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script itself, on any device")
+    args = parser.parse_args()
+    import torch
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    started, budget = time.monotonic(), Budget(args.budget_seconds)
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") and torch.cuda.is_available() else args.device
+    report = {"device": args.device, "device_name": name, "torch": torch.__version__}
+    report["tests"] = device_tests(args, budget, args.out)
+    # Eager settings first, then the full runs with the faster of them, then compilation with what time is left.
+    eager = [s for s in SETTINGS if s[1] == "off"][:1 if args.smoke else None]
+    report["throughput"] = throughput(args, budget, args.out, eager)
+    fastest = {}
+    for row in report["throughput"]:
+        if "images_per_second" in row and row["images_per_second"] > fastest.get(row["preset"], {}).get(
+                "images_per_second", 0):
+            fastest[row["preset"]] = row
+    report["full_runs"] = full_runs(args, budget, args.out, fastest)
+    if not args.smoke:
+        report["throughput"] += throughput(args, budget, args.out, [s for s in SETTINGS if s[1] != "off"])
+    report["seconds"] = time.monotonic() - started
+    write_summary(args.out, report)
+    print((args.out / "summary.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
