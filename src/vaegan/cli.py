@@ -192,7 +192,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     run = _open_run(args)
     weights = args.inception_weights or run.cfg.evaluation.inception_weights
-    record = evaluate(run, metrics, args.n, args.seed, weights, Path(args.classifier) if args.classifier else None)
+    record = evaluate(run, metrics, args.n, args.seed, weights, Path(args.classifier) if args.classifier else None,
+                      inception_precision=args.inception_precision)
     for name, value in record["metrics"].items():
         numbers = {k: v for k, v in value.items() if k != "protocol" and isinstance(v, (int, float))}
         print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in numbers.items()))
@@ -330,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--metrics", default="fid,kid,is,fcd,cc,pr,recon,latent")
     evaluate.add_argument("--classifier", help="a classifier file from `vaegan classifier train`")
     evaluate.add_argument("--inception-weights", help="the FID Inception weights (else $VAEGAN_INCEPTION)")
+    evaluate.add_argument("--inception-precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                          help="fp32 (the standard FID protocol), or faster on a GPU: tf32 or bf16 (recorded)")
     evaluate.add_argument("--seed", type=int, default=0)
 
     classifier = commands.add_parser("classifier", help="the offline feature extractor for FCD and class "

@@ -103,7 +103,7 @@ class Experiment(TrainingEvents):
                    "hardware": describe_hardware(trainer.device), "speed": trainer.speed_record,
                    "nonfinite_steps": trainer.nonfinite_steps, "wall_seconds": round(leg.wall_seconds, 2),
                    "train_seconds": round(leg.step_seconds, 2),
-                   "images_per_second": round(trained_images / leg.step_seconds, 1) if leg.step_seconds else None}
+                   "images_per_second": round(trained_images / leg.step_seconds, 1) if leg.steps else None}
         self.files.write_json(self.files.summary, summary)
         return summary
 

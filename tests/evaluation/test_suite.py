@@ -131,3 +131,16 @@ def test_precision_and_recall_on_known_sets():
     collapsed = np.zeros((50, 2))  # every fake at one point: precise, but covering almost none of the reals
     precision, recall = precision_recall(real, collapsed, k=3)
     assert precision == 1.0 and recall < 0.1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
+def test_inception_precision_is_scoped_to_the_extraction(precision):
+    from vaegan.evaluation.suite import inception_precision
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    layer = torch.nn.Linear(4, 4)
+    with inception_precision(precision, torch.device("cpu")):
+        assert torch.backends.cuda.matmul.allow_tf32 == (precision == "tf32")
+        dtype = layer(torch.ones(2, 4)).dtype
+    assert dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before

@@ -73,3 +73,20 @@ def test_bf16_learns_and_resumes_exactly(tmp_path, tiny, device):
     straight = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
     resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_non_finite_gradients_in_a_row_stop_at_a_flush_and_keep_the_last_good_checkpoint(tmp_path, shapes, tiny):
+    from vaegan.errors import VaeganError
+    from vaegan.runs import checkpoint as ckpt
+
+    cfg = tiny(**{"train.max_steps": 30, "train.ckpt_every": 2, "train.log_every": 3, "train.max_nonfinite": 4})
+    trainer = Trainer(cfg, RunDir(tmp_path / "run"), shapes[0])
+    weight = trainer.model.decoder.project.weight
+    weight.register_hook(lambda grad: grad * float("nan") if trainer.position.step >= 4 else grad)  # steps 5..
+    with pytest.raises(VaeganError, match=r"4 non-finite losses or gradients in a row \(steps 5-8\).*step 4\)"):
+        trainer.fit()
+    payload = ckpt.read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert payload["step"] == 4 and payload["nonfinite_steps"] == 0
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["skipped"] for r in records] == [False] * 4 + [True] * 4  # every step up to the stop has its record
+    assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())

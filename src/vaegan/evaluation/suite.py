@@ -10,6 +10,8 @@ per (dataset, split, extractor, weights hash, count), so a second evaluation reu
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun
 from vaegan.evaluation.statistics import (RunningMoments, frechet_distance, inception_score,
                                           kernel_inception_distance)
+from vaegan.speed import autocast
 
 METRICS = ("fid", "kid", "is", "fcd", "cc", "pr", "recon", "latent")
 INCEPTION_METRICS = {"fid", "kid", "is"}
@@ -53,10 +56,25 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     return frechet_distance(*moments(a), *moments(b))
 
 
+@contextmanager
+def inception_precision(precision: str, device: torch.device) -> Iterator[None]:
+    """Run the FID Inception in fp32 (the standard), with TF32 matmuls and convolutions (CUDA), or under bf16
+    autocast; the process's own TF32 flags are restored afterwards."""
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32, tf32
+    try:
+        with autocast(precision, device):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
 class Evaluation:
     def __init__(self, run: LoadedRun, n: int, seed: int, inception_weights: str | None,
-                 classifier_path: Path | None, cache: Path):
+                 classifier_path: Path | None, cache: Path, inception_precision: str = "fp32"):
         self.run, self.n, self.seed, self.cache = run, n, seed, cache
+        self.precision = inception_precision
         self.inception_weights, self.classifier_path = inception_weights, classifier_path
         self.results: dict[str, Any] = {}
         self.skipped: dict[str, str] = {}
@@ -105,12 +123,15 @@ class Evaluation:
         network = load_fid_inception(path, self.run.device)
 
         def extractor(images: torch.Tensor) -> dict[str, torch.Tensor]:
-            pool, logits = network(images)
-            return {"pool": pool, "logits": logits}
+            with inception_precision(self.precision, images.device):
+                pool, logits = network(images)
+            return {"pool": pool.float(), "logits": logits.float()}
         fake = self.fakes(extractor)
-        real = self.reals("test", f"fid-inception-{digest[:16]}", extractor)
+        suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+        real = self.reals("test", f"fid-inception-{digest[:16]}{suffix}", extractor)
         protocol = self.protocol(n_real=len(real["pool"]), n_fake=len(fake["pool"]), reference="test split",
-                                 extractor="FID Inception-v3 (2015-12-05), 2048-d pool", weights_sha256=digest)
+                                 extractor="FID Inception-v3 (2015-12-05), 2048-d pool", weights_sha256=digest,
+                                 precision=self.precision)
         if "fid" in wanted:
             self.results["fid"] = {"value": frechet(real["pool"], fake["pool"]), "protocol": protocol}
         if "kid" in wanted:
@@ -190,11 +211,12 @@ class Evaluation:
 
 def evaluate(run: LoadedRun, metrics: list[str], n: int = 10_000, seed: int = 0,
              inception_weights: str | None = None, classifier_path: Path | None = None,
-             cache: Path | None = None) -> dict[str, Any]:
+             cache: Path | None = None, inception_precision: str = "fp32") -> dict[str, Any]:
     """Compute `metrics` for a run and write them to RUN/eval.json (atomically); returns the record."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise VaeganError(f"unknown metric(s) {', '.join(unknown)}: choose from {', '.join(METRICS)}")
-    record = Evaluation(run, n, seed, inception_weights, classifier_path, cache or cache_dir()).run_all(metrics)
+    record = Evaluation(run, n, seed, inception_weights, classifier_path, cache or cache_dir(),
+                        inception_precision).run_all(metrics)
     run.files.write_json(run.files.eval, record)
     return record

@@ -17,6 +17,7 @@ them through `vaegan.training.factory.build_training`, the one place that prepar
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
@@ -217,6 +218,14 @@ def apply_speed_settings(model: nn.Module, settings: SpeedSettings) -> nn.Module
         for network in model.children():
             network.compile(mode=None if settings.compile == "default" else settings.compile)
     return model
+
+
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast for `precision=bf16`; for any other precision no context at all (so devices and torch
+    versions without autocast support never see one)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def to_input_layout(x: torch.Tensor, settings: SpeedSettings) -> torch.Tensor:

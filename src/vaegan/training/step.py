@@ -10,7 +10,7 @@ from torch import nn
 from vaegan.config import LossConfig
 from vaegan.models import GenerativeModel
 from vaegan.objectives import discriminator_loss, feature_matching_loss, generator_loss, vae_loss
-from vaegan.speed import SpeedSettings, to_input_layout
+from vaegan.speed import SpeedSettings, autocast, to_input_layout
 from vaegan.training.ema import GeneratorEMA
 
 
@@ -67,7 +67,7 @@ class TrainStep:
         x, y = to_input_layout(x, self.speed), model.labels(y)
         buffers = [b.clone() for b in model.buffers()]
         values: dict[str, torch.Tensor] = {}
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.speed.precision == "bf16"):
+        with autocast(self.speed.precision, x.device):
             g_loss = x.new_zeros(())
             fakes = []
             if model.encoder is not None:
