@@ -90,3 +90,13 @@ def test_non_finite_gradients_in_a_row_stop_at_a_flush_and_keep_the_last_good_ch
     records = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert [r["skipped"] for r in records] == [False] * 4 + [True] * 4  # every step up to the stop has its record
     assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_a_compiled_run_keeps_its_parameter_names_and_resumes(tmp_path, tiny):
+    cfg = tiny(**{"model.name": "vaegan", "model.conditional": True, "train.compile": "default"})
+    summary = train(cfg, tmp_path / "run")
+    assert summary["speed"]["settings"]["compile"] == "default"
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert not any("_orig_mod" in key for key in state)  # compiled in place: the checkpoint loads anywhere
+    assert resume(tmp_path / "run", {"train.max_steps": 3})["step"] == 3
