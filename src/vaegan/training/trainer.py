@@ -77,7 +77,6 @@ class Streak:
 class TrainingLeg:
     """What one call of `fit` did: the steps it ran and the time they took."""
 
-    first_step: int
     steps: int
     step_seconds: float
     wall_seconds: float
@@ -199,7 +198,7 @@ class Trainer:
         if self.saved_step != pos.step:
             self.save_checkpoint()
         wall = time.perf_counter() - started
-        return TrainingLeg(first_step, pos.step - first_step, wall - other_seconds, wall)
+        return TrainingLeg(pos.step - first_step, wall - other_seconds, wall)
 
     def _flush(self, pending: list[PendingStep], streak: Streak, progress: Progress) -> None:
         """Bring the pending steps' values to the host in one transfer, write their records, and stop the run
