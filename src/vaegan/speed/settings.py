@@ -111,8 +111,8 @@ def busy_cores(seconds: float = 0.2) -> float | None:
 
 def threads_for_free_cores(default: int) -> int:
     """Intra-op threads for a CPU run: torch's default, fewer when other work holds cores. OpenMP threads spin
-    while they wait, so threads on busy cores cost far more than they add (docs/performance.md: two runs of
-    2 threads each on 2 cores took 3.4x as long per step as alone; 1 thread each, 1.85x)."""
+    while they wait, so threads on busy cores cost far more than they add (benchmarks/cpu_load.py: two runs of
+    2 threads each on 2 cores took 2.5-3.4x as long per step as alone; 1 thread each, 1.85-1.9x)."""
     busy = None if default == 1 else busy_cores()
     if busy is None:
         return default
