@@ -231,6 +231,7 @@ def _budget(text: str) -> float:
 
 def _cmd_ablate(args: argparse.Namespace) -> None:
     from vaegan.ablation.grids import load_grid
+    from vaegan.ablation.pool import plan_slots
     from vaegan.ablation.runner import SuiteOptions, run_grid
     from vaegan.ablation.table import claim_line, write_tables
     from vaegan.evaluation.inception import present_weights_path
@@ -243,12 +244,18 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         raise VaeganError(f"--classifier: no file at {args.classifier}")
     inception = present_weights_path(args.inception_weights, cache_dir())
     suite = SuiteOptions(Path(args.classifier) if args.classifier else None, str(inception) if inception else None)
-    cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device, suite)
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    slots = plan_slots(args.jobs, devices, args.jobs_per_device, args.device)
+    cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device, suite, slots=slots)
     paths = write_tables(grid, cells, out, budget_line)
     print(budget_line)
     for claim in grid.claims:
         print(claim_line(claim, cells))
     print(f"tables: {paths['md']}, {paths['csv']}, {paths['html']}")
+    failed = [c for c in cells if c.error]
+    if failed:
+        raise VaeganError(f"{len(failed)} of {len(cells)} cells failed (listed in the tables; rerun to retry "
+                          f"them): {failed[0].variant} seed {failed[0].seed}: {failed[0].error}")
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
@@ -351,7 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--seeds", type=_positive_int, default=3)
     ablate.add_argument("--budget", type=_budget, help="a fraction of each preset's schedule, e.g. 0.05")
     ablate.add_argument("--out", help="default runs/ablate-GRID")
-    ablate.add_argument("--device", default="auto")
+    ablate.add_argument("--device", default="auto", help="where cells train and are measured (default auto)")
+    ablate.add_argument("--jobs", type=_positive_int, default=1,
+                        help="cells at once, each in its own process (default 1: one after another here)")
+    ablate.add_argument("--devices", help="the devices the jobs share, e.g. cuda:0,cuda:1 or cpu (default --device)")
+    ablate.add_argument("--jobs-per-device", type=_positive_int,
+                        help="jobs on each of --devices (default: --jobs spread evenly)")
     ablate.add_argument("--classifier", help="adds FCD and class consistency (a `vaegan classifier train` file)")
     ablate.add_argument("--inception-weights", help="adds FID (else $VAEGAN_INCEPTION or the cached file, if any)")
     ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every variant")

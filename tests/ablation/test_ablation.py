@@ -146,3 +146,54 @@ def test_the_measurement_cache_follows_the_step_it_measured(tmp_path):
     longer = measure(cell, "cpu")
     assert json.loads((cell / "ablation.json").read_text())["step"] == 6
     assert longer["test_mse"] != short["test_mse"]
+
+
+QUALITY = ("train_mse_mean", "test_mse_mean", "gap_mean", "kl_mean", "knn_mean", "loss_std_mean")
+
+
+def _table(out):
+    with open(out / "table.csv") as f:
+        return {r["variant"]: {k: r[k] for k in QUALITY} for r in csv.DictReader(f)}
+
+
+def test_jobs_2_gives_the_same_table_numbers_as_jobs_1(tmp_path):
+    (tmp_path / "grid.yaml").write_text(GRID)
+    common = ["ablate", str(tmp_path / "grid.yaml"), "--seeds", "2", "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert main([*common, "--out", str(tmp_path / "two"), "--jobs", "2", "--devices", "cpu"]) == 0
+    assert _table(tmp_path / "one") == _table(tmp_path / "two")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path, capsys, jobs):
+    grid = GRID + "  broken: {data.name: cifar10, data.dir: /nonexistent/vaegan, data.download: false}\n"
+    (tmp_path / "grid.yaml").write_text(grid)
+    code = main(["ablate", str(tmp_path / "grid.yaml"), "--seeds", "1", "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--jobs", jobs])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 of 3 cells failed" in err and "broken seed 0" in err
+    md = (tmp_path / "out" / "table.md").read_text()
+    assert "broken seed 0: FAILED" in md
+    assert all((tmp_path / "out" / v / "seed0" / "ablation.json").is_file() for v in ("plain", "beta4"))
+
+
+def test_a_killed_pool_resumes_without_retraining_finished_cells(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(GRID.replace("train.max_steps: 6", "train.max_steps: 30"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "vaegan", "ablate", str(grid), "--seeds", "2", "--out", str(out),
+               "--device", "cpu", "--jobs", "2", "--devices", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not list(out.glob("*/seed*/ablation.json")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)  # the workers die with it (they hold their cells' locks)
+    process.wait()
+    finished = list(out.glob("*/seed*/ablation.json"))
+    assert finished, "no cell finished"
+    stamps = {path.parent: (path.parent / "summary.json").stat().st_mtime_ns for path in finished}
+    assert not (out / "table.md").exists()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert all((cell / "summary.json").stat().st_mtime_ns == stamp for cell, stamp in stamps.items())
+    assert (out / "table.md").is_file() and len(list(out.glob("*/seed*/ablation.json"))) == 4

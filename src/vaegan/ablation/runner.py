@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from vaegan.ablation.grids import Grid
-from vaegan.config import Config, apply_overrides
+from vaegan.ablation.pool import Slot, run_pool
+from vaegan.config import Config, apply_overrides, from_dict
 from vaegan.data import load_dataset, sequential_batches
 from vaegan.errors import VaeganError
 from vaegan.evaluation.latent import encode_means, knn_accuracy
@@ -42,6 +43,19 @@ class Cell:
     seed: int
     run_dir: Path
     values: dict[str, float]
+    error: str | None = None  # why the cell failed; its values are then empty
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """Everything a process needs to bring one cell to its budget and measure it."""
+
+    variant: str
+    seed: int
+    config: dict[str, Any]  # Config.to_dict()
+    run_dir: Path
+    steps: int
+    suite: SuiteOptions
 
 
 def budget_steps(cfg: Config, fraction: float) -> int:
@@ -117,11 +131,19 @@ def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> di
     return values
 
 
-def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
-             device: str = "auto", suite: SuiteOptions | None = None, log=print) -> tuple[list[Cell], str]:
-    """Train and measure every cell; returns the cells and a line saying which budget was used."""
-    cells = []
-    budget_line = ""
+def train_and_measure(job: CellJob, device: str) -> dict[str, float]:
+    """One cell, start to numbers, on `device` (a pool worker's slot, or the --device of a sequential run)."""
+    cfg = from_dict(job.config)
+    if device != "auto":
+        cfg = apply_overrides(cfg, {"train.device": device})
+    run_cell(cfg, job.run_dir, job.steps)
+    return measure(job.run_dir, device, job.suite)
+
+
+def plan_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
+              suite: SuiteOptions | None = None) -> tuple[list[CellJob], str]:
+    """Every (variant, seed) cell with its budget in steps, and a line saying which budget that is."""
+    jobs, budget_line = [], ""
     for variant in grid.variants:
         for seed in range(seeds):
             cfg = variant.config({**grid.overrides, **overrides, "train.seed": seed})
@@ -129,8 +151,32 @@ def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides:
             budget_line = (f"budget: {budget:g} of each preset's schedule = {steps} steps of batch "
                            f"{cfg.train.batch_size}" if budget else f"budget: {steps} steps of batch "
                            f"{cfg.train.batch_size} (the full schedule or train.max_steps)")
-            run_dir = out / variant.name / f"seed{seed}"
-            log(f"{variant.name} seed {seed}: {run_dir}")
-            run_cell(cfg, run_dir, steps)
-            cells.append(Cell(variant.name, seed, run_dir, measure(run_dir, device, suite)))
+            jobs.append(CellJob(variant.name, seed, cfg.to_dict(), out / variant.name / f"seed{seed}", steps,
+                                suite or SuiteOptions()))
+    return jobs, budget_line
+
+
+def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
+             device: str = "auto", suite: SuiteOptions | None = None, log=print, slots: list[Slot] | None = None
+             ) -> tuple[list[Cell], str]:
+    """Train and measure every cell, one after another in this process, or at once on `slots` (see pool.py);
+    a cell that fails is kept as failed and the others go on. Returns the cells in grid order and the budget
+    line."""
+    jobs, budget_line = plan_grid(grid, out, seeds, budget, overrides, suite)
+    results: dict[Path, tuple[dict, str | None]] = {}
+    if slots and len(slots) > 1:
+        log(f"{len(jobs)} cells on {len(slots)} slots: " + ", ".join(
+            f"{s.device}{'' if s.visible_gpu is None else ':' + s.visible_gpu} ({s.threads} threads)" for s in slots))
+        for job, values, error in run_pool(jobs, train_and_measure, slots):
+            log(f"{job.variant} seed {job.seed}: {'failed: ' + error if error else 'done'} ({job.run_dir})")
+            results[job.run_dir] = (values or {}, error)
+    else:
+        for job in jobs:
+            log(f"{job.variant} seed {job.seed}: {job.run_dir}")
+            try:
+                results[job.run_dir] = (train_and_measure(job, device), None)
+            except VaeganError as err:
+                log(f"{job.variant} seed {job.seed}: failed: {err}")
+                results[job.run_dir] = ({}, str(err))
+    cells = [Cell(job.variant, job.seed, job.run_dir, *results[job.run_dir]) for job in jobs]
     return cells, budget_line

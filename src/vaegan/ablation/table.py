@@ -29,8 +29,9 @@ def aggregate(cells: list[Cell]) -> dict[str, dict[str, tuple[float, float]]]:
     """variant -> column -> (mean, std) over its seeds, in the order variants first appear."""
     table: dict[str, dict[str, tuple[float, float]]] = {}
     for variant in dict.fromkeys(c.variant for c in cells):
-        mine = [c.values for c in cells if c.variant == variant]
-        table[variant] = {key: mean_std([v[key] for v in mine]) for key, _ in COLUMNS if all(key in v for v in mine)}
+        mine = [c.values for c in cells if c.variant == variant and c.error is None]  # failed cells are listed apart
+        table[variant] = {key: mean_std([v[key] for v in mine]) for key, _ in COLUMNS
+                          if mine and all(key in v for v in mine)}
     return table
 
 
@@ -58,6 +59,7 @@ def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> 
     columns = [(key, title) for key, title in COLUMNS if any(key in row for row in table.values())]
     seeds = len({c.seed for c in cells})
     claims = [claim_line(claim, cells) for claim in grid.claims]
+    claims += [f"{c.variant} seed {c.seed}: FAILED ({c.error})" for c in cells if c.error]
     header = f"Grid `{grid.name}`: mean ± std over {seeds} seed{'s' if seeds > 1 else ''}; {budget_line}."
 
     md = [header, "", "| variant | " + " | ".join(t for _, t in columns) + " |",
