@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -230,8 +231,9 @@ def _budget(text: str) -> float:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> None:
+    from vaegan.ablation.cluster import run_cluster
     from vaegan.ablation.grids import load_grid
-    from vaegan.ablation.pool import plan_slots
+    from vaegan.ablation.pool import plan_slots, run_pool
     from vaegan.ablation.runner import SuiteOptions, run_grid
     from vaegan.ablation.table import claim_line, write_tables
     from vaegan.evaluation.inception import present_weights_path
@@ -245,8 +247,17 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     inception = present_weights_path(args.inception_weights, cache_dir())
     suite = SuiteOptions(Path(args.classifier) if args.classifier else None, str(inception) if inception else None)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
-    slots = plan_slots(args.jobs, devices, args.jobs_per_device, args.device)
-    cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device, suite, slots=slots)
+    executor = None
+    if args.executor != "pool":
+        executor = functools.partial(run_cluster, kind=args.executor, folder=out / "submitit",
+                                     timeout_minutes=args.timeout_min, gpus=args.gpus_per_job, parallel=args.jobs)
+    elif args.jobs > 1:
+        slots = plan_slots(args.jobs, devices, args.jobs_per_device, args.device)
+        print(f"{args.jobs} cells at a time on " + ", ".join(
+            f"{s.device}{'' if s.visible_gpu is None else ':' + s.visible_gpu} ({s.threads} threads)" for s in slots))
+        executor = functools.partial(run_pool, slots=slots)
+    cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device, suite,
+                                  executor=executor)
     paths = write_tables(grid, cells, out, budget_line)
     print(budget_line)
     for claim in grid.claims:
@@ -364,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--devices", help="the devices the jobs share, e.g. cuda:0,cuda:1 or cpu (default --device)")
     ablate.add_argument("--jobs-per-device", type=_positive_int,
                         help="jobs on each of --devices (default: --jobs spread evenly)")
+    ablate.add_argument("--executor", choices=("pool", "slurm", "local"), default="pool",
+                        help="pool (default: processes here), slurm (a job array through submitit, requeued and "
+                        "resumed on preemption), local (the same submitit jobs as processes here)")
+    ablate.add_argument("--timeout-min", type=_positive_int, default=240, help="per Slurm task (default 240)")
+    ablate.add_argument("--gpus-per-job", type=int, default=1, help="per Slurm task (default 1)")
     ablate.add_argument("--classifier", help="adds FCD and class consistency (a `vaegan classifier train` file)")
     ablate.add_argument("--inception-weights", help="adds FID (else $VAEGAN_INCEPTION or the cached file, if any)")
     ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every variant")

@@ -197,3 +197,17 @@ def test_a_killed_pool_resumes_without_retraining_finished_cells(tmp_path):
     assert result.returncode == 0, result.stderr
     assert all((cell / "summary.json").stat().st_mtime_ns == stamp for cell, stamp in stamps.items())
     assert (out / "table.md").is_file() and len(list(out.glob("*/seed*/ablation.json"))) == 4
+
+
+def test_the_submitit_local_executor_runs_the_grid_and_slurm_without_submitit_says_how_to_get_it(
+        tmp_path, capsys, monkeypatch):
+    (tmp_path / "grid.yaml").write_text(GRID)
+    ablate = ["ablate", str(tmp_path / "grid.yaml"), "--seeds", "1", "--out", str(tmp_path / "out"), "--device",
+              "cpu"]
+    assert main([*ablate, "--executor", "local", "--timeout-min", "10", "--gpus-per-job", "0"]) == 0
+    assert _table(tmp_path / "out").keys() == {"plain", "beta4"}
+    assert list((tmp_path / "out" / "submitit").iterdir())  # submitit's job folder: logs and pickles
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if it were not installed
+    assert main([*ablate, "--executor", "slurm"]) == 2
+    assert "pip install 'vaegan[slurm]'" in capsys.readouterr().err

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vaegan.ablation.grids import Grid
-from vaegan.ablation.pool import Slot, run_pool
 from vaegan.config import Config, apply_overrides, from_dict
 from vaegan.data import load_dataset, sequential_batches
 from vaegan.errors import VaeganError
@@ -156,18 +156,19 @@ def plan_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides
     return jobs, budget_line
 
 
+Executor = Callable[[list[CellJob], Callable], Iterator[tuple[CellJob, dict | None, str | None]]]
+
+
 def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
-             device: str = "auto", suite: SuiteOptions | None = None, log=print, slots: list[Slot] | None = None
+             device: str = "auto", suite: SuiteOptions | None = None, log=print, executor: Executor | None = None
              ) -> tuple[list[Cell], str]:
-    """Train and measure every cell, one after another in this process, or at once on `slots` (see pool.py);
-    a cell that fails is kept as failed and the others go on. Returns the cells in grid order and the budget
-    line."""
+    """Train and measure every cell, one after another in this process, or through `executor` (a process pool,
+    see pool.py, or a cluster, see cluster.py); a cell that fails is kept as failed and the others go on.
+    Returns the cells in grid order and the budget line."""
     jobs, budget_line = plan_grid(grid, out, seeds, budget, overrides, suite)
     results: dict[Path, tuple[dict, str | None]] = {}
-    if slots and len(slots) > 1:
-        log(f"{len(jobs)} cells on {len(slots)} slots: " + ", ".join(
-            f"{s.device}{'' if s.visible_gpu is None else ':' + s.visible_gpu} ({s.threads} threads)" for s in slots))
-        for job, values, error in run_pool(jobs, train_and_measure, slots):
+    if executor is not None:
+        for job, values, error in executor(jobs, train_and_measure):
             log(f"{job.variant} seed {job.seed}: {'failed: ' + error if error else 'done'} ({job.run_dir})")
             results[job.run_dir] = (values or {}, error)
     else:
