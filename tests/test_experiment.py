@@ -15,7 +15,6 @@ from vaegan.cli import main
 from vaegan.errors import VaeganError
 from vaegan.evaluation.run import load_run
 from vaegan.experiment import resume, train
-from vaegan.runs import RunDir
 from vaegan.runs import checkpoint as ckpt
 from vaegan.runs import files as run_files
 from vaegan.runs import metrics as run_metrics

@@ -115,15 +115,16 @@ def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> di
     weights given later) are added to it."""
     suite = suite or SuiteOptions()
     files = RunDir(run_dir)
-    run = load_run(run_dir, device)
+    step = files.read_json(files.summary)["step"]  # run_cell left the outputs complete: the checkpoint's step
     try:
         cached = files.read_json(files.ablation) or {}
     except VaeganError:
         cached = {}  # a damaged cache is measured again
-    values = cached.get("values", {}) if cached.get("step") == run.step else {}
+    values = cached.get("values", {}) if cached.get("step") == step else {}
     wanted_suite = (suite.classifier and "fcd" not in values) or (suite.inception_weights and "fid" not in values)
     if values and not wanted_suite:
-        return values
+        return values  # without opening the run: a table of finished cells is only read
+    run = load_run(run_dir, device)
     values = values or training_values(run)
     if wanted_suite:
         values.update(suite_values(run, suite))
