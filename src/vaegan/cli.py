@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,11 @@ def _report(summary: dict, run_dir: Path) -> None:
     print(f"outputs in {run_dir}: {', '.join(outputs)}")
 
 
+def _main_process() -> bool:
+    """Rank 0 under torchrun (the only one that prints), or a plain process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     from vaegan.experiment import resume, train
 
@@ -48,10 +54,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
         summary = resume(run_dir, overrides)
     else:
         cfg = apply_overrides(load_preset(args.preset), overrides)
+        if not args.run_dir and not _main_process():
+            raise VaeganError("under torchrun give --run-dir: every rank must name the same folder")
         run_dir = Path(args.run_dir or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-        print(f"training {args.preset} into {run_dir}")
+        if _main_process():
+            print(f"training {args.preset} into {run_dir}")
         summary = train(cfg, run_dir, overwrite=args.overwrite)
-    _report(summary, run_dir)
+    if _main_process():
+        _report(summary, run_dir)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:

@@ -8,6 +8,7 @@ finish they write `model.pt` and `summary.json`, last, so that a run killed befo
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from vaegan.errors import VaeganError
 from vaegan.evaluation import evaluate_reconstruction
 from vaegan.runs import RunDir, atomic_write
 from vaegan.runs.hardware import describe_hardware
-from vaegan.training import Trainer, TrainingEvents, TrainingLeg
+from vaegan.runs.device import select_device
+from vaegan.training import Trainer, TrainingEvents, TrainingLeg, distributed
+from vaegan.training.distributed import Ranks
 from vaegan.viz import save_sample_grid
 from vaegan.viz.figures import first_images, save_reconstructions
 from vaegan.viz.tensorboard import TensorBoardLog, require_tensorboard
@@ -29,9 +32,9 @@ RECON_IMAGES = 32  # test images in the per-epoch reconstruction grids
 
 class Experiment(TrainingEvents):
     def __init__(self, cfg: Config, files: RunDir, train_set: ImageDataset, test_set: ImageDataset,
-                 recorded_speed: dict | None = None):
+                 recorded_speed: dict | None = None, ranks: Ranks = Ranks()):
         self.cfg, self.files, self.test_set = cfg, files, test_set
-        self.trainer = Trainer(cfg, files, train_set, self, recorded_speed)
+        self.trainer = Trainer(cfg, files, train_set, self, recorded_speed, ranks)
         self.tensorboard: TensorBoardLog | None = None
 
     # ---- events of the loop --------------------------------------------------------------------------
@@ -82,7 +85,8 @@ class Experiment(TrainingEvents):
 
     def run(self) -> dict[str, Any]:
         """Train to the end of the schedule, then write the final outputs; returns the summary."""
-        self.open_tensorboard()
+        if self.trainer.ranks.main:
+            self.open_tensorboard()
         try:
             return self.finish(self.trainer.fit())
         finally:
@@ -90,8 +94,11 @@ class Experiment(TrainingEvents):
                 self.tensorboard.close()
 
     def finish(self, leg: TrainingLeg) -> dict[str, Any]:
-        """Final test metrics (those logged at this step, if any), the final grids, model.pt, then summary.json."""
+        """Final test metrics (those logged at this step, if any), the final grids, model.pt, then summary.json;
+        rank 0 evaluates the whole test set and writes them (other ranks return an empty summary)."""
         trainer, pos = self.trainer, self.trainer.position
+        if not trainer.ranks.main:
+            return {}
         logged = [r for r in self.files.records() if r.get("kind") == "test" and r.get("step") == pos.step]
         final = ({k: v for k, v in logged[-1].items() if k not in ("kind", "step", "epoch", "time")} if logged
                  else self.test())
@@ -100,6 +107,7 @@ class Experiment(TrainingEvents):
         atomic_write(self.files.model, lambda f: torch.save(state, f))
         trained_images = leg.steps * self.cfg.train.batch_size
         summary = {"step": pos.step, "epoch": pos.epoch, "test": final, "device": str(trainer.device),
+                   "world_size": trainer.ranks.world_size,
                    "hardware": describe_hardware(trainer.device), "speed": trainer.speed_record,
                    "nonfinite_steps": trainer.nonfinite_steps, "wall_seconds": round(leg.wall_seconds, 2),
                    "train_seconds": round(leg.step_seconds, 2),
@@ -115,47 +123,80 @@ def _load_splits(cfg: Config) -> tuple[ImageDataset, ImageDataset]:
                  for split in ("train", "test"))
 
 
+def _joined(cfg: Config) -> Ranks:
+    """The ranks of this run: several under torchrun, else one process."""
+    return distributed.join_from_environment(select_device(cfg.train.device).type)
+
+
+def _owned(files: RunDir, ranks: Ranks, purpose: str):
+    """Rank 0 holds the run's lock; the other ranks write nothing there."""
+    return files.lock(purpose) if ranks.main else contextlib.nullcontext()
+
+
 def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]:
     """Start a new run in `run_dir`. The folder and the data are checked before anything in it is touched, so a
-    failure (missing data, a folder holding other files) never destroys an earlier run or a user's files."""
+    failure (missing data, a folder holding other files) never destroys an earlier run or a user's files.
+    Under torchrun every rank calls this; rank 0 prepares the folder and writes it."""
     files = RunDir(run_dir)
     check_consistency(cfg)
     if cfg.train.tensorboard:
         require_tensorboard()
-    files.check_new_run(overwrite)
-    train_set, test_set = _load_splits(cfg)
-    with files.lock("vaegan train"):
-        files.check_new_run(overwrite)  # again, now that no other process can write the folder
-        files.remove_outputs()
-        files.write_text(files.config, to_yaml(cfg))
-        experiment = Experiment(cfg, files, train_set, test_set)
-        experiment.open_tensorboard()
-        experiment.test()
-        return experiment.run()
+    ranks = _joined(cfg)
+    try:
+        if ranks.main:
+            files.check_new_run(overwrite)
+        train_set, test_set = _load_splits(cfg)
+        with _owned(files, ranks, "vaegan train"):
+            if ranks.main:
+                files.check_new_run(overwrite)  # again, now that no other process can write the folder
+                files.remove_outputs()
+                files.write_text(files.config, to_yaml(cfg))
+            distributed.barrier(ranks)
+            experiment = Experiment(cfg, files, train_set, test_set, ranks=ranks)
+            if ranks.main:
+                experiment.open_tensorboard()
+                experiment.test()
+            summary = experiment.run()
+    except BaseException:
+        distributed.leave(finished=False)
+        raise
+    distributed.leave()
+    return summary
 
 
 def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Continue a run from its checkpoint; only schedule keys (and where the data lives) may change. A run that
-    reached its last step but was stopped before writing model.pt and summary.json gets them written."""
+    reached its last step but was stopped before writing model.pt and summary.json gets them written. Under
+    torchrun every rank calls this, with as many ranks as the run was trained with."""
     files = RunDir(run_dir)
     files.require_checkpoint()  # a mistyped path gets no lock file
-    with files.lock("vaegan train --resume"):
-        payload = files.read_checkpoint()
-        saved = from_dict(payload["config"], where=f"config stored in {files.checkpoint}")
-        cfg = apply_overrides(saved, overrides or {})
-        changed = frozen_differences(saved, cfg)
-        if changed:
-            raise VaeganError(f"cannot resume {files} with a different {', '.join(changed)}: those keys define the "
-                              "experiment; only train.* schedule keys (epochs, max_steps, ckpt_every, ...) and "
-                              "data.dir / data.download may change")
-        if cfg.train.tensorboard:
-            require_tensorboard()
-        train_set, test_set = _load_splits(cfg)
-        experiment = Experiment(cfg, files, train_set, test_set, recorded_speed=payload.get("speed"))
-        experiment.trainer.restore(payload)
-        trainer = experiment.trainer
-        if trainer.position.step >= trainer.total_steps and files.outputs_status(trainer.position.step).complete:
-            raise VaeganError(f"{files} already finished its {trainer.total_steps} steps; extend it with "
-                              "train.max_steps=N or train.epochs=N")
-        files.write_text(files.config, to_yaml(cfg))
-        return experiment.run()
+    payload = files.read_checkpoint()
+    saved = from_dict(payload["config"], where=f"config stored in {files.checkpoint}")
+    cfg = apply_overrides(saved, overrides or {})
+    changed = frozen_differences(saved, cfg)
+    if changed:
+        raise VaeganError(f"cannot resume {files} with a different {', '.join(changed)}: those keys define the "
+                          "experiment; only train.* schedule keys (epochs, max_steps, ckpt_every, ...) and "
+                          "data.dir / data.download may change")
+    if cfg.train.tensorboard:
+        require_tensorboard()
+    ranks = _joined(cfg)
+    try:
+        with _owned(files, ranks, "vaegan train --resume"):
+            payload = files.read_checkpoint()  # again, under the lock
+            train_set, test_set = _load_splits(cfg)
+            experiment = Experiment(cfg, files, train_set, test_set, recorded_speed=payload.get("speed"),
+                                    ranks=ranks)
+            experiment.trainer.restore(payload)
+            trainer = experiment.trainer
+            if trainer.position.step >= trainer.total_steps and files.outputs_status(trainer.position.step).complete:
+                raise VaeganError(f"{files} already finished its {trainer.total_steps} steps; extend it with "
+                                  "train.max_steps=N or train.epochs=N")
+            if ranks.main:
+                files.write_text(files.config, to_yaml(cfg))
+            summary = experiment.run()
+    except BaseException:
+        distributed.leave(finished=False)
+        raise
+    distributed.leave()
+    return summary

@@ -10,6 +10,8 @@ import torch
 from vaegan.config import Config
 from vaegan.models import GenerativeModel, build_model
 from vaegan.speed import SpeedSettings, align_optimizer_state, apply_speed_settings
+from vaegan.data.seeding import derive_seed
+from vaegan.training.distributed import Ranks
 from vaegan.training.ema import GeneratorEMA
 from vaegan.training.step import TrainStep
 
@@ -36,16 +38,20 @@ class TrainingParts:
     step: TrainStep
 
 
-def build_training(cfg: Config, num_classes: int, device: torch.device, speed: SpeedSettings) -> TrainingParts:
+def build_training(cfg: Config, num_classes: int, device: torch.device, speed: SpeedSettings,
+                   ranks: Ranks = Ranks()) -> TrainingParts:
     """Everything one training step needs, initialised from `train.seed` (model weights draw from the global
-    torch generator, so the same seed gives the same initial model on every call)."""
+    torch generator, so the same seed gives the same initial model on every call and every rank). Ranks then
+    draw their own noise (sampling, dropout) from a seed of their own."""
     torch.manual_seed(cfg.train.seed)
     model = apply_speed_settings(build_model(cfg.model, num_classes), speed).to(device)
+    if ranks.distributed:
+        torch.manual_seed(derive_seed(cfg.train.seed, "rank", ranks.rank))
     betas = (cfg.optim.beta1, cfg.optim.beta2)
     optimizer = build_adam(model.autoencoder_parameters(), cfg.optim.lr, cfg.optim.weight_decay, betas,
                            fused=speed.fused_adam)
     d_optimizer = None if model.discriminator is None else build_adam(
         model.discriminator.parameters(), cfg.optim.d_lr, 0.0, betas, fused=speed.fused_adam)
     ema = GeneratorEMA(model.decoder, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
-    step = TrainStep(model, optimizer, cfg.loss, d_optimizer=d_optimizer, ema=ema, speed=speed)
+    step = TrainStep(model, optimizer, cfg.loss, d_optimizer=d_optimizer, ema=ema, speed=speed, ranks=ranks)
     return TrainingParts(model, optimizer, d_optimizer, ema, step)

@@ -21,15 +21,18 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, initial: int, batch_size: int, every_seconds: float = 60.0, stream=None):
-        self.total, self.batch_size, self.every_seconds = total, batch_size, every_seconds
+    def __init__(self, total: int, initial: int, batch_size: int, every_seconds: float = 60.0, stream=None,
+                 enabled: bool = True):
+        self.total, self.batch_size, self.every_seconds, self.enabled = total, batch_size, every_seconds, enabled
         self.stream = stream or sys.stderr
         self.every_steps = max(1, (total - initial) // 10)
         self.bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True,
-                        file=self.stream) if self.stream.isatty() else None
+                        file=self.stream) if enabled and self.stream.isatty() else None
         self.last_step, self.last_time = initial, time.monotonic()
 
     def update(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
         shown = {k: values[k] for k in SHOWN if k in values}
         if self.bar is not None:
             self.bar.update(step - self.bar.n)

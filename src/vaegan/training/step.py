@@ -11,6 +11,8 @@ from vaegan.config import LossConfig
 from vaegan.models import GenerativeModel
 from vaegan.objectives import discriminator_loss, feature_matching_loss, generator_loss, vae_loss
 from vaegan.speed import SpeedSettings, autocast, to_input_layout
+from vaegan.training import distributed
+from vaegan.training.distributed import Ranks
 from vaegan.training.ema import GeneratorEMA
 
 
@@ -53,12 +55,13 @@ class TrainStep:
 
     def __init__(self, model: GenerativeModel, optimizer: torch.optim.Optimizer, loss: LossConfig, *,
                  d_optimizer: torch.optim.Optimizer | None = None, ema: GeneratorEMA | None = None,
-                 speed: SpeedSettings | None = None):
+                 speed: SpeedSettings | None = None, ranks: Ranks = Ranks()):
         if model.discriminator is not None and d_optimizer is None:
             raise ValueError("a model with a discriminator needs d_optimizer")
         self.model, self.optimizer, self.d_optimizer = model, optimizer, d_optimizer
         self.loss, self.ema = loss, ema
         self.speed = speed or SpeedSettings()
+        self.ranks = ranks
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, adversarial: bool = True
                  ) -> StepOutput:
@@ -87,12 +90,18 @@ class TrainStep:
         for optimizer, loss in zip(optimizers, losses):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+        if self.ranks.distributed:
+            distributed.average_gradients(optimizers, self.ranks.world_size)
         self._check_gradients(optimizers, found_inf)
+        if self.ranks.distributed:
+            distributed.any_rank(found_inf)  # all ranks skip together
         skipped = found_inf > 0
         self._step(optimizers, found_inf)
         with torch.no_grad():
             for saved, live in zip(buffers, model.buffers(), strict=True):
                 live.copy_(torch.where(skipped, saved, live))
+            if self.ranks.distributed:  # BatchNorm statistics saw only this rank's images
+                distributed.average_buffers(model, self.ranks.world_size)
         if self.ema is not None:
             self.ema.update(model.decoder, skipped)
         return StepOutput({k: v.detach().float() for k, v in values.items()}, skipped=skipped)

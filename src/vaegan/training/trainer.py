@@ -28,6 +28,8 @@ from vaegan.runs import RunDir
 from vaegan.runs import checkpoint as ckpt
 from vaegan.runs.device import select_device
 from vaegan.speed import configure_process, run_speed, speed_record
+from vaegan.training import distributed
+from vaegan.training.distributed import Ranks
 from vaegan.training.factory import build_training
 from vaegan.training.progress import Progress
 
@@ -84,21 +86,27 @@ class TrainingLeg:
 
 class Trainer:
     def __init__(self, cfg: Config, files: RunDir, train_set: ImageDataset, events: TrainingEvents | None = None,
-                 recorded_speed: dict | None = None):
-        """`recorded_speed`: the speed record of the checkpoint a resumed run continues from."""
+                 recorded_speed: dict | None = None, ranks: Ranks = Ranks()):
+        """`recorded_speed`: the speed record of the checkpoint a resumed run continues from. With several
+        `ranks`, `train.batch_size` stays the global batch: each rank trains on batch_size / world_size images
+        of it, and only rank 0 writes files and calls `events`."""
         check_consistency(cfg)
-        self.cfg, self.files = cfg, files
+        if cfg.train.batch_size % ranks.world_size:
+            raise VaeganError(f"train.batch_size={cfg.train.batch_size} is the global batch and must divide by the "
+                              f"{ranks.world_size} processes")
+        self.cfg, self.files, self.ranks = cfg, files, ranks
         self.events = events or TrainingEvents()
         self.device = select_device(cfg.train.device)
         self.speed = run_speed(cfg.train, self.device, recorded_speed)
         self.log_every = cfg.train.log_every or (1 if self.device.type == "cpu" else 50)
         configure_process(self.speed)
         self.num_classes = train_set.num_classes
-        parts = build_training(cfg, self.num_classes, self.device, self.speed)
+        parts = build_training(cfg, self.num_classes, self.device, self.speed, ranks)
         self.model, self.optimizer, self.d_optimizer = parts.model, parts.optimizer, parts.d_optimizer
         self.ema, self.step_fn = parts.ema, parts.step
-        self.loader = BatchLoader(train_set, cfg.train.batch_size, shuffle=True, hflip=cfg.data.hflip,
-                                  crop_padding=cfg.data.crop_padding, seed=cfg.train.seed, device=self.device,
+        self.loader = BatchLoader(train_set, cfg.train.batch_size // ranks.world_size, shuffle=True,
+                                  hflip=cfg.data.hflip, crop_padding=cfg.data.crop_padding, seed=cfg.train.seed,
+                                  rank=ranks.rank, world_size=ranks.world_size, device=self.device,
                                   channels_last=self.speed.channels_last)
         self.position = Position()
         self.nonfinite_steps = 0
@@ -125,15 +133,20 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
+        """Called on every rank (it gathers each rank's RNG state); rank 0 writes."""
         pos = self.position
+        rng = ckpt.rng_state()
+        rng_ranks = distributed.gather(rng, self.ranks.world_size) if self.ranks.distributed else None
+        self.saved_step = pos.step
+        if not self.ranks.main:
+            return
         ckpt.write_checkpoint(self.files.checkpoint, {
             "config": self.cfg.to_dict(), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "d_optimizer": None if self.d_optimizer is None else self.d_optimizer.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(), "nonfinite_steps": self.nonfinite_steps,
-            "rng": ckpt.rng_state(), "step": pos.step, "epoch": pos.epoch, "batch": pos.batch,
-            "metrics_offset": self.metrics.offset(), "num_classes": self.num_classes,
-            "speed": self.speed_record})
-        self.saved_step = pos.step
+            "rng": rng, "rng_ranks": rng_ranks, "world_size": self.ranks.world_size, "step": pos.step,
+            "epoch": pos.epoch, "batch": pos.batch, "metrics_offset": self.metrics.offset(),
+            "num_classes": self.num_classes, "speed": self.speed_record})
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Load a checkpoint's state; one that does not fit the model its config describes is refused."""
@@ -142,6 +155,11 @@ class Trainer:
         if missing:
             raise VaeganError(f"the checkpoint of {self.files} has no {', '.join(missing)} state, which this "
                               "model needs: it was written by another version of vaegan")
+        saved_world = payload.get("world_size", 1)
+        if saved_world != self.ranks.world_size:
+            raise VaeganError(f"{self.files} was trained by {saved_world} process(es); resume it with the same "
+                              f"number (torchrun --nproc_per_node={saved_world}), not {self.ranks.world_size}: the "
+                              "data order and random streams depend on it")
         with ckpt.state_must_fit(self.files.path):
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
@@ -150,10 +168,10 @@ class Trainer:
             if self.ema is not None:
                 self.ema.load_state_dict(payload["ema"])
         self.nonfinite_steps = payload.get("nonfinite_steps", 0)
-        ckpt.set_rng_state(payload["rng"])
+        ckpt.set_rng_state(payload["rng_ranks"][self.ranks.rank] if self.ranks.distributed else payload["rng"])
         self.position = Position(payload["step"], payload["epoch"], payload["batch"])
         self.saved_step = payload["step"]
-        if not self.metrics.truncate(payload["metrics_offset"]):
+        if self.ranks.main and not self.metrics.truncate(payload["metrics_offset"]):
             print(f"warning: {self.files.metrics} is shorter than when the checkpoint was written (deleted or cut "
                   "by hand); new records are appended to what is left")
 
@@ -166,7 +184,7 @@ class Trainer:
         first_step, started, other_seconds = pos.step, time.perf_counter(), 0.0
         pending: list[PendingStep] = []
         streak = Streak()
-        progress = Progress(self.total_steps, pos.step, cfg.batch_size)
+        progress = Progress(self.total_steps, pos.step, cfg.batch_size, enabled=self.ranks.main)
         try:
             while pos.step < self.total_steps:
                 adversarial = self.adversarial()
@@ -189,7 +207,8 @@ class Trainer:
                     tick = time.perf_counter()
                     pos.epoch += 1
                     pos.batch = 0
-                    self.events.epoch_end(self)
+                    if self.ranks.main:
+                        self.events.epoch_end(self)
                     if streak.length == 0:
                         self.save_checkpoint()
                     other_seconds += time.perf_counter() - tick
@@ -205,7 +224,10 @@ class Trainer:
         when `max_nonfinite` of them in a row were skipped."""
         if not pending:
             return
-        flat = torch.stack([t for p in pending for t in (*p.values.values(), p.skipped.float())]).tolist()
+        flat = torch.stack([t for p in pending for t in (*p.values.values(), p.skipped.float())])
+        if self.ranks.distributed:  # the logged values of the whole global batch; skips agree already
+            flat = distributed.average(flat, self.ranks.world_size)
+        flat = flat.tolist()
         records, offset = [], 0
         for p in pending:
             values = dict(zip(p.values, flat[offset:offset + len(p.values)]))
@@ -219,9 +241,10 @@ class Trainer:
             if streak.length >= self.cfg.train.max_nonfinite:
                 break
         pending.clear()
-        self.metrics.write_many(records)
-        for record in records:
-            self.events.step_end(self, record["step"], {k: v for k, v in record.items() if k not in RECORD_KEYS})
+        if self.ranks.main:
+            self.metrics.write_many(records)
+            for record in records:
+                self.events.step_end(self, record["step"], {k: v for k, v in record.items() if k not in RECORD_KEYS})
         progress.update(records[-1]["step"], records[-1])
         if streak.length >= self.cfg.train.max_nonfinite:
             raise VaeganError(self._divergence_message(streak))
