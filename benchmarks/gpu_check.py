@@ -1,5 +1,7 @@
-"""One command for a borrowed GPU: the device tests, training throughput over precision x compile, and the
-20-epoch-equivalent run of both reference presets, summarised in OUT/summary.md and OUT/summary.json.
+"""One command for a borrowed GPU: the device tests, training throughput over precision x compile, the
+20-epoch-equivalent run of both reference presets, an ablation grid with 1 job against several jobs sharing the
+GPU, and one run on 1 process against 2 torchrun processes on the machine's CPU cores; summarised in
+OUT/summary.md and OUT/summary.json (rewritten after every part, so a check cut short still leaves one).
 
     PYTHONPATH=src python benchmarks/gpu_check.py OUT [--device cuda] [--budget-seconds 450]
 
@@ -44,12 +46,12 @@ class Budget:
         return max(0.0, min(cap, self.deadline - time.monotonic()))
 
 
-def run(command: list[str], timeout: float, log: Path) -> dict:
-    """Run `command` from the repository root with src/ importable; its output goes to `log`."""
+def run(command: list[str], timeout: float, log: Path, env: dict[str, str] | None = None) -> dict:
+    """Run `command` from the repository root with src/ importable (and `env` added); its output goes to `log`."""
     if timeout < 5:
         return {"status": "skipped", "reason": "out of time", "seconds": 0.0}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", **(env or {})}
     started = time.monotonic()
     with open(log, "w") as out:
         try:
@@ -116,19 +118,79 @@ def full_runs(args, budget: Budget, out: Path, fastest: dict[str, dict]) -> list
     return rows
 
 
+POOL_GRID = """
+base: vae-cifar10-regularized
+overrides: {data.name: shapes10, train.max_steps: 400, train.eval_images: 2000, train.ckpt_every: 400}
+variants:
+  none: {model.dropout: 0.0, model.batchnorm: false, optim.weight_decay: 0.0, data.hflip: false,
+         data.crop_padding: 0}
+  all: {}
+"""
+
+
+def pool(args, budget: Budget, out: Path) -> list[dict]:
+    """The same 4-cell grid (2 variants x 2 seeds) with 1 job, then with 4 jobs sharing the device: small
+    32x32 models leave a big GPU mostly idle, which concurrent cells use."""
+    grid = out / "pool-grid.yaml"
+    grid.write_text(POOL_GRID.replace("400", "2") if args.smoke else POOL_GRID)
+    sizes = TINY if args.smoke else []
+    rows = []
+    for jobs in (1, 4):
+        devices = "cuda:0" if args.device == "cuda" else args.device
+        flags = ["--device", args.device] if jobs == 1 else ["--jobs", "4", "--devices", devices,
+                                                            "--jobs-per-device", "4"]
+        result = run([sys.executable, "-m", "vaegan", "ablate", str(grid), "--seeds", "2", "--out",
+                      str(out / f"ablate-jobs{jobs}"), *flags, *sizes], budget.left(150),
+                     out / f"ablate-jobs{jobs}.log")
+        rows.append({"jobs": jobs, "cells": 4, **result})
+    return rows
+
+
+def cpu_ranks(args, budget: Budget, out: Path) -> list[dict]:
+    """One CPU run on 1 process with T threads against 2 torchrun processes with T/2 threads each (the same
+    cores): whether data-parallel processes beat intra-op threads on this machine's CPU."""
+    threads = max(2, min(16, (os.cpu_count() or 2)) // 2 * 2)
+    steps = 2 if args.smoke else 40
+    common = ["--preset", "vae-cifar10-regularized", "data.name=shapes10", f"train.max_steps={steps}",
+              "train.device=cpu", "train.eval_images=256", f"train.ckpt_every={steps}", *(TINY if args.smoke else [])]
+    rows = []
+    for processes in (1, 2):
+        launcher = ([sys.executable, "-m", "vaegan"] if processes == 1 else
+                    [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                     "-m", "vaegan"])
+        run_dir = out / "runs" / f"cpu-{processes}-processes"
+        result = run([*launcher, "train", "--run-dir", str(run_dir), "--overwrite", *common,
+                      f"train.threads={threads // processes}"], budget.left(120), out / f"cpu-{processes}.log",
+                     env={"OMP_NUM_THREADS": str(threads // processes)})
+        summary = run_dir / "summary.json"
+        if summary.is_file():
+            record = json.loads(summary.read_text())
+            result.update(images_per_second=record["images_per_second"], world_size=record.get("world_size", 1))
+        rows.append({"processes": processes, "threads_each": threads // processes, **result})
+    return rows
+
+
 def write_summary(out: Path, report: dict) -> None:
+    tests = report.get("tests", {})
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# GPU check on {report['device_name']} ({report['torch']})", "",
-             f"Device tests: {report['tests']['status']} {report['tests'].get('summary') or report['tests'].get('reason', '')}",
+             f"Device tests: {tests.get('status', '-')} {tests.get('summary') or tests.get('reason', '')}",
              "", "| preset | precision | compile | images/s | first step s | status |", "|---|---|---|---|---|---|"]
-    for row in report["throughput"]:
+    for row in report.get("throughput", []):
         ips = f"{row['images_per_second']:.0f}" if "images_per_second" in row else "-"
         first = f"{row['first_step_seconds']:.1f}" if "first_step_seconds" in row else "-"
         lines.append(f"| {row['preset']} | {row['precision']} | {row['compile']} | {ips} | {first} | {row['status']} |")
     lines += ["", "| full run | data | settings | steps | train s | images/s | status |", "|---|---|---|---|---|---|---|"]
-    for row in report["full_runs"]:
+    for row in report.get("full_runs", []):
         lines.append(f"| {row['preset']} | {row['data']} | {row.get('settings', '-')} | {row.get('steps', '-')} | "
                      f"{row.get('train_seconds', '-')} | {row.get('images_per_second', '-')} | {row['status']} |")
+    lines += ["", "| ablate, 4 cells | wall s | status |", "|---|---|---|"]
+    for row in report.get("pool", []):
+        lines.append(f"| --jobs {row['jobs']} | {row['seconds']} | {row['status']} |")
+    lines += ["", "| CPU run | threads each | images/s | status |", "|---|---|---|---|"]
+    for row in report.get("cpu_ranks", []):
+        lines.append(f"| {row['processes']} process(es) | {row['threads_each']} | {row.get('images_per_second', '-')}"
+                     f" | {row['status']} |")
     lines += ["", f"Total {report['seconds']:.0f} s."]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
@@ -146,20 +208,28 @@ def main() -> None:
     started, budget = time.monotonic(), Budget(args.budget_seconds)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") and torch.cuda.is_available() else args.device
     report = {"device": args.device, "device_name": name, "torch": torch.__version__}
-    report["tests"] = device_tests(args, budget, args.out)
-    # Eager settings first, then the full runs with the faster of them, then compilation with what time is left.
+
+    def record(part: str, value) -> None:
+        report[part] = value
+        report["seconds"] = time.monotonic() - started
+        write_summary(args.out, report)
+
+    record("tests", device_tests(args, budget, args.out))
+    # Eager settings first, then the full runs with the faster of them, the shared-device grid and the CPU
+    # processes, then compilation with what time is left.
     eager = [s for s in SETTINGS if s[1] == "off"][:1 if args.smoke else None]
-    report["throughput"] = throughput(args, budget, args.out, eager)
+    record("throughput", throughput(args, budget, args.out, eager))
     fastest = {}
     for row in report["throughput"]:
         if "images_per_second" in row and row["images_per_second"] > fastest.get(row["preset"], {}).get(
                 "images_per_second", 0):
             fastest[row["preset"]] = row
-    report["full_runs"] = full_runs(args, budget, args.out, fastest)
+    record("full_runs", full_runs(args, budget, args.out, fastest))
+    record("pool", pool(args, budget, args.out))
+    record("cpu_ranks", cpu_ranks(args, budget, args.out))
     if not args.smoke:
-        report["throughput"] += throughput(args, budget, args.out, [s for s in SETTINGS if s[1] != "off"])
-    report["seconds"] = time.monotonic() - started
-    write_summary(args.out, report)
+        record("throughput", report["throughput"] + throughput(args, budget, args.out,
+                                                               [s for s in SETTINGS if s[1] != "off"]))
     print((args.out / "summary.md").read_text())
 
 

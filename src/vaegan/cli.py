@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from vaegan.config import apply_overrides, load_preset, parse_override_args, preset_description, preset_names
-from vaegan.errors import VaeganError
+from vaegan.errors import StoppedByAnotherRank, VaeganError
 
 OUT_OF_MEMORY = ("out of memory", "can't allocate memory")  # torch's CUDA/MPS and CPU allocator messages
 DEMO_PRESET = "cvaegan-cifar100"
@@ -420,10 +420,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _runtime_error_message(err: Exception) -> str | None:
+    """The line for the failures torch reports as a RuntimeError that a user can act on; None for the others."""
+    if isinstance(err, MemoryError) or any(text in str(err) for text in OUT_OF_MEMORY):
+        return ("out of memory: lower train.batch_size or the model's size (model.channels, model.latent_dim), or "
+                "the number of images a command draws")
+    from torch.distributed import DistError
+
+    if isinstance(err, DistError):  # under torchrun, when no rank failed first: a timeout or a lost connection
+        return f"the processes of this run lost contact: {str(err).strip().splitlines()[0]}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         args.func(args)
+    except StoppedByAnotherRank:  # under torchrun: the rank that failed first printed why
+        return 1
     except VaeganError as err:
         print(f"vaegan: error: {err}", file=sys.stderr)
         return 2
@@ -431,11 +445,11 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"vaegan: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
-    except (MemoryError, RuntimeError) as err:  # torch reports a failed allocation as a RuntimeError
-        if not isinstance(err, MemoryError) and not any(text in str(err) for text in OUT_OF_MEMORY):
+    except (MemoryError, RuntimeError) as err:
+        message = _runtime_error_message(err)
+        if message is None:  # a bug: its traceback is what a report needs
             raise
-        print("vaegan: error: out of memory: lower train.batch_size or the model's size (model.channels, "
-              "model.latent_dim), or the number of images a command draws", file=sys.stderr)
+        print(f"vaegan: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vaegan: interrupted; a run continues from its last checkpoint with `vaegan train --resume RUN`",

@@ -9,6 +9,7 @@ finish they write `model.pt` and `summary.json`, last, so that a run killed befo
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 
 from vaegan.config import Config, apply_overrides, check_consistency, from_dict, frozen_differences, to_yaml
 from vaegan.data import ImageDataset, load_dataset, sequential_batches
-from vaegan.errors import VaeganError
+from vaegan.errors import StoppedByAnotherRank, VaeganError
 from vaegan.evaluation import evaluate_reconstruction
 from vaegan.runs import RunDir, atomic_write
 from vaegan.runs.hardware import describe_hardware
@@ -46,20 +47,25 @@ class Experiment(TrainingEvents):
     def epoch_end(self, trainer: Trainer) -> None:
         self.test()
         epoch = trainer.position.epoch
-        if epoch % self.cfg.train.recon_every == 0:
+        if epoch % self.cfg.train.recon_every == 0 and trainer.ranks.main:
             self.figures(f"epoch_{epoch:03d}")
 
     # ---- what they do --------------------------------------------------------------------------------
 
     def test(self) -> dict[str, float]:
-        """Test-set reconstruction metrics, logged as a `test` record (models with an encoder; a GAN has none)."""
-        trainer = self.trainer
+        """Test-set reconstruction metrics, logged as a `test` record (models with an encoder; a GAN has none).
+        With several ranks each measures its share of the test images and the sums are added up."""
+        trainer, ranks = self.trainer, self.trainer.ranks
         if trainer.model.encoder is None:
             return {}
         images = self.cfg.train.eval_images
         subset = self.test_set if images is None else self.test_set.head(images)
+        subset = subset.shard(ranks.rank, ranks.world_size)
         batches = sequential_batches(subset, trainer.device, channels_last=trainer.speed.channels_last)
-        result = evaluate_reconstruction(trainer.eval_model, batches, self.cfg.loss.beta, self.cfg.loss.reduction)
+        result = evaluate_reconstruction(trainer.eval_model, batches, self.cfg.loss.beta, self.cfg.loss.reduction,
+                                         combine_sums=distributed.total if ranks.distributed else None)
+        if not ranks.main:
+            return result
         trainer.metrics.write(kind="test", step=trainer.position.step, epoch=trainer.position.epoch, **result)
         if self.tensorboard is not None:
             self.tensorboard.scalars("test", trainer.position.step, result)
@@ -76,6 +82,11 @@ class Experiment(TrainingEvents):
         if self.tensorboard is not None:
             for png in written:
                 self.tensorboard.image(png.parent.name, png, step)
+
+    def logged_test(self, step: int) -> dict[str, float] | None:
+        """The test metrics metrics.jsonl holds for `step` (a resumed run may have logged them before it stopped)."""
+        logged = [r for r in self.files.records() if r.get("kind") == "test" and r.get("step") == step]
+        return {k: v for k, v in logged[-1].items() if k not in ("kind", "step", "epoch", "time")} if logged else None
 
     def open_tensorboard(self) -> None:
         """Start the TensorBoard mirror when `train.tensorboard` is on; events a crashed leg wrote after the
@@ -95,13 +106,12 @@ class Experiment(TrainingEvents):
 
     def finish(self, leg: TrainingLeg) -> dict[str, Any]:
         """Final test metrics (those logged at this step, if any), the final grids, model.pt, then summary.json;
-        rank 0 evaluates the whole test set and writes them (other ranks return an empty summary)."""
+        rank 0 writes them (other ranks help measure and return an empty summary)."""
         trainer, pos = self.trainer, self.trainer.position
+        logged = distributed.from_main(self.logged_test(pos.step) if trainer.ranks.main else None, trainer.ranks)
+        final = logged if logged is not None else self.test()
         if not trainer.ranks.main:
             return {}
-        logged = [r for r in self.files.records() if r.get("kind") == "test" and r.get("step") == pos.step]
-        final = ({k: v for k, v in logged[-1].items() if k not in ("kind", "step", "epoch", "time")} if logged
-                 else self.test())
         self.figures("final")
         state = trainer.eval_model.state_dict()
         atomic_write(self.files.model, lambda f: torch.save(state, f))
@@ -123,9 +133,18 @@ def _load_splits(cfg: Config) -> tuple[ImageDataset, ImageDataset]:
                  for split in ("train", "test"))
 
 
-def _joined(cfg: Config) -> Ranks:
-    """The ranks of this run: several under torchrun, else one process."""
-    return distributed.join_from_environment(select_device(cfg.train.device).type)
+@contextlib.contextmanager
+def _process_group(cfg: Config) -> Iterator[Ranks]:
+    """The ranks of this run (several under torchrun, else one process), left on every exit path; a rank that
+    stops because another failed first raises `StoppedByAnotherRank`, so only the first one reports."""
+    ranks = distributed.join_from_environment(select_device(cfg.train.device).type)
+    try:
+        yield ranks
+    except BaseException as err:
+        if not distributed.leave(err):
+            raise StoppedByAnotherRank() from err
+        raise
+    distributed.leave()
 
 
 def _owned(files: RunDir, ranks: Ranks, purpose: str):
@@ -141,8 +160,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]
     check_consistency(cfg)
     if cfg.train.tensorboard:
         require_tensorboard()
-    ranks = _joined(cfg)
-    try:
+    with _process_group(cfg) as ranks:
         if ranks.main:
             files.check_new_run(overwrite)
         train_set, test_set = _load_splits(cfg)
@@ -155,13 +173,8 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]
             experiment = Experiment(cfg, files, train_set, test_set, ranks=ranks)
             if ranks.main:
                 experiment.open_tensorboard()
-                experiment.test()
-            summary = experiment.run()
-    except BaseException:
-        distributed.leave(finished=False)
-        raise
-    distributed.leave()
-    return summary
+            experiment.test()
+            return experiment.run()
 
 
 def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -180,8 +193,7 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
                           "data.dir / data.download may change")
     if cfg.train.tensorboard:
         require_tensorboard()
-    ranks = _joined(cfg)
-    try:
+    with _process_group(cfg) as ranks:
         with _owned(files, ranks, "vaegan train --resume"):
             payload = files.read_checkpoint()  # again, under the lock
             train_set, test_set = _load_splits(cfg)
@@ -194,9 +206,4 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
                                   "train.max_steps=N or train.epochs=N")
             if ranks.main:
                 files.write_text(files.config, to_yaml(cfg))
-            summary = experiment.run()
-    except BaseException:
-        distributed.leave(finished=False)
-        raise
-    distributed.leave()
-    return summary
+            return experiment.run()

@@ -21,4 +21,7 @@ def test_the_gpu_check_writes_its_summary_on_the_cpu(tmp_path):
     runs = report["full_runs"]
     assert [r["status"] for r in runs] == ["ok", "ok"] and all(r["steps"] == 2 for r in runs)
     assert all(r["data"].startswith("shapes10") for r in runs)
+    assert [(r["jobs"], r["status"]) for r in report["pool"]] == [(1, "ok"), (4, "ok")]
+    cpu = report["cpu_ranks"]
+    assert [(r["processes"], r["status"], r["world_size"]) for r in cpu] == [(1, "ok", 1), (2, "ok", 2)]
     assert "| full run |" in (tmp_path / "out" / "summary.md").read_text()

@@ -29,5 +29,15 @@ class ImageDataset:
 
     def head(self, n: int) -> ImageDataset:
         """The first `n` images (all of them if fewer): a fixed, cheap subset for figures and quick evals."""
-        coarse = self.coarse_labels[:n] if self.coarse_labels is not None else None
-        return dataclasses.replace(self, images=self.images[:n], labels=self.labels[:n], coarse_labels=coarse)
+        return self._slice(0, n)
+
+    def shard(self, rank: int, world_size: int) -> ImageDataset:
+        """Rank `rank`'s contiguous share of `world_size` near-equal shares; together they hold every image once
+        (no padding, unlike DistributedSampler, so sums over the shards are sums over the split)."""
+        n = len(self)
+        return self._slice(n * rank // world_size, n * (rank + 1) // world_size)
+
+    def _slice(self, start: int, stop: int) -> ImageDataset:
+        coarse = self.coarse_labels[start:stop] if self.coarse_labels is not None else None
+        return dataclasses.replace(self, images=self.images[start:stop], labels=self.labels[start:stop],
+                                   coarse_labels=coarse)

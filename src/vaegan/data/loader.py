@@ -105,6 +105,9 @@ class BatchLoader:
 
 def sequential_batches(dataset: ImageDataset, device: str | torch.device, batch_size: int = EVAL_BATCH,
                        channels_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Every image of `dataset` once, in order, unaugmented: (x, y) batches on `device`, for measurement."""
+    """Every image of `dataset` once, in order, unaugmented: (x, y) batches on `device`, for measurement (none
+    for an empty dataset, such as a rank's share of fewer images than ranks)."""
+    if len(dataset) == 0:
+        return iter(())
     return BatchLoader(dataset, batch_size, shuffle=False, drop_last=False, device=device,
                        channels_last=channels_last).epoch_batches(0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 TIMEOUT = datetime.timedelta(minutes=10)  # a rank that stops answering ends the others after this long
+STORE_TIMEOUT = datetime.timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,20 @@ def join_from_environment(device_type: str) -> Ranks:
     if world_size == 1:
         return Ranks()
     if not dist.is_initialized():
-        if device_type == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo", timeout=TIMEOUT)
+        if device_type == "cuda":  # one GPU per rank, bound up front so NCCL never guesses it
+            gpu = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(gpu)
+            dist.init_process_group("nccl", timeout=TIMEOUT, device_id=gpu)
+        else:
+            dist.init_process_group("gloo", timeout=TIMEOUT)
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """torchrun stops the other ranks with SIGTERM when one fails (or it is stopped itself): as an exception,
+    the rank still leaves the process group and releases the run's lock on its way out."""
+    raise SystemExit(128 + signum)
 
 
 def barrier(ranks: Ranks) -> None:
@@ -56,13 +68,43 @@ def barrier(ranks: Ranks) -> None:
         dist.barrier()
 
 
-def leave(finished: bool = True) -> None:
-    """Leave the process group on every exit path. After a normal finish the ranks first wait for each other:
-    a rank that tears its connections down while another still holds them can abort the process (gloo)."""
-    if dist.is_initialized():
-        if finished:
-            dist.barrier()
-        dist.destroy_process_group()
+def from_main(value: object, ranks: Ranks) -> object:
+    """Rank 0's `value` (picklable), on every rank: for decisions only rank 0 can take, such as what its files say."""
+    if not ranks.distributed:
+        return value
+    shared = [value]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
+
+
+def leave(error: BaseException | None = None) -> bool:
+    """Leave the process group; called on every exit path. Returns whether this rank reports `error`: of the
+    ranks that stop on an error only the first does, so a run that fails prints one message, not one per rank.
+
+    After a normal finish the ranks first wait for each other (a rank that tears its connections down while
+    another still uses them makes that one fail). A failing rank claims the report before it leaves, so the
+    ranks it strands find the claim when their collectives fail."""
+    if not dist.is_initialized():
+        return True
+    first = True
+    if error is None:
+        dist.barrier()
+    else:
+        first = _claim_report()
+    dist.destroy_process_group()
+    return first
+
+
+def _claim_report() -> bool:
+    """Record this rank as the run's first failure in the store torchrun's agent keeps (at MASTER_ADDR:
+    MASTER_PORT; it outlives the process group), unless another rank came first."""
+    key, rank = f"vaegan/failed/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", str(dist.get_rank())
+    try:
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                              timeout=STORE_TIMEOUT)
+        return store.compare_set(key, "", rank).decode() == rank
+    except (KeyError, ValueError, RuntimeError):  # no agent's store: every rank reports for itself
+        return True
 
 
 def average_gradients(optimizers: list[torch.optim.Optimizer], world_size: int) -> None:
@@ -88,6 +130,12 @@ def any_rank(flag: torch.Tensor) -> None:
 def average(values: torch.Tensor, world_size: int) -> torch.Tensor:
     dist.all_reduce(values)
     return values / world_size
+
+
+def total(values: torch.Tensor) -> torch.Tensor:
+    """`values` summed over the ranks (in place)."""
+    dist.all_reduce(values)
+    return values
 
 
 def average_buffers(module: nn.Module, world_size: int) -> None:

@@ -51,10 +51,11 @@ class TrainingEvents:
     written after `epoch_end`, so records it logs are kept by a resume."""
 
     def step_end(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
-        """Called at each flush, once per step it brings to the host, in step order."""
+        """Called at each flush (on rank 0 only), once per step it brings to the host, in step order."""
 
     def epoch_end(self, trainer: Trainer) -> None:
-        """Called after the flush at the end of each epoch, with `position` at the start of the next."""
+        """Called after the flush at the end of each epoch, with `position` at the start of the next; on every
+        rank of a distributed run, so that the ranks can measure together (only rank 0 may write)."""
 
 
 @dataclass
@@ -89,7 +90,8 @@ class Trainer:
                  recorded_speed: dict | None = None, ranks: Ranks = Ranks()):
         """`recorded_speed`: the speed record of the checkpoint a resumed run continues from. With several
         `ranks`, `train.batch_size` stays the global batch: each rank trains on batch_size / world_size images
-        of it, and only rank 0 writes files and calls `events`."""
+        of it, and only rank 0 writes files; `epoch_end` is called on every rank (collective measurements),
+        `step_end` on rank 0."""
         check_consistency(cfg)
         if cfg.train.batch_size % ranks.world_size:
             raise VaeganError(f"train.batch_size={cfg.train.batch_size} is the global batch and must divide by the "
@@ -207,8 +209,7 @@ class Trainer:
                     tick = time.perf_counter()
                     pos.epoch += 1
                     pos.batch = 0
-                    if self.ranks.main:
-                        self.events.epoch_end(self)
+                    self.events.epoch_end(self)
                     if streak.length == 0:
                         self.save_checkpoint()
                     other_seconds += time.perf_counter() - tick
