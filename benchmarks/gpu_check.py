@@ -170,6 +170,46 @@ def cpu_ranks(args, budget: Budget, out: Path) -> list[dict]:
     return rows
 
 
+COLLECTIVES = """
+import sys, torch, torch.distributed as dist
+from vaegan.config import ModelConfig
+from vaegan.models import build_model
+from vaegan.runs.checkpoint import rng_state
+from vaegan.training import distributed
+device = torch.device(sys.argv[1])
+group = {"store": dist.HashStore(), "rank": 0, "world_size": 1}  # in-process: no port to clash
+if device.type == "cuda":
+    torch.cuda.set_device(0)
+    dist.init_process_group("nccl", device_id=torch.device("cuda", 0), **group)
+else:
+    dist.init_process_group("gloo", **group)
+ranks = distributed.Ranks(0, 2)  # takes every collective path; the group itself has one process
+model = build_model(ModelConfig(name="vaegan", channels=8, d_channels=8, latent_dim=8), 10).to(device)
+optimizer = torch.optim.Adam(model.parameters())
+x = torch.randn(4, 3, 32, 32, device=device)
+model(x)[0].square().mean().backward()
+before = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+distributed.average_gradients([optimizer], 1)
+assert all(torch.equal(a, p.grad) for a, p in zip(before, [p for p in model.parameters() if p.grad is not None]))
+flag = torch.ones((), device=device)
+distributed.any_rank(flag)
+distributed.average_buffers(model, 1)
+sums = distributed.total(torch.arange(5, dtype=torch.float64, device=device))
+assert sums.tolist() == [0, 1, 2, 3, 4] and flag.item() == 1
+assert distributed.gather(rng_state(), 1)[0]["torch"].numel() > 0
+assert distributed.from_main({"step": 3}, ranks) == {"step": 3}
+distributed.barrier(ranks)
+assert distributed.leave() and not dist.is_initialized()
+print("collectives ok on", device)
+"""
+
+
+def collectives(args, budget: Budget, out: Path) -> dict:
+    """Every collective the distributed training uses, once, on this device's backend (NCCL on CUDA) in a
+    one-process group: one GPU cannot hold two NCCL ranks, and the CPU tests cover two gloo ranks."""
+    return run([sys.executable, "-c", COLLECTIVES, args.device], budget.left(60), out / "collectives.log")
+
+
 def write_summary(out: Path, report: dict) -> None:
     tests = report.get("tests", {})
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -184,6 +224,7 @@ def write_summary(out: Path, report: dict) -> None:
     for row in report.get("full_runs", []):
         lines.append(f"| {row['preset']} | {row['data']} | {row.get('settings', '-')} | {row.get('steps', '-')} | "
                      f"{row.get('train_seconds', '-')} | {row.get('images_per_second', '-')} | {row['status']} |")
+    lines += ["", f"Distributed collectives: {report.get('collectives', {}).get('status', '-')}"]
     lines += ["", "| ablate, 4 cells | wall s | status |", "|---|---|---|"]
     for row in report.get("pool", []):
         lines.append(f"| --jobs {row['jobs']} | {row['seconds']} | {row['status']} |")
@@ -215,6 +256,7 @@ def main() -> None:
         write_summary(args.out, report)
 
     record("tests", device_tests(args, budget, args.out))
+    record("collectives", collectives(args, budget, args.out))
     # Eager settings first, then the full runs with the faster of them, the shared-device grid and the CPU
     # processes, then compilation with what time is left.
     eager = [s for s in SETTINGS if s[1] == "off"][:1 if args.smoke else None]

@@ -16,6 +16,7 @@ def test_the_gpu_check_writes_its_summary_on_the_cpu(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert report["tests"]["status"] == "ok", report["tests"]
+    assert report["collectives"]["status"] == "ok", (tmp_path / "out" / "collectives.log").read_text()
     assert [r["status"] for r in report["throughput"]] == ["ok", "ok"]
     assert all(r["images_per_second"] > 0 for r in report["throughput"])
     runs = report["full_runs"]
