@@ -36,6 +36,9 @@ TINY = ["model.channels=8", "model.d_channels=8", "model.latent_dim=8", "model.e
         "train.eval_images=32"]
 
 
+PARTS = ("tests", "collectives", "throughput", "full_runs", "pool", "cpu_ranks", "compile")
+
+
 class Budget:
     """Seconds left for the check; each part gets at most what remains (and its own cap)."""
 
@@ -242,6 +245,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--budget-seconds", type=float, default=450.0, help="the whole check (default 450)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script itself, on any device")
+    parser.add_argument("--only", help=f"comma-separated parts to run, of {','.join(PARTS)} (default all)")
     args = parser.parse_args()
     import torch
 
@@ -255,23 +259,30 @@ def main() -> None:
         report["seconds"] = time.monotonic() - started
         write_summary(args.out, report)
 
-    record("tests", device_tests(args, budget, args.out))
-    record("collectives", collectives(args, budget, args.out))
+    wanted = set(args.only.split(",")) if args.only else set(PARTS)
+    if "tests" in wanted:
+        record("tests", device_tests(args, budget, args.out))
+    if "collectives" in wanted:
+        record("collectives", collectives(args, budget, args.out))
     # Eager settings first, then the full runs with the faster of them, the shared-device grid and the CPU
     # processes, then compilation with what time is left.
-    eager = [s for s in SETTINGS if s[1] == "off"][:1 if args.smoke else None]
-    record("throughput", throughput(args, budget, args.out, eager))
+    if "throughput" in wanted:
+        eager = [s for s in SETTINGS if s[1] == "off"][:1 if args.smoke else None]
+        record("throughput", throughput(args, budget, args.out, eager))
     fastest = {}
-    for row in report["throughput"]:
+    for row in report.get("throughput", []):
         if "images_per_second" in row and row["images_per_second"] > fastest.get(row["preset"], {}).get(
                 "images_per_second", 0):
             fastest[row["preset"]] = row
-    record("full_runs", full_runs(args, budget, args.out, fastest))
-    record("pool", pool(args, budget, args.out))
-    record("cpu_ranks", cpu_ranks(args, budget, args.out))
-    if not args.smoke:
-        record("throughput", report["throughput"] + throughput(args, budget, args.out,
-                                                               [s for s in SETTINGS if s[1] != "off"]))
+    if "full_runs" in wanted:
+        record("full_runs", full_runs(args, budget, args.out, fastest))
+    if "pool" in wanted:
+        record("pool", pool(args, budget, args.out))
+    if "cpu_ranks" in wanted:
+        record("cpu_ranks", cpu_ranks(args, budget, args.out))
+    if "compile" in wanted and not args.smoke:
+        record("throughput", report.get("throughput", []) + throughput(args, budget, args.out,
+                                                                       [s for s in SETTINGS if s[1] != "off"]))
     print((args.out / "summary.md").read_text())
 
 

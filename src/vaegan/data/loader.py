@@ -13,6 +13,10 @@ from vaegan.errors import VaeganError
 
 
 EVAL_BATCH = 500  # images per batch when a split is read in order, for measurement and figures
+# uint8 pixel value -> u / 127.5 - 1, computed once on the CPU. Batches look their values up in this table
+# rather than dividing on the device: CUDA divides by a scalar as a multiplication by its reciprocal, which
+# differs from the CPU's division in the last bit, and the same seed must give the same batches everywhere.
+PIXEL_VALUES = torch.arange(256, dtype=torch.float32).div_(127.5).sub_(1.0)
 
 
 class BatchLoader:
@@ -51,7 +55,7 @@ class BatchLoader:
         if self.num_batches == 0:
             raise VaeganError(f"{dataset.name} {dataset.split} has {len(dataset)} images, too few for one batch of "
                               f"{batch_size} on each of {world_size} rank(s)")
-        self._on_device: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._on_device: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         """Batches per epoch for this rank."""
@@ -72,10 +76,12 @@ class BatchLoader:
             order = torch.arange(total)
         return order[: self.per_rank * self.world_size][self.rank :: self.world_size]
 
-    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The uint8 images and labels on the device, copied there on first use (a no-op on the CPU)."""
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The uint8 images, labels and PIXEL_VALUES on the device, copied there on first use (a no-op on the
+        CPU)."""
         if self._on_device is None:
-            self._on_device = (self.dataset.images.to(self.device), self.dataset.labels.to(self.device))
+            self._on_device = (self.dataset.images.to(self.device), self.dataset.labels.to(self.device),
+                               PIXEL_VALUES.to(self.device))
         return self._on_device
 
     def _epoch_draws(self, epoch: int, start: int, sizes: list[int]) -> dict[str, torch.Tensor]:
@@ -87,7 +93,7 @@ class BatchLoader:
         return {key: torch.cat([draws[key] for draws in per_batch]).to(self.device) for key in per_batch[0]}
 
     def _batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        images, labels = self._split()
+        images, labels, pixel_values = self._split()
         indices = self._rank_indices(epoch)
         bounds = [(b * self.batch_size, min((b + 1) * self.batch_size, len(indices)))
                   for b in range(start, self.num_batches)]
@@ -96,7 +102,7 @@ class BatchLoader:
         offset = bounds[0][0] if bounds else 0
         for low, high in bounds:
             chosen = indices[low:high]
-            x = images.index_select(0, chosen).float().div_(127.5).sub_(1.0)
+            x = pixel_values[images.index_select(0, chosen).long()]
             x = augment(x, self.crop_padding, {k: v[low - offset:high - offset] for k, v in draws.items()})
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
