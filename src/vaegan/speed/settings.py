@@ -82,7 +82,7 @@ def speed_defaults(device: torch.device | str) -> SpeedSettings:
         return SpeedSettings(channels_last=True, fused_adam=_torch_at_least(2, 4),
                              fast_dropout=not _mkl_bernoulli(), gemm_weight_grad=True,
                              reuse_host_memory=sys.platform.startswith("linux"))
-    if kind == "cuda":  # TF32 and cuDNN autotuning are the standard CUDA choices; bf16 and compile are opt-in
+    if kind == "cuda":  # eager fp32 + TF32: bf16 and compile were slower on an H200 (docs/performance.md)
         return SpeedSettings(channels_last=True, fused_adam=True, tf32=True, cudnn_benchmark=True)
     return SpeedSettings()  # mps and anything else: plain eager
 
