@@ -19,6 +19,7 @@ shapes10 stand-in, whose step time is the same.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -67,9 +68,7 @@ def run(command: list[str], timeout: float, log: Path, env: dict[str, str] | Non
 
 
 def device_tests(args, budget: Budget, out: Path) -> dict:
-    try:
-        import pytest  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("pytest") is None:
         return {"status": "skipped", "reason": "pytest is not installed here: carry its wheels (see the device "
                 "README) or run `pytest -k cuda " + " ".join(DEVICE_TESTS) + "` where it is"}
     selection = [] if args.device == "cpu" else ["-k", args.device]

@@ -56,6 +56,8 @@ def test_two_ranks_train_the_run_one_process_would(tmp_path, tiny, tiny_args):
     one = torch.load(tmp_path / "one" / "model.pt", weights_only=True)
     two = torch.load(tmp_path / "two" / "model.pt", weights_only=True)
     assert all(torch.allclose(one[k], two[k], atol=1e-5, rtol=1e-4) for k in one)
+    written = [sorted(str(f.relative_to(tmp_path / run)) for f in (tmp_path / run).rglob("*")) for run in ("one", "two")]
+    assert written[0] == written[1]  # rank 1 wrote nothing of its own
     records = [r for r in read_metrics(tmp_path / "two" / "metrics.jsonl") if r["kind"] == "train"]
     assert [r["step"] for r in records] == [1, 2, 3, 4]  # one record per step: only rank 0 writes
     summaries = [json.loads((tmp_path / run / "summary.json").read_text()) for run in ("one", "two")]
@@ -65,7 +67,8 @@ def test_two_ranks_train_the_run_one_process_would(tmp_path, tiny, tiny_args):
 
 
 RANKS_STATE = textwrap.dedent("""
-    import sys, torch
+    import os, sys, torch
+    import vaegan.training.step as step
     from vaegan.config import Config, apply_overrides
     from vaegan.data import load_dataset
     from vaegan.runs import RunDir
@@ -73,24 +76,36 @@ RANKS_STATE = textwrap.dedent("""
     from vaegan.training.distributed import join_from_environment, leave
     cfg = apply_overrides(Config(), dict(arg.split("=", 1) for arg in sys.argv[2:]))
     ranks = join_from_environment("cpu")
+    poisoned_call = int(os.environ.get("POISON_CALL_ON_RANK_1", "0"))
+    if ranks.rank == 1 and poisoned_call:  # a non-finite loss whose gradient is finite, on this rank alone
+        original, calls = step._autoencoder_loss, []
+        def poisoned(*args):
+            x_hat, loss, *rest = original(*args)
+            calls.append(1)
+            return (x_hat, loss + loss.detach() * float("nan") if len(calls) == poisoned_call else loss, *rest)
+        step._autoencoder_loss = poisoned
     trainer = Trainer(cfg, RunDir(sys.argv[1]), load_dataset("shapes10", "train"), ranks=ranks)
     trainer.fit()
-    state = {**trainer.model.state_dict(), **{"ema." + k: v for k, v in trainer.ema.shadow.state_dict().items()}}
+    state = {**trainer.model.state_dict(), **{"ema." + k: v for k, v in trainer.ema.shadow.state_dict().items()},
+             "skipped": torch.tensor(trainer.nonfinite_steps)}
     torch.save(state, f"{sys.argv[1]}/rank{ranks.rank}.pt")
     leave()
 """)
 
 
-def test_ranks_hold_identical_weights_buffers_and_ema_after_steps_with_batchnorm_dropout_and_d(tmp_path,
-                                                                                                tiny_args):
+@pytest.mark.parametrize("poisoned_call", [0, 3])
+def test_ranks_hold_identical_weights_buffers_and_ema_after_steps_with_batchnorm_dropout_and_d(
+        tmp_path, tiny_args, poisoned_call):
+    """With a non-finite loss on rank 1 alone at one step, both ranks skip that step together."""
     script = tmp_path / "ranks.py"
     script.write_text(RANKS_STATE)
-    result = torchrun(str(script), str(tmp_path / "run"), *tiny_args, *DRIFTING, "train.max_steps=5")
+    result = subprocess.run([*TORCHRUN, str(script), str(tmp_path / "run"), *tiny_args, *DRIFTING,
+                             "train.max_steps=5"], capture_output=True, text=True, timeout=300,
+                            env={**ENV, "POISON_CALL_ON_RANK_1": str(poisoned_call)})
     assert result.returncode == 0, result.stderr[-3000:]
     first, second = (torch.load(tmp_path / "run" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    assert not (tmp_path / "run" / "metrics.jsonl").exists() or all(
-        r["step"] == i + 1 for i, r in enumerate(read_metrics(tmp_path / "run" / "metrics.jsonl")))
+    assert first.keys() == second.keys() and [k for k in first if not torch.equal(first[k], second[k])] == []
+    assert first["skipped"].item() == (1 if poisoned_call else 0)
 
 
 def test_resuming_with_another_number_of_processes_is_refused(tmp_path, tiny_args, capsys):
@@ -166,3 +181,14 @@ def test_ctrl_c_stops_every_rank_with_one_message_and_the_run_resumes(tmp_path, 
     assert stderr.count("vaegan: interrupted") == 1 and "vaegan: error" not in stderr, stderr[-3000:]
     resumed = torchrun("-m", "vaegan", "train", "--resume", str(run), "train.max_steps=4")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
+def test_a_global_batch_that_does_not_divide_by_the_processes_is_refused(tmp_path, tiny):
+    from vaegan.data import load_dataset
+    from vaegan.errors import VaeganError
+    from vaegan.runs import RunDir
+    from vaegan.training import Trainer
+    from vaegan.training.distributed import Ranks
+
+    with pytest.raises(VaeganError, match="train.batch_size=16 is the global batch and must divide by the 3"):
+        Trainer(tiny(), RunDir(tmp_path / "run"), load_dataset("shapes10", "train"), ranks=Ranks(0, 3))

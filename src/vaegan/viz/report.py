@@ -117,7 +117,7 @@ def write_report(run: LoadedRun, latent_images: int = 2000) -> Path:
     body += [f"<h2>Test set</h2>{_table(test_rows)}" if test_rows else "",
              f"<h2>Training (mean of the last 100 steps)</h2>{_table(train_rows)}",
              f"<h2>Evaluation (eval.json; protocols there)</h2>{_table(eval_rows)}" if eval_rows else "",
-             f"<h2>Figures</h2>" + "".join(_figure(page, path, caption) for path, caption in figures),
+             "<h2>Figures</h2>" + "".join(_figure(page, path, caption) for path, caption in figures),
              f"<h2>Speed and hardware</h2>{_table(speed + list(hardware.items()))}",
              f"<h2>Config</h2><pre>{html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False))}</pre>"]
     run.files.write_text(page, _page(f"vaegan report: {run.run_dir.name}", "".join(body)))
