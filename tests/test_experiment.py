@@ -281,3 +281,12 @@ def test_opening_a_run_changes_no_process_wide_setting(finished, monkeypatch):
     threads = torch.get_num_threads()
     run = load_run(finished, "cpu")
     assert torch.get_num_threads() == threads and run.model.num_classes == 10
+
+
+def test_a_run_on_a_training_subset_records_it_and_cannot_resume_with_another(tmp_path, tiny):
+    run = tmp_path / "run"
+    summary = train(tiny(**{"data.train_subset": 40, "train.batch_size": 8}), run)
+    assert summary["train_images"] == 40
+    assert "train_subset: 40" in (run / "config.yaml").read_text()
+    with pytest.raises(VaeganError, match="data.train_subset"):
+        resume(run, {"data.train_subset": 80, "train.max_steps": 3})

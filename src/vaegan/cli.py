@@ -217,13 +217,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_classifier_train(args: argparse.Namespace) -> None:
-    from vaegan.data import load_dataset
+    from vaegan.data import load_split
     from vaegan.evaluation.classifier import ClassifierConfig, train_classifier
 
     overrides = {"data.name": args.dataset, **parse_override_args(args.overrides, ClassifierConfig)}
     cfg = apply_overrides(ClassifierConfig(), overrides)
-    splits = [load_dataset(cfg.data.name, split, cfg.data.dir, download=cfg.data.download)
-              for split in ("train", "test")]
+    splits = [load_split(cfg.data, split, cfg.train.seed) for split in ("train", "test")]
     out = Path(args.out or f"runs/classifier-{args.dataset}.pt")
     result = train_classifier(cfg, *splits, out)
     print(f"{args.dataset} classifier: test accuracy {result['test_accuracy']:.2%} after {result['steps']} steps "

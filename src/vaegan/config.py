@@ -58,6 +58,8 @@ class DataConfig:
     download: bool = True
     hflip: bool = False
     crop_padding: int = field(default=0, metadata=_between(0, 64))
+    # train on this many training images only: class-balanced, drawn from train.seed (small-data regimes)
+    train_subset: int | None = field(default=None, metadata=_COUNT)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from vaegan.config import Config, apply_overrides, check_consistency, from_dict, frozen_differences, to_yaml
-from vaegan.data import ImageDataset, load_dataset, sequential_batches
+from vaegan.data import ImageDataset, load_split, sequential_batches
 from vaegan.errors import StoppedByAnotherRank, VaeganError
 from vaegan.evaluation import evaluate_reconstruction
 from vaegan.runs import RunDir, atomic_write
@@ -117,6 +117,7 @@ class Experiment(TrainingEvents):
         atomic_write(self.files.model, lambda f: torch.save(state, f))
         trained_images = leg.steps * self.cfg.train.batch_size
         summary = {"step": pos.step, "epoch": pos.epoch, "test": final, "device": str(trainer.device),
+                   "train_images": trainer.train_images,
                    "world_size": trainer.ranks.world_size,
                    "hardware": describe_hardware(trainer.device), "speed": trainer.speed_record,
                    "nonfinite_steps": trainer.nonfinite_steps, "wall_seconds": round(leg.wall_seconds, 2),
@@ -129,8 +130,7 @@ class Experiment(TrainingEvents):
 # ---- entry points ------------------------------------------------------------------------------------
 
 def _load_splits(cfg: Config) -> tuple[ImageDataset, ImageDataset]:
-    return tuple(load_dataset(cfg.data.name, split, cfg.data.dir, download=cfg.data.download)
-                 for split in ("train", "test"))
+    return tuple(load_split(cfg.data, split, cfg.train.seed) for split in ("train", "test"))
 
 
 @contextlib.contextmanager

@@ -1,6 +1,9 @@
+import pytest
 import torch
 
-from vaegan.data import make_shapes10
+from vaegan.config import DataConfig
+from vaegan.data import ImageDataset, load_split, make_shapes10
+from vaegan.errors import VaeganError
 
 
 def test_head_keeps_the_first_images_and_their_labels():
@@ -18,3 +21,33 @@ def test_shards_hold_every_image_once_in_order_however_the_count_divides():
         assert torch.equal(torch.cat([s.images for s in shards]), full.images)
         assert torch.equal(torch.cat([s.labels for s in shards]), full.labels)
         assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_a_balanced_subset_has_equal_classes_is_fixed_by_its_seed_and_keeps_dataset_order():
+    full = make_shapes10("train", train_size=600)
+    subset = full.balanced_subset(95, seed=7)
+    counts = torch.bincount(subset.labels, minlength=10).tolist()
+    assert len(subset) == 95 and counts == [10] * 5 + [9] * 5
+    again, other = full.balanced_subset(95, seed=7), full.balanced_subset(95, seed=8)
+    assert torch.equal(again.images, subset.images) and not torch.equal(other.images, subset.images)
+    positions = [next(i for i in range(len(full)) if torch.equal(full.images[i], image)) for image in subset.images[:5]]
+    assert positions == sorted(positions)
+
+
+def test_a_subset_larger_than_a_class_allows_is_refused_with_the_class_named():
+    labels = torch.tensor([0] * 2 + [1] * 8)
+    skewed = ImageDataset("mine", "train", torch.zeros(10, 3, 32, 32, dtype=torch.uint8), labels, ["cat", "dog"])
+    assert torch.bincount(skewed.balanced_subset(4, seed=0).labels).tolist() == [2, 2]
+    with pytest.raises(VaeganError, match="needs 3 of class 'cat', which has 2"):
+        skewed.balanced_subset(6, seed=0)
+    with pytest.raises(VaeganError, match="must hold 1 to 10"):
+        skewed.balanced_subset(11, seed=0)
+
+
+def test_load_split_cuts_the_training_split_only_and_by_the_run_seed():
+    data = DataConfig(name="shapes10", train_subset=30)
+    train, test = load_split(data, "train", seed=1), load_split(data, "test", seed=1)
+    assert len(train) == 30 and len(test) == len(load_split(DataConfig(name="shapes10"), "test", seed=1))
+    assert not torch.equal(train.images, load_split(data, "train", seed=2).images)
+    with pytest.raises(VaeganError, match="data.train_subset=20000 is more than the 10000 training images"):
+        load_split(DataConfig(name="shapes10", train_subset=20000), "train", seed=0)

@@ -15,7 +15,7 @@ from typing import Any
 
 from vaegan.ablation.grids import Grid
 from vaegan.config import Config, apply_overrides, from_dict
-from vaegan.data import load_dataset, sequential_batches
+from vaegan.data import load_split, sequential_batches
 from vaegan.errors import VaeganError
 from vaegan.evaluation.latent import encode_means, knn_accuracy
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
@@ -60,7 +60,7 @@ class CellJob:
 
 def budget_steps(cfg: Config, fraction: float) -> int:
     """`fraction` of the preset's schedule (its epochs over its training split), in steps."""
-    train_size = len(load_dataset(cfg.data.name, "train", cfg.data.dir, download=cfg.data.download))
+    train_size = len(load_split(cfg.data, "train", cfg.train.seed))
     return max(1, round(fraction * cfg.train.epochs * (train_size // cfg.train.batch_size)))
 
 

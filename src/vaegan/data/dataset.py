@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vaegan.errors import VaeganError
+
 
 @dataclass
 class ImageDataset:
@@ -29,15 +31,31 @@ class ImageDataset:
 
     def head(self, n: int) -> ImageDataset:
         """The first `n` images (all of them if fewer): a fixed, cheap subset for figures and quick evals."""
-        return self._slice(0, n)
+        return self._take(slice(0, n))
 
     def shard(self, rank: int, world_size: int) -> ImageDataset:
         """Rank `rank`'s contiguous share of `world_size` near-equal shares; together they hold every image once
         (no padding, unlike DistributedSampler, so sums over the shards are sums over the split)."""
         n = len(self)
-        return self._slice(n * rank // world_size, n * (rank + 1) // world_size)
+        return self._take(slice(n * rank // world_size, n * (rank + 1) // world_size))
 
-    def _slice(self, start: int, stop: int) -> ImageDataset:
-        coarse = self.coarse_labels[start:stop] if self.coarse_labels is not None else None
-        return dataclasses.replace(self, images=self.images[start:stop], labels=self.labels[start:stop],
-                                   coarse_labels=coarse)
+    def balanced_subset(self, n: int, seed: int) -> ImageDataset:
+        """`n` images with as equal a count of each class as `n` allows (the first n % classes classes get one
+        more), drawn without replacement by a generator seeded with `seed`, kept in dataset order."""
+        classes = self.num_classes
+        if not 0 < n <= len(self):
+            raise VaeganError(f"a subset of {n} images of {self.name} {self.split} must hold 1 to {len(self)}")
+        generator = torch.Generator().manual_seed(seed)
+        chosen = []
+        for label in range(classes):
+            members = (self.labels == label).nonzero().flatten()
+            count = n // classes + (label < n % classes)
+            if len(members) < count:
+                raise VaeganError(f"a class-balanced subset of {n} images of {self.name} {self.split} needs {count} "
+                                  f"of class '{self.class_names[label]}', which has {len(members)}")
+            chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
+        return self._take(torch.cat(chosen).sort().values)
+
+    def _take(self, index: slice | torch.Tensor) -> ImageDataset:
+        coarse = self.coarse_labels[index] if self.coarse_labels is not None else None
+        return dataclasses.replace(self, images=self.images[index], labels=self.labels[index], coarse_labels=coarse)

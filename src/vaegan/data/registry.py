@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vaegan.config import DataConfig
 from vaegan.data.cifar import read_cifar
 from vaegan.data.dataset import ImageDataset
 from vaegan.data.download import cifar_folder
+from vaegan.data.seeding import derive_seed
 from vaegan.data.shapes10 import make_shapes10
 from vaegan.errors import VaeganError
 
@@ -30,6 +32,18 @@ def load_dataset(name: str, split: str, data_dir: str | None = None, download: b
     if name == "shapes10":
         return make_shapes10(split, seed)
     return read_cifar(name, cifar_folder(name, resolve_data_dir(data_dir), download), split)
+
+
+def load_split(data: DataConfig, split: str, seed: int) -> ImageDataset:
+    """One split as a run's `data` config describes it: the training split cut to `data.train_subset` images
+    (class-balanced, drawn from the run's `seed`, so each seed of an ablation sees its own subset)."""
+    dataset = load_dataset(data.name, split, data.dir, download=data.download)
+    if split != "train" or data.train_subset is None:
+        return dataset
+    if data.train_subset > len(dataset):
+        raise VaeganError(f"data.train_subset={data.train_subset} is more than the {len(dataset)} training images "
+                          f"of {data.name}")
+    return dataset.balanced_subset(data.train_subset, derive_seed(seed, "train_subset"))
 
 
 def prepare_dataset(name: str, data_dir: str | None = None) -> dict:

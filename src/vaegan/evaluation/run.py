@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from vaegan.config import Config, from_dict
-from vaegan.data import NUM_CLASSES, ImageDataset, load_dataset
+from vaegan.data import NUM_CLASSES, ImageDataset, load_split
 from vaegan.models import GenerativeModel, build_model
 from vaegan.runs import RunDir
 from vaegan.runs.checkpoint import state_must_fit
@@ -30,8 +30,7 @@ class LoadedRun:
 
     def dataset(self, split: str) -> ImageDataset:
         if split not in self._datasets:
-            self._datasets[split] = load_dataset(self.cfg.data.name, split, self.cfg.data.dir,
-                                                 download=self.cfg.data.download)
+            self._datasets[split] = load_split(self.cfg.data, split, self.cfg.train.seed)
         return self._datasets[split]
 
     @property

@@ -102,7 +102,7 @@ class Trainer:
         self.speed = run_speed(cfg.train, self.device, recorded_speed)
         self.log_every = cfg.train.log_every or (1 if self.device.type == "cpu" else 50)
         configure_process(self.speed)
-        self.num_classes = train_set.num_classes
+        self.num_classes, self.train_images = train_set.num_classes, len(train_set)
         parts = build_training(cfg, self.num_classes, self.device, self.speed, ranks)
         self.model, self.optimizer, self.d_optimizer = parts.model, parts.optimizer, parts.d_optimizer
         self.ema, self.step_fn = parts.ema, parts.step
