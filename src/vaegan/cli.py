@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = figure_command("evaluate", "metrics of a run with their protocol, into RUN/eval.json",
                               _cmd_evaluate, writes_figure=False)
     evaluate.add_argument("--n", type=_positive_int, default=10_000, help="generated (and real) images")
-    evaluate.add_argument("--metrics", default="fid,kid,is,fcd,cc,pr,recon,latent")
+    evaluate.add_argument("--metrics", default="fid,kid,is,fcd,cc,pr,div,recon,latent,sharp,smooth")
     evaluate.add_argument("--classifier", help="a classifier file from `vaegan classifier train`")
     evaluate.add_argument("--inception-weights", help="the FID Inception weights (else $VAEGAN_INCEPTION)")
     evaluate.add_argument("--inception-precision", choices=("fp32", "tf32", "bf16"), default="fp32",

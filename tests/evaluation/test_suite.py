@@ -52,8 +52,13 @@ def test_evaluate_writes_every_metric_with_its_protocol(setup, tmp_path, monkeyp
     assert main(["evaluate", str(run), "--n", "24", "--classifier", str(classifier), "--inception-weights",
                  str(weights), "--device", "cpu"]) == 0
     record = json.loads((run / "eval.json").read_text())
-    assert set(record["metrics"]) == {"fid", "kid", "is", "fcd", "cc", "pr", "recon", "latent"}
+    assert set(record["metrics"]) == {"fid", "kid", "is", "fcd", "cc", "pr", "div", "recon", "latent", "sharp",
+                                      "smooth"}
     assert record["skipped"] == {}
+    sharp, smooth, div = (record["metrics"][name] for name in ("sharp", "smooth", "div"))
+    assert sharp["ratio"] == pytest.approx(sharp["samples"] / sharp["real"]) and sharp["reconstruction_ratio"] > 0
+    assert 1 <= smooth["mean_step_ratio"] <= smooth["max_step_ratio"] <= 9 and smooth["protocol"]["pairs"] == 12
+    assert div["value"] > 0 and div["lowest_class"] <= div["value"] and "measure" in div["protocol"]
     fid = record["metrics"]["fid"]
     assert fid["value"] >= 0 and fid["protocol"]["n_fake"] == 24 and fid["protocol"]["n_real"] == 24
     assert len(fid["protocol"]["weights_sha256"]) == 64 and fid["protocol"]["generator"] == "raw"
@@ -104,9 +109,9 @@ def test_without_inception_weights_or_classifier_the_other_metrics_still_run(set
     assert main(["evaluate", str(run), "--n", "30", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "fid, kid, is: skipped:" in out and out.count("VAEGAN_INCEPTION") == 1
-    assert "fcd, cc, pr: skipped:" in out and "vaegan classifier train" in out
+    assert "fcd, cc, pr, div: skipped:" in out and "vaegan classifier train" in out
     record = json.loads((run / "eval.json").read_text())
-    assert {"recon", "latent"} == set(record["metrics"])
+    assert {"recon", "latent", "sharp", "smooth"} == set(record["metrics"])
 
 
 def test_a_missing_classifier_file_is_named_as_such(setup, tmp_path, capsys, monkeypatch):
@@ -144,3 +149,16 @@ def test_inception_precision_is_scoped_to_the_extraction(precision):
         dtype = layer(torch.ones(2, 4)).dtype
     assert dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+def test_diversity_is_near_one_for_samples_like_the_real_images_and_zero_for_a_collapse():
+    from vaegan.evaluation.suite import Evaluation
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    real = {"features": rng.normal(size=(120, 8)), "labels": labels}
+    alike = {"features": rng.normal(size=(120, 8)), "labels": labels}
+    collapsed = {"features": np.repeat(rng.normal(size=(3, 8)), 40, axis=0), "labels": labels}
+    assert Evaluation.diversity(real, alike, per_class=True)["value"] == pytest.approx(1.0, abs=0.1)
+    assert Evaluation.diversity(real, collapsed, per_class=True)["value"] == pytest.approx(0.0, abs=1e-9)
+    assert Evaluation.diversity(real, alike, per_class=False)["value"] == pytest.approx(1.0, abs=0.1)

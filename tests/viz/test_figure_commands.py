@@ -163,7 +163,7 @@ def test_interpolation_endpoints_are_the_reconstructions_of_the_endpoints(runs, 
 
     from vaegan.evaluation.run import load_run
     from vaegan.viz.figures import first_images
-    from vaegan.viz.interpolation import interpolation_rows
+    from vaegan.evaluation.interpolation import interpolation_rows
 
     run = load_run(runs[name], "cpu")
     x, y = first_images(run.dataset("test"), 4, run.device)

@@ -31,3 +31,12 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     precision = _inside_any_ball(fake_t, real_t, _kth_neighbour_radius(real_t, k)).double().mean().item()
     recall = _inside_any_ball(real_t, fake_t, _kth_neighbour_radius(fake_t, k)).double().mean().item()
     return precision, recall
+
+
+def mean_pairwise_distance(rows: np.ndarray, limit: int = 1000) -> float:
+    """Mean Euclidean distance between distinct rows (the first `limit` rows): how spread a set of features is."""
+    points = torch.from_numpy(np.asarray(rows[:limit], dtype=np.float64))
+    if len(points) < 2:
+        raise ValueError("the spread of a set needs at least two points")
+    distances = torch.cdist(points, points)
+    return float(distances.sum() / (len(points) * (len(points) - 1)))

@@ -1,9 +1,11 @@
 """`vaegan evaluate`: every metric of a run in one pass, each written to RUN/eval.json with its protocol.
 
 Metrics: recon (test-set MSE, PSNR, ELBO terms), latent (linear probe and kNN accuracy of posterior means),
-fid / kid / is (the standard Inception network; skipped with one line when its weights are absent), and,
-with a classifier from `vaegan classifier train`, fcd (+ intra-class FCD and the real-vs-real floor), cc
-(class consistency of conditional samples) and pr (precision/recall, k=3). Real-image features are cached
+sharp (Laplacian energy of samples and reconstructions against real images), smooth (how evenly images change
+along latent interpolations), fid / kid / is (the standard Inception network; skipped with one line when its
+weights are absent), and, with a classifier from `vaegan classifier train`, fcd (+ intra-class FCD and the
+real-vs-real floor), cc (class consistency of conditional samples), pr (precision/recall, k=3) and div
+(spread of samples against real images of the same class: mode collapse). Real-image features are cached
 per (dataset, split, extractor, weights hash, count), so a second evaluation reuses them.
 """
 
@@ -23,16 +25,20 @@ from vaegan.evaluation import classifier as clf
 from vaegan.evaluation import features as feat
 from vaegan.evaluation.inception import inception_weights_path, load_fid_inception, sha256_of
 from vaegan.evaluation.latent import encode_means, knn_accuracy
-from vaegan.evaluation.manifold import precision_recall
+from vaegan.evaluation.interpolation import interpolation_rows, step_ratios
+from vaegan.evaluation.manifold import mean_pairwise_distance, precision_recall
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun
+from vaegan.evaluation.sharpness import laplacian_energy
 from vaegan.evaluation.statistics import (RunningMoments, frechet_distance, inception_score,
                                           kernel_inception_distance)
+from vaegan.models import evaluation_mode
 from vaegan.speed import autocast
 
-METRICS = ("fid", "kid", "is", "fcd", "cc", "pr", "recon", "latent")
+METRICS = ("fid", "kid", "is", "fcd", "cc", "pr", "div", "recon", "latent", "sharp", "smooth")
 INCEPTION_METRICS = {"fid", "kid", "is"}
-CLASSIFIER_METRICS = {"fcd", "cc", "pr"}
+CLASSIFIER_METRICS = {"fcd", "cc", "pr", "div"}
+INTERPOLATION_PAIRS, INTERPOLATION_STEPS = 50, 10
 
 
 def cache_dir() -> Path:
@@ -108,6 +114,40 @@ class Evaluation:
                                       probe="logistic regression on train means, scored on test means",
                                       encoder_labels="true labels" if model.conditional else "none")}
 
+    def sharpness(self, _: list[str]) -> None:
+        def energy(batches) -> float:
+            with torch.inference_mode():
+                return float(torch.cat([laplacian_energy(x).double() for x, _ in batches]).mean())
+        model, test = self.run.model, self.run.dataset("test").head(self.n)
+        real = energy(feat.real_batches(test, self.run.device))
+        values = {"samples": energy(feat.generated_batches(model, self.n, self.seed)), "real": real}
+        values["ratio"] = values["samples"] / real
+        if model.encoder is not None:
+            with evaluation_mode(model):
+                values["reconstructions"] = energy((model(x, y)[0], y)
+                                                   for x, y in feat.real_batches(test, self.run.device))
+            values["reconstruction_ratio"] = values["reconstructions"] / real
+        self.results["sharp"] = {**values, "protocol": self.protocol(
+            n_real=len(test), n_fake=self.n, reference="test split", z="posterior mean for reconstructions",
+            measure="mean squared 4-neighbour Laplacian of the luma in [0, 1], interior pixels; ratio = "
+                    "images / real (1: as much fine detail as real images)")}
+
+    def smoothness(self, _: list[str]) -> None:
+        pairs = min(INTERPOLATION_PAIRS, self.n // 2, len(self.run.dataset("test")) // 2)
+        if pairs < 1:
+            raise VaeganError("smooth interpolates between pairs of test images: it needs --n 2 or more")
+        test = self.run.dataset("test").head(2 * pairs)
+        x, y = next(feat.real_batches(test, self.run.device, batch=len(test)))
+        with torch.inference_mode():
+            rows = interpolation_rows(self.run.model, x, y, INTERPOLATION_STEPS)["latent"]
+        ratios = step_ratios(rows, INTERPOLATION_STEPS).double()
+        self.results["smooth"] = {
+            "mean_step_ratio": float(ratios.mean()), "max_step_ratio": float(ratios.max()),
+            "protocol": self.protocol(pairs=len(ratios), steps=INTERPOLATION_STEPS, mode="linear",
+                                      endpoints="posterior means of neighbouring test images",
+                                      measure="largest / mean pixel L2 distance between neighbouring decoded "
+                                              "images of a path (1: even change; k: one jump among k steps)")}
+
     def fakes(self, extractor: feat.Extractor) -> dict[str, np.ndarray]:
         return feat.extract(feat.generated_batches(self.run.model, self.n, self.seed), extractor)
 
@@ -178,6 +218,10 @@ class Evaluation:
         if "pr" in wanted:
             precision, recall = precision_recall(test["features"], fake["features"], k=3)
             self.results["pr"] = {"precision": precision, "recall": recall, "protocol": {**protocol, "k": 3}}
+        if "div" in wanted:
+            self.results["div"] = {**self.diversity(test, fake, self.run.model.conditional), "protocol": {
+                **protocol, "measure": "mean pairwise feature distance of samples / of real test images"
+                + (", per class, averaged over classes" if self.run.model.conditional else "")}}
 
     @staticmethod
     def intra_class_fcd(real: dict[str, np.ndarray], fake: dict[str, np.ndarray]) -> float:
@@ -187,12 +231,28 @@ class Evaluation:
                   if (real["labels"] == c).sum() > 1 and (fake["labels"] == c).sum() > 1]
         return float(np.mean(values))
 
+    @staticmethod
+    def diversity(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], per_class: bool) -> dict[str, float]:
+        """How spread the samples are against real images (of each class when `per_class`): near 1 as varied
+        as real images, near 0 a collapse onto few modes. `lowest_class` is the most collapsed class."""
+        if not per_class:
+            return {"value": mean_pairwise_distance(fake["features"]) / mean_pairwise_distance(real["features"])}
+        ratios = [mean_pairwise_distance(fake["features"][fake["labels"] == c])
+                  / mean_pairwise_distance(real["features"][real["labels"] == c])
+                  for c in np.unique(fake["labels"])
+                  if (real["labels"] == c).sum() > 1 and (fake["labels"] == c).sum() > 1]
+        if not ratios:
+            raise VaeganError("diversity per class needs at least two samples and two test images of a class: "
+                              "raise --n")
+        return {"value": float(np.mean(ratios)), "lowest_class": float(np.min(ratios))}
+
     # ---- all -----------------------------------------------------------------------------------------
 
     def run_all(self, metrics: list[str]) -> dict[str, Any]:
         wanted = set(metrics)
         has_encoder = self.run.model.encoder is not None
         for group, needs_encoder, method in (({"recon"}, True, self.recon), ({"latent"}, True, self.latent),
+                                             ({"sharp"}, False, self.sharpness), ({"smooth"}, True, self.smoothness),
                                              (INCEPTION_METRICS, False, self.inception),
                                              (CLASSIFIER_METRICS, False, self.classifier)):
             names = [name for name in METRICS if name in group & wanted]

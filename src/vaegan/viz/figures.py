@@ -10,7 +10,7 @@ from vaegan.data import ImageDataset, sequential_batches
 from vaegan.evaluation import evaluate_reconstruction
 from vaegan.models import GenerativeModel, evaluation_mode
 from vaegan.viz.grid import make_grid, reconstruction_grid, save_png, to_uint8
-from vaegan.viz.interpolation import interpolation_rows
+from vaegan.evaluation.interpolation import interpolation_rows
 
 
 def first_images(dataset: ImageDataset, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

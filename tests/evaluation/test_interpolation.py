@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vaegan.viz.interpolation import path, slerp
+from vaegan.evaluation.interpolation import path, slerp, step_ratios
 
 
 def test_paths_start_and_end_at_the_endpoints():
@@ -33,3 +33,13 @@ def test_slerp_of_parallel_vectors_falls_back_to_linear():
 def test_unknown_mode():
     with pytest.raises(ValueError, match="slerp"):
         path(torch.zeros(2), torch.ones(2), 3, "cubic")
+
+
+def test_step_ratios_are_one_for_an_even_path_and_near_k_for_one_jump():
+    steps = 10
+    even = torch.linspace(0, 1, steps)[:, None, None, None].expand(steps, 3, 2, 2)
+    jump = torch.cat([torch.zeros(5, 3, 2, 2), torch.ones(5, 3, 2, 2)])
+    ends = torch.zeros(1, 3, 2, 2)
+    rows = torch.cat([ends, even, ends, ends, jump, ends])  # two pairs laid out as interpolation_rows does
+    ratios = step_ratios(rows, steps)
+    assert torch.allclose(ratios, torch.tensor([1.0, 9.0]), atol=1e-5)

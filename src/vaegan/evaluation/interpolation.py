@@ -1,4 +1,5 @@
-"""Latent interpolation between two encoded test images, and (conditional models) between two labels."""
+"""Latent interpolation between two encoded test images, and (conditional models) between two labels; how evenly
+the decoded images change along a path."""
 
 from __future__ import annotations
 
@@ -57,3 +58,12 @@ def interpolation_rows(model: GenerativeModel, x: torch.Tensor, y: torch.Tensor,
                 decoded = model.decoder(mu[2 * i].repeat(steps, 1), labels)
                 rows["label"].append(torch.cat([first[i:i + 1], decoded, second[i:i + 1]]))
     return {kind: torch.cat(r) for kind, r in rows.items()}
+
+
+def step_ratios(rows: torch.Tensor, steps: int) -> torch.Tensor:
+    """[pairs] largest / mean pixel-space distance between neighbouring decoded images of each path, for rows as
+    `interpolation_rows` lays them out (steps + 2 images a pair, the real endpoints excluded). 1 is a perfectly
+    even path; one abrupt jump among k steps approaches k."""
+    decoded = rows.view(-1, steps + 2, *rows.shape[1:])[:, 1:-1].flatten(2)
+    distances = (decoded[:, 1:] - decoded[:, :-1]).norm(dim=2)
+    return distances.max(1).values / distances.mean(1).clamp_min(1e-12)
