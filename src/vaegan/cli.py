@@ -14,6 +14,7 @@ from vaegan.errors import StoppedByAnotherRank, VaeganError
 
 OUT_OF_MEMORY = ("out of memory", "can't allocate memory")  # torch's CUDA/MPS and CPU allocator messages
 DEMO_PRESET = "cvaegan-cifar100"
+REPRODUCIBLE = ("cifar100-vaegan", "cifar10-regularization", "all")  # vaegan.reproduce.CHOICES, without its imports
 DEMO_DEFAULTS = {"train.max_steps": "80", "train.eval_images": "2000", "train.ckpt_every": "40"}
 
 
@@ -239,10 +240,36 @@ def _budget(text: str) -> float:
     return value
 
 
+def _pool_executor(args: argparse.Namespace):
+    """With --jobs N > 1: cells in N worker processes on the --devices slots; else None (one after another)."""
+    from vaegan.ablation.pool import plan_slots, run_pool
+
+    if args.jobs == 1:
+        return None
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    slots = plan_slots(args.jobs, devices, args.jobs_per_device, args.device)
+    print(f"{args.jobs} cells at a time on " + ", ".join(
+        f"{s.device}{'' if s.visible_gpu is None else ':' + s.visible_gpu} ({s.threads} threads)" for s in slots))
+    return functools.partial(run_pool, slots=slots)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> None:
+    from vaegan.reproduce import Options, reproduce
+
+    out = Path(args.out or f"runs/reproduce-{args.experiment}")
+    options = Options(out, args.budget, args.seeds, Path(args.classifier) if args.classifier else None, args.device,
+                      parse_override_args(args.overrides), args.subset, _pool_executor(args))
+    markdown, page, outcomes = reproduce(args.experiment, options)
+    for outcome in outcomes:
+        print(f"{outcome.title}:")
+        for finding in outcome.findings:
+            print(f"  {finding.verdict:<27} {finding.claim}")
+    print(f"report: {markdown}, {page}")
+
+
 def _cmd_ablate(args: argparse.Namespace) -> None:
     from vaegan.ablation.cluster import run_cluster
     from vaegan.ablation.grids import load_grid
-    from vaegan.ablation.pool import plan_slots, run_pool
     from vaegan.ablation.runner import SuiteOptions, run_grid
     from vaegan.ablation.table import claim_line, write_tables
     from vaegan.evaluation.inception import present_weights_path
@@ -255,16 +282,11 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         raise VaeganError(f"--classifier: no file at {args.classifier}")
     inception = present_weights_path(args.inception_weights, cache_dir())
     suite = SuiteOptions(Path(args.classifier) if args.classifier else None, str(inception) if inception else None)
-    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
-    executor = None
     if args.executor != "pool":
         executor = functools.partial(run_cluster, kind=args.executor, folder=out / "submitit",
                                      timeout_minutes=args.timeout_min, gpus=args.gpus_per_job, parallel=args.jobs)
-    elif args.jobs > 1:
-        slots = plan_slots(args.jobs, devices, args.jobs_per_device, args.device)
-        print(f"{args.jobs} cells at a time on " + ", ".join(
-            f"{s.device}{'' if s.visible_gpu is None else ':' + s.visible_gpu} ({s.threads} threads)" for s in slots))
-        executor = functools.partial(run_pool, slots=slots)
+    else:
+        executor = _pool_executor(args)
     cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device, suite,
                                   executor=executor)
     paths = write_tables(grid, cells, out, budget_line)
@@ -393,6 +415,28 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--inception-weights", help="adds FID (else $VAEGAN_INCEPTION or the cached file, if any)")
     ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every variant")
     ablate.set_defaults(func=_cmd_ablate)
+
+    repro = commands.add_parser(
+        "reproduce", help="both reference experiments end to end, with a verdict on every claim",
+        description="Train, evaluate and judge a reference experiment (or all) into OUT/report.md and "
+                    "OUT/report.html: the metrics classifier, the runs and grids it needs, their figures, and one "
+                    "row per claim of the reference with the measured value, a verdict and the rule behind it. "
+                    "Killed and started again, it continues where it stopped.")
+    repro.add_argument("experiment", choices=REPRODUCIBLE)
+    repro.add_argument("--budget", type=_budget, default=1.0,
+                       help="a fraction of the references' 20-epoch schedules (default 1.0)")
+    repro.add_argument("--out", help="default runs/reproduce-EXPERIMENT")
+    repro.add_argument("--seeds", type=_positive_int, default=2)
+    repro.add_argument("--classifier", help="a `vaegan classifier train` file (default: trained into OUT)")
+    repro.add_argument("--subset", type=_positive_int, default=1000,
+                       help="training images of the CIFAR-10 small-data comparison (default 1000)")
+    repro.add_argument("--device", default="auto")
+    repro.add_argument("--jobs", type=_positive_int, default=1, help="cells at once, each in its own process")
+    repro.add_argument("--devices", help="the devices the jobs share, e.g. cuda:0,cuda:1 or cpu (default --device)")
+    repro.add_argument("--jobs-per-device", type=_positive_int, help="jobs on each of --devices")
+    repro.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="applied to every run, e.g. data.name=shapes10 for a quick stand-in")
+    repro.set_defaults(func=_cmd_reproduce)
 
     curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind)")
     curves.add_argument("run", metavar="RUN")

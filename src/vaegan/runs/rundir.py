@@ -7,6 +7,7 @@
     summary.json            final test metrics, steps, speed settings, wall time and images/s
     eval.json               `vaegan evaluate`; ablation.json: the numbers `vaegan ablate` measured
     samples/, recon/        per-epoch grids; figures/: the figure commands' PNGs; report.html
+                            (report.md too in a `vaegan reproduce` folder)
     tensorboard/            the optional TensorBoard mirror
     .vaegan.lock            held by the process that trains the run; marks the folder as a vaegan run
 
@@ -105,7 +106,13 @@ class RunDir:
 
     @property
     def report(self) -> Path:
+        """`vaegan report`'s page; in a `vaegan reproduce` folder, the reproduction's page."""
         return self.path / "report.html"
+
+    @property
+    def report_markdown(self) -> Path:
+        """The reproduction's report as markdown, beside its report.html (`vaegan reproduce`)."""
+        return self.path / "report.md"
 
     @property
     def tensorboard(self) -> Path:

@@ -52,13 +52,13 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return f"<div class=scroll><table>{body}</table></div>"
 
 
-def _figure(page: Path, image: Path, caption: str) -> str:
+def figure_html(page: Path, image: Path, caption: str) -> str:
     src = html.escape(os.path.relpath(image, page.parent))
     return (f"<figure><img src=\"{src}\" alt=\"{html.escape(caption)}\" loading=lazy>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def _page(title: str, body: str) -> str:
+def html_page(title: str, body: str) -> str:
     return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             f"<meta name=viewport content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>\n")
@@ -117,10 +117,10 @@ def write_report(run: LoadedRun, latent_images: int = 2000) -> Path:
     body += [f"<h2>Test set</h2>{_table(test_rows)}" if test_rows else "",
              f"<h2>Training (mean of the last 100 steps)</h2>{_table(train_rows)}",
              f"<h2>Evaluation (eval.json; protocols there)</h2>{_table(eval_rows)}" if eval_rows else "",
-             "<h2>Figures</h2>" + "".join(_figure(page, path, caption) for path, caption in figures),
+             "<h2>Figures</h2>" + "".join(figure_html(page, path, caption) for path, caption in figures),
              f"<h2>Speed and hardware</h2>{_table(speed + list(hardware.items()))}",
              f"<h2>Config</h2><pre>{html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False))}</pre>"]
-    run.files.write_text(page, _page(f"vaegan report: {run.run_dir.name}", "".join(body)))
+    run.files.write_text(page, html_page(f"vaegan report: {run.run_dir.name}", "".join(body)))
     return page
 
 
@@ -139,12 +139,12 @@ def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
                      tail.get("gan", "-"), numbers["summary"].get("images_per_second", "-")]
                     + [evaluated.get(name, {}).get("value", "-") for name in EVALUATED])
         folder = page.parent / f"{page.stem}-figures" / run.run_dir.name
-        images = [_figure(page, save_sample_grid(run.model, folder / "samples.png", run.class_names, seed=seed),
+        images = [figure_html(page, save_sample_grid(run.model, folder / "samples.png", run.class_names, seed=seed),
                           f"samples (seed {seed})")]
         if run.model.encoder is not None:
             recon = reconstruction_figure(run.model, run.dataset("test"), 16, folder / "reconstructions.png",
                                           run.device)
-            images.append(_figure(page, folder / "reconstructions.png",
+            images.append(figure_html(page, folder / "reconstructions.png",
                                   f"reconstructions; test MSE per pixel {recon['split_mse_per_pixel']:.4f}"))
         cards.append(f"<div><h2>{html.escape(run.run_dir.name)}</h2>{''.join(images)}</div>")
     header = ["run", "model", "steps", "test MSE/pixel", "test KL", "D loss", "G adv. loss", "images/s",
@@ -155,5 +155,5 @@ def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
     body = (f"<h1>Comparison of {len(runs)} runs</h1><p class=sub>Test metrics are final; D and G losses are means "
             f"of the last 100 training steps; {', '.join(n.upper() for n in EVALUATED)} come from each run's "
             f"eval.json (`vaegan evaluate`) where it exists.</p>{table}<div class=runs>{''.join(cards)}</div>")
-    atomic_write(page, _page("vaegan comparison", body))
+    atomic_write(page, html_page("vaegan comparison", body))
     return page

@@ -1,0 +1,263 @@
+"""The two reference experiments as `vaegan reproduce` runs them: which runs, grids and measurements each
+needs, and the numbers behind every claim. Everything lands under OUT/<experiment>/ through the ablation
+runner, so a killed reproduction continues where it stopped: finished cells are read, partial ones resumed,
+the classifier file and eval.json are reused.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaegan.ablation.grids import Grid, baselines_grid, regularization_grid
+from vaegan.ablation.runner import Cell, Executor, SuiteOptions, budget_steps, run_grid
+from vaegan.ablation.table import write_tables
+from vaegan.config import apply_overrides, load_preset
+from vaegan.data import load_split, sequential_batches
+from vaegan.errors import VaeganError
+from vaegan.evaluation.classifier import ClassifierConfig, load_classifier, train_classifier
+from vaegan.evaluation.inception import present_weights_path
+from vaegan.evaluation.reconstruction import evaluate_reconstruction
+from vaegan.evaluation.run import LoadedRun, load_run
+from vaegan.evaluation.suite import cache_dir, evaluate
+from vaegan.models import evaluation_mode
+from vaegan.runs import RunDir
+from vaegan.reproduce import claims as c
+from vaegan.viz.report import run_figures
+
+EVAL_IMAGES = 2000  # samples and test images per evaluation metric
+BATCH_IMAGES = 16  # the reference's "reconstruction MSE on a batch": the first 16 test images
+COLOUR_IMAGES = 256
+SMALL_DATA_SEEDS = 2
+
+
+@dataclass
+class Options:
+    out: Path
+    budget: float  # of the references' 20-epoch schedules
+    seeds: int
+    classifier: Path | None
+    device: str
+    overrides: dict[str, Any]  # applied to every run (e.g. data.name=shapes10 for a stand-in)
+    subset: int  # training images of the small-data comparison
+    executor: Executor | None = None
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Outcome:
+    """What the report shows of one experiment."""
+
+    name: str
+    title: str
+    findings: list[c.Finding]
+    facts: list[str] = field(default_factory=list)  # budget, classifier accuracy, what a stand-in changes
+    figures: list[tuple[Path, str]] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+
+
+def metrics_classifier(dataset_overrides: dict[str, Any], options: Options) -> tuple[Path, dict[str, Any]]:
+    """The classifier behind FCD, class consistency and diversity: the given file, else OUT/classifier-DATASET.pt,
+    trained there (at the budget's share of its schedule) when missing."""
+    if options.classifier is not None:
+        if not options.classifier.is_file():
+            raise VaeganError(f"--classifier: no file at {options.classifier}")
+        return options.classifier, load_classifier(options.classifier, torch.device("cpu"))[1]
+    cfg = apply_overrides(ClassifierConfig(), dataset_overrides)
+    path = options.out / f"classifier-{cfg.data.name}.pt"
+    if path.is_file():
+        return path, load_classifier(path, torch.device("cpu"))[1]
+    train_set, test_set = (load_split(cfg.data, split, cfg.train.seed) for split in ("train", "test"))
+    steps = max(1, round(options.budget * cfg.train.epochs * (len(train_set) // cfg.train.batch_size)))
+    options.log(f"training the metrics classifier on {cfg.data.name} for {steps} steps into {path}")
+    cfg = apply_overrides(cfg, {"train.max_steps": steps, "train.device": options.device})
+    return path, train_classifier(cfg, train_set, test_set, path)
+
+
+def _dataset_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in overrides.items() if k.startswith("data.") and k != "data.train_subset"}
+
+
+def _suite(classifier: Path) -> SuiteOptions:
+    inception = present_weights_path(None, cache_dir())
+    return SuiteOptions(classifier, str(inception) if inception else None)
+
+
+def _grid(grid: Grid, out: Path, options: Options, suite: SuiteOptions, seeds: int, budget: float | None,
+          overrides: dict[str, Any]) -> tuple[list[Cell], list[Path]]:
+    cells, budget_line = run_grid(grid, out, seeds, budget, overrides, options.device, suite, options.log,
+                                  options.executor)
+    tables = write_tables(grid, cells, out, budget_line)
+    failed = [cell for cell in cells if cell.error]
+    if failed:
+        raise VaeganError(f"{len(failed)} of {len(cells)} cells of {out} failed (listed in its tables; rerun to "
+                          f"retry them): {failed[0].variant} seed {failed[0].seed}: {failed[0].error}")
+    return cells, [tables["md"]]
+
+
+def _evaluation(run: LoadedRun, metrics: list[str], suite: SuiteOptions) -> dict[str, Any]:
+    """The metrics of the run's evaluation record (`vaegan evaluate`) at its current step, computed only where
+    missing."""
+    if run.files.eval.is_file():
+        record = run.files.read_json(run.files.eval)
+        if record.get("step") == run.step and set(metrics) <= set(record["metrics"]) | set(record["skipped"]):
+            return record["metrics"]
+    wanted = metrics + (["fid", "kid", "is"] if suite.inception_weights else [])
+    return evaluate(run, wanted, EVAL_IMAGES, 0, suite.inception_weights, suite.classifier)["metrics"]
+
+
+def _cell(cells: list[Cell], variant: str, seed: int = 0) -> Cell:
+    return next(cell for cell in cells if cell.variant == variant and cell.seed == seed)
+
+
+def _per_seed(cells: list[Cell], variant: str, column: str) -> list[float]:
+    return [cell.values[column] for cell in sorted(cells, key=lambda cell: cell.seed) if cell.variant == variant]
+
+
+def reconstruction_readings(run: LoadedRun) -> list[c.Reading]:
+    """The reference's 'reconstruction MSE on a batch', read three ways on the first 16 test images."""
+    batch = run.dataset("test").head(BATCH_IMAGES)
+    mse = evaluate_reconstruction(run.model, sequential_batches(batch, run.device), 0.0, "mean")["mse_per_pixel"]
+    return [c.Reading("per-pixel MSE on [-1, 1]", mse), c.Reading("per-pixel MSE on [0, 1]", mse / 4),
+            c.Reading("per-image sum on [-1, 1]", mse * 3 * 32 * 32)]
+
+
+def colour_and_alignment(run: LoadedRun) -> tuple[float, float]:
+    """Mean absolute difference of per-image channel means (on [0, 1]) between test images and their
+    reconstructions, and the mean per-image Pearson correlation of their luma (object placement)."""
+    colour, correlation = [], []
+    with evaluation_mode(run.model), torch.inference_mode():
+        for x, y in sequential_batches(run.dataset("test").head(COLOUR_IMAGES), run.device):
+            x_hat = run.model(x, y)[0].float()
+            colour.append(((x.mean((2, 3)) - x_hat.mean((2, 3))).abs().mean(1) / 2).cpu())
+            a, b = (v.mean(1).flatten(1) for v in (x, x_hat))
+            a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+            correlation.append(((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)).cpu())
+    return float(torch.cat(colour).mean()), float(torch.cat(correlation).mean())
+
+
+def cifar100_vaegan(options: Options) -> Outcome:
+    """The conditional VAE-GAN on CIFAR-100 with its VAE-only and GAN-only baselines and the `-plus` preset."""
+    out = options.out / "cifar100-vaegan"
+    classifier, info = metrics_classifier(_dataset_overrides({"data.name": "cifar100", **options.overrides}), options)
+    suite = _suite(classifier)
+    cells, tables = _grid(baselines_grid(), out, options, suite, options.seeds, options.budget, options.overrides)
+    run = load_run(_cell(cells, "cvaegan-cifar100").run_dir, options.device)
+    vae = load_run(_cell(cells, "vae-cifar100").run_dir, options.device)
+    metrics = _evaluation(run, ["recon", "latent", "sharp", "smooth", "fcd", "cc", "pr", "div"], suite)
+    vae_sharp = _evaluation(vae, ["sharp"], suite)["sharp"]
+    records, summary = run.files.records(), run.files.read_json(run.files.summary)
+    mse = c.epoch_means(records, "mse_per_pixel")
+    chance = 1 / max(run.model.num_classes, 1)
+    colour, alignment = colour_and_alignment(run)
+    recon_readings = [c.Reading("per-pixel MSE on [-1, 1]", mse[-1] if mse else float("nan")),
+                      c.Reading("per-pixel MSE on [0, 1]", mse[-1] / 4 if mse else float("nan")),
+                      c.Reading("per-image sum on [-1, 1]", mse[-1] * 3072 if mse else float("nan"))]
+    findings = [
+        c.decreases_slowly("KL slowly decreases", c.epoch_means(records, "kl")),
+        c.stable_in_band("Reconstruction loss stable around 0.39-0.43", recon_readings, "per-pixel MSE on [-1, 1]",
+                         0.39, 0.43, mse),
+        c.falls_from_to("D loss falls from ~2.6 to ~1.1", c.epoch_means(records, "d_loss"), 2.6, 1.1),
+        c.oscillates_between("G loss oscillates between 5 and 8",
+                             {"G adversarial loss (gan)": c.epoch_means(records, "gan"),
+                              "E/G objective (loss)": c.epoch_means(records, "loss")},
+                             "G adversarial loss (gan)", 5, 8),
+        c.at_least("No mode collapse", "sample spread / real spread per class (div)",
+                   metrics.get("div", {}).get("value"), 0.5),
+        c.no_divergence("No divergence", summary["nonfinite_steps"], c.epoch_means(records, "loss")),
+        c.stable_after("Stable after ~5 epochs up to 20", c.epoch_means(records, "loss")),
+        c.at_least("Rows of the class grid differ by class", "class consistency of samples (cc)",
+                   metrics.get("cc", {}).get("value"), 2 * chance, f" (twice chance, 1/{round(1 / chance)})"),
+        c.at_least("... and vary within a row", "spread of the least varied class (div lowest_class)",
+                   metrics.get("div", {}).get("lowest_class"), 0.25),
+        c.at_most("Reconstructions match colour distributions", "mean |channel mean difference| on [0, 1]",
+                  colour, 0.05, f" (first {COLOUR_IMAGES} test images)"),
+        c.at_least("... and roughly align objects", "mean luma correlation of image and reconstruction",
+                   alignment, 0.5),
+        c.near_value("Reconstruction MSE on a batch 0.4103", reconstruction_readings(run),
+                     "per-pixel MSE on [-1, 1]", 0.4103),
+        c.at_most("Interpolations smooth, no abrupt jumps", "largest / mean step, worst of the paths (smooth)",
+                  metrics["smooth"]["max_step_ratio"], 3.0),
+        c.at_least("The latent space is organised by class", "5-NN accuracy of test means (latent)",
+                   metrics["latent"]["knn_accuracy"], 2 * chance, f" (twice chance, 1/{round(1 / chance)})"),
+        c.at_least("VAE-GAN sharper than VAE-only", "sample sharpness ratio VAE-GAN / VAE-only (sharp)",
+                   metrics["sharp"]["ratio"] / vae_sharp["ratio"], 1.0),
+    ]
+    facts = [f"metrics classifier: {classifier} ({info['dataset']}, test accuracy {info['test_accuracy']:.1%}"
+             + (f", trained in {info['train_seconds']} s" if "train_seconds" in info else "") + ")",
+             f"main run: {run.run_dir} at step {run.step} ({summary.get('epoch')} epochs)"]
+    figures = run_figures(run, RunDir(out).figures)
+    return Outcome("cifar100-vaegan", "Conditional VAE-GAN on CIFAR-100", findings, facts, figures, tables)
+
+
+def _most_important_left_out(cells: list[Cell]) -> str:
+    """The all-but-one variant whose test MSE moves furthest from `all`'s: the regulariser that matters most."""
+    reference = statistics.fmean(_per_seed(cells, "all", "test_mse"))
+    left_out = {cell.variant for cell in cells if cell.variant.startswith("all-")}
+    return max(sorted(left_out), key=lambda v: abs(statistics.fmean(_per_seed(cells, v, "test_mse")) - reference))
+
+
+def _losses(run_dir: Path) -> tuple[list[float], list[float]]:
+    """Per-epoch mean train loss and the test loss of each epoch end."""
+    records = RunDir(run_dir).records()
+    test = [r["loss"] for r in records if r.get("kind") == "test" and isinstance(r.get("loss"), (int, float))]
+    return c.epoch_means(records, "loss"), test
+
+
+def cifar10_regularization(options: Options) -> Outcome:
+    """The regularisation grid on CIFAR-10, and none / all / the most important all-but-one on a small subset,
+    where an unregularised model overfits within the budget."""
+    out = options.out / "cifar10-regularization"
+    grid = regularization_grid()
+    classifier_overrides = _dataset_overrides({**{"data.name": "cifar10"}, **options.overrides})
+    classifier, info = metrics_classifier(classifier_overrides, options)
+    suite = _suite(classifier)
+    cells, tables = _grid(grid, out / "full", options, suite, options.seeds, options.budget, options.overrides)
+    steps = budget_steps(apply_overrides(load_preset("vae-cifar10"), options.overrides), options.budget)
+    chosen = _most_important_left_out(cells)
+    small = Grid("small-data", [v for v in grid.variants if v.name in ("none", "all", chosen)])
+    small_overrides = {**options.overrides, "data.train_subset": options.subset, "train.max_steps": steps,
+                       "train.eval_images": min(1000, EVAL_IMAGES), "train.recon_every": 10}
+    small_cells, small_tables = _grid(small, out / "small-data", options, suite,
+                                      max(options.seeds, SMALL_DATA_SEEDS), None, small_overrides)
+    sharp = {variant: [_evaluation(load_run(cell.run_dir, options.device), ["sharp"], suite)["sharp"][
+        "reconstruction_ratio"] for cell in sorted(cells, key=lambda cell: cell.seed) if cell.variant == variant]
+        for variant in ("all", "none")}
+    train_losses, test_losses = _losses(_cell(small_cells, "none").run_dir)
+    overfit = c.overfits(train_losses, test_losses)
+    paired = {column: (_per_seed(cells, "all", column), _per_seed(cells, "none", column))
+              for column in ("test_mse", "kl", "loss_std", "knn")}
+    less_overfitting = c.better_in("Less overfitting", "test - train MSE on the small subset",
+                                   _per_seed(small_cells, "all", "gap"), _per_seed(small_cells, "none", "gap"),
+                                   "all", "none")
+    if not overfit:
+        less_overfitting = c.Finding(less_overfitting.claim, less_overfitting.measured + "; but `none` did not "
+                                     "visibly overfit (test loss rising while train loss falls)", c.NOT_TESTABLE,
+                                     less_overfitting.rule + "; testable only where `none` visibly overfits")
+    findings = [
+        c.better_in("With regularisation, lower reconstruction loss", "test MSE per pixel", *paired["test_mse"],
+                    "all", "none"),
+        c.better_in("KL more controlled", "test KL", *paired["kl"], "all", "none"),
+        less_overfitting,
+        c.better_in("More stable training", "loss std over the last 20% of steps", *paired["loss_std"],
+                    "all", "none"),
+        c.better_in("Sharper (and more accurate: see the first row) reconstructions",
+                    "reconstruction sharpness ratio", sharp["all"], sharp["none"], "all", "none", lower=False),
+        c.better_in("More structured latent space", "5-NN accuracy of test means", *paired["knn"], "all", "none",
+                    lower=False),
+    ]
+    facts = [f"metrics classifier: {classifier} ({info['dataset']}, test accuracy {info['test_accuracy']:.1%})",
+             f"small-data comparison: {options.subset} training images, {steps} steps, variants none, all, "
+             f"{chosen} (the all-but-one that moves test MSE most); `none` "
+             + ("overfits" if overfit else "does not visibly overfit") + " there"]
+    return Outcome("cifar10-regularization", "Regularised beta-VAE on CIFAR-10", findings, facts, [],
+                   tables + small_tables)
+
+
+EXPERIMENTS: dict[str, Callable[[Options], Outcome]] = {
+    "cifar100-vaegan": cifar100_vaegan, "cifar10-regularization": cifar10_regularization}
