@@ -162,3 +162,17 @@ def test_diversity_is_near_one_for_samples_like_the_real_images_and_zero_for_a_c
     assert Evaluation.diversity(real, alike, per_class=True)["value"] == pytest.approx(1.0, abs=0.1)
     assert Evaluation.diversity(real, collapsed, per_class=True)["value"] == pytest.approx(0.0, abs=1e-9)
     assert Evaluation.diversity(real, alike, per_class=False)["value"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_classifier_file_of_the_earlier_network_asks_for_a_new_one(setup, tmp_path):
+    from vaegan.errors import VaeganError
+    from vaegan.evaluation.classifier import FORMAT, VERSION
+    from vaegan.runs.checkpoint import read_checkpoint, write_checkpoint
+
+    _, classifier, _ = setup
+    payload = read_checkpoint(classifier, file_format=FORMAT, version=VERSION)
+    del payload["network"]  # as files written before the conv-group network
+    old = tmp_path / "old.pt"
+    write_checkpoint(old, payload, file_format=FORMAT, version=VERSION)
+    with pytest.raises(VaeganError, match="holds an earlier network .* `vaegan classifier train --dataset shapes10`"):
+        load_classifier(old, torch.device("cpu"))

@@ -1,5 +1,13 @@
-"""A compact ResNet classifier trained with this toolkit's own data pipeline: the offline feature extractor
-for class-consistency, FCD and precision/recall (no downloads needed)."""
+"""A fast CIFAR classifier trained with this toolkit's own data pipeline: the offline feature extractor for
+class-consistency, FCD, precision/recall and sample diversity (no downloads needed).
+
+The network and recipe follow the CIFAR speed-run classifiers (Keller Jordan's airbench, the DAWNBench
+ResNet-9): three conv groups that each halve the resolution with a max pool, BatchNorm and GELU, trained by
+SGD with Nesterov momentum, label smoothing and a linear warm-up then decay of the learning rate. Most of
+the work happens at 16x16 and below, so an epoch costs a fraction of a ResNet's on a CPU. The defaults
+(c = 32, 12 epochs of 256) reach 90.0% on CIFAR-10 and 65.5% on CIFAR-100 in about 15 minutes each on a
+2-core CPU (docs/performance.md).
+"""
 
 from __future__ import annotations
 
@@ -21,26 +29,30 @@ from vaegan.runs.device import select_device
 
 FORMAT = "vaegan-classifier"
 VERSION = 2  # this file's own version: 2 is the checksummed container of runs.checkpoint
+NETWORK = "conv-groups"  # the network a file's weights are for (earlier files held a ResNet and lack the key)
 
 
 @dataclass
 class ClassifierModelConfig:
-    channels: int = field(default=64, metadata={"min": 2, "max": 8192})
+    channels: int = field(default=32, metadata={"min": 2, "max": 8192})  # groups of c, 4c, 4c channels
 
 
 @dataclass
 class ClassifierTrainConfig:
-    epochs: int = field(default=15, metadata={"min": 1, "max": 10**6})
+    epochs: int = field(default=12, metadata={"min": 1, "max": 10**6})
     max_steps: int | None = field(default=None, metadata={"min": 1, "max": 10**9})
-    batch_size: int = field(default=128, metadata={"min": 1, "max": 10**6})
+    batch_size: int = field(default=256, metadata={"min": 1, "max": 10**6})
     seed: int = field(default=0, metadata={"min": 0, "max": 2**63 - 1})
     device: str = field(default="auto", metadata=DEVICE_RULE)
 
 
 @dataclass
 class ClassifierOptimConfig:
-    lr: float = field(default=2e-3, metadata={"min": 0.0, "above": 0.0})
+    lr: float = field(default=0.2, metadata={"min": 0.0, "above": 0.0})  # the peak of the schedule
     weight_decay: float = field(default=5e-4, metadata={"min": 0.0})
+    momentum: float = field(default=0.9, metadata={"min": 0.0, "max": 1.0})
+    label_smoothing: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})
+    warmup: float = field(default=0.15, metadata={"min": 0.0, "max": 1.0})  # share of the steps to reach the peak
 
 
 @dataclass
@@ -53,35 +65,27 @@ class ClassifierConfig:
     optim: ClassifierOptimConfig = field(default_factory=ClassifierOptimConfig)
 
 
-class ResidualBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-                         if stride != 1 or c_in != c_out else nn.Identity())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(h)) + self.shortcut(x))
+def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU()]
 
 
 class Classifier(nn.Module):
-    """Stem + three residual stages (c, 2c, 4c; 32 -> 16 -> 8) + global average pool -> features -> logits."""
+    """Stem conv (c) at 32x32, then three groups (c, 4c, 4c channels), each conv -> max pool 2 -> BN -> GELU ->
+    conv -> BN -> GELU (32 -> 16 -> 8 -> 4), global max pool -> features [4c] -> logits."""
 
     def __init__(self, num_classes: int, channels: int = 64):
         super().__init__()
         c = channels
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
-        self.stages = nn.Sequential(ResidualBlock(c, c, 1), ResidualBlock(c, 2 * c, 2),
-                                    ResidualBlock(2 * c, 4 * c, 2))
-        self.head = nn.Linear(4 * c, num_classes)
+        widths = [(c, c), (c, 4 * c), (4 * c, 4 * c)]
+        self.stem = nn.Sequential(*_conv_bn(3, c))
+        self.groups = nn.Sequential(*(nn.Sequential(nn.Conv2d(w_in, w_out, 3, padding=1, bias=False),
+                                                    nn.MaxPool2d(2), nn.BatchNorm2d(w_out), nn.GELU(),
+                                                    *_conv_bn(w_out, w_out)) for w_in, w_out in widths))
+        self.head = nn.Linear(4 * c, num_classes, bias=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate features [N, 4c] (FCD and precision/recall are computed in this space)."""
-        return self.stages(self.stem(x)).mean(dim=(2, 3))
+        return self.groups(self.stem(x)).amax(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -96,20 +100,25 @@ def accuracy(model: Classifier, dataset: ImageDataset, device: torch.device) -> 
 
 
 def train_classifier(cfg: ClassifierConfig, train_set: ImageDataset, test_set: ImageDataset, out: Path) -> dict[str, Any]:
-    """Train with cross-entropy, Adam and a cosine schedule; save atomically to `out` with its test accuracy."""
+    """Train (see the module docstring for the recipe); save atomically to `out` with its test accuracy."""
     device = select_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
-    model = Classifier(train_set.num_classes, cfg.model.channels).to(device)
+    model = Classifier(train_set.num_classes, cfg.model.channels).to(device).to(memory_format=torch.channels_last)
     loader = BatchLoader(train_set, cfg.train.batch_size, shuffle=True, hflip=cfg.data.hflip,
-                         crop_padding=cfg.data.crop_padding, seed=cfg.train.seed, device=device)
+                         crop_padding=cfg.data.crop_padding, seed=cfg.train.seed, device=device,
+                         channels_last=True)
     total = cfg.train.max_steps or cfg.train.epochs * len(loader)
-    optimizer = torch.optim.Adam(model.parameters(), cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    optim = cfg.optim
+    optimizer = torch.optim.SGD(model.parameters(), optim.lr, momentum=optim.momentum, nesterov=optim.momentum > 0,
+                                weight_decay=optim.weight_decay)
+    peak = max(1, round(optim.warmup * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: step / peak if step < peak else max(0.0, (total - step) / max(1, total - peak)))
     step, epoch, started = 0, 0, time.perf_counter()
     model.train()
     while step < total:
         for x, y in loader.epoch_batches(epoch):
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(model(x), y, label_smoothing=optim.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -121,7 +130,7 @@ def train_classifier(cfg: ClassifierConfig, train_set: ImageDataset, test_set: I
     train_seconds = round(time.perf_counter() - started, 1)
     result = {"dataset": train_set.name, "test_accuracy": accuracy(model, test_set, device), "steps": step,
               "train_seconds": train_seconds}
-    write_checkpoint(out, {"state": model.state_dict(), "channels": cfg.model.channels,
+    write_checkpoint(out, {"state": model.state_dict(), "network": NETWORK, "channels": cfg.model.channels,
                            "num_classes": train_set.num_classes, "class_names": train_set.class_names, **result},
                      file_format=FORMAT, version=VERSION)
     return result
@@ -131,6 +140,9 @@ def load_classifier(path: Path, device: torch.device) -> tuple[Classifier, dict[
     """The classifier at `path` in eval mode, and its record (dataset, test accuracy, ...)."""
     payload = read_checkpoint(path, file_format=FORMAT, version=VERSION, what="classifier",
                               required=("state", "channels", "num_classes", "dataset", "test_accuracy"))
+    if payload.get("network") != NETWORK:
+        raise VaeganError(f"classifier {path} holds an earlier network than this vaegan's; train a new one with "
+                          f"`vaegan classifier train --dataset {payload['dataset']}`")
     model = Classifier(payload["num_classes"], payload["channels"])
     with state_must_fit(path):
         model.load_state_dict(payload["state"])
