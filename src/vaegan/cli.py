@@ -257,7 +257,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     from vaegan.reproduce import Options, reproduce
 
     out = Path(args.out or f"runs/reproduce-{args.experiment}")
-    options = Options(out, args.budget, args.seeds, Path(args.classifier) if args.classifier else None, args.device,
+    options = Options(out, args.budget, args.seeds, [Path(path) for path in args.classifier or []], args.device,
                       parse_override_args(args.overrides), args.subset, _pool_executor(args))
     markdown, page, outcomes = reproduce(args.experiment, options)
     for outcome in outcomes:
@@ -427,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a fraction of the references' 20-epoch schedules (default 1.0)")
     repro.add_argument("--out", help="default runs/reproduce-EXPERIMENT")
     repro.add_argument("--seeds", type=_positive_int, default=2)
-    repro.add_argument("--classifier", help="a `vaegan classifier train` file (default: trained into OUT)")
+    repro.add_argument("--classifier", action="append",
+                       help="a `vaegan classifier train` file, used for the experiment on its dataset (give one "
+                       "per dataset; default: trained into OUT at the budget's share of its schedule)")
     repro.add_argument("--subset", type=_positive_int, default=1000,
                        help="training images of the CIFAR-10 small-data comparison (default 1000)")
     repro.add_argument("--device", default="auto")

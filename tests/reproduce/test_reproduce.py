@@ -56,3 +56,25 @@ def test_a_missing_classifier_file_is_one_line(tmp_path, capsys):
     assert main(["reproduce", "cifar100-vaegan", "--out", str(tmp_path / "out"), "--classifier",
                  str(tmp_path / "none.pt"), *STAND_IN]) == 2
     assert capsys.readouterr().err.strip() == f"vaegan: error: --classifier: no file at {tmp_path / 'none.pt'}"
+
+
+def test_each_experiment_takes_the_given_classifier_of_its_own_dataset(tmp_path):
+    import torch
+
+    from vaegan.evaluation.classifier import FORMAT, NETWORK, VERSION, Classifier
+    from vaegan.reproduce.experiments import Options, metrics_classifier
+    from vaegan.runs.checkpoint import write_checkpoint
+
+    def given(dataset: str) -> object:
+        path = tmp_path / f"{dataset}.pt"
+        write_checkpoint(path, {"state": Classifier(10, 4).state_dict(), "network": NETWORK, "channels": 4,
+                                "num_classes": 10, "class_names": list("abcdefghij"), "dataset": dataset,
+                                "test_accuracy": 0.5}, file_format=FORMAT, version=VERSION)
+        return path
+    options = Options(tmp_path / "out", 0.001, 1, [given("cifar10"), given("shapes10")], "cpu", {}, 100,
+                      log=lambda line: None)
+    assert metrics_classifier({"data.name": "shapes10"}, options)[0] == tmp_path / "shapes10.pt"
+    options.classifiers = [tmp_path / "cifar10.pt"]  # none of shapes10: one is trained into OUT
+    path, info = metrics_classifier({"data.name": "shapes10", "model.channels": 4}, options)
+    assert path == tmp_path / "out" / "classifier-shapes10.pt" and info["dataset"] == "shapes10"
+    assert torch.load(path, weights_only=True)["format"] == FORMAT

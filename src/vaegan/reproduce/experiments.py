@@ -41,7 +41,7 @@ class Options:
     out: Path
     budget: float  # of the references' 20-epoch schedules
     seeds: int
-    classifier: Path | None
+    classifiers: list[Path]  # `vaegan classifier train` files; each experiment uses the one of its dataset
     device: str
     overrides: dict[str, Any]  # applied to every run (e.g. data.name=shapes10 for a stand-in)
     subset: int  # training images of the small-data comparison
@@ -62,19 +62,22 @@ class Outcome:
 
 
 def metrics_classifier(dataset_overrides: dict[str, Any], options: Options) -> tuple[Path, dict[str, Any]]:
-    """The classifier behind FCD, class consistency and diversity: the given file, else OUT/classifier-DATASET.pt,
-    trained there (at the budget's share of its schedule) when missing."""
-    if options.classifier is not None:
-        if not options.classifier.is_file():
-            raise VaeganError(f"--classifier: no file at {options.classifier}")
-        return options.classifier, load_classifier(options.classifier, torch.device("cpu"))[1]
+    """The classifier behind FCD, class consistency and diversity: the given file trained on the experiment's
+    dataset, else OUT/classifier-DATASET.pt, trained there (at the budget's share of its schedule) when missing."""
     cfg = apply_overrides(ClassifierConfig(), dataset_overrides)
+    for given in options.classifiers:
+        if not given.is_file():
+            raise VaeganError(f"--classifier: no file at {given}")
+        info = load_classifier(given, torch.device("cpu"))[1]
+        if info["dataset"] == cfg.data.name:
+            return given, info
     path = options.out / f"classifier-{cfg.data.name}.pt"
     if path.is_file():
         return path, load_classifier(path, torch.device("cpu"))[1]
     train_set, test_set = (load_split(cfg.data, split, cfg.train.seed) for split in ("train", "test"))
     steps = max(1, round(options.budget * cfg.train.epochs * (len(train_set) // cfg.train.batch_size)))
-    options.log(f"training the metrics classifier on {cfg.data.name} for {steps} steps into {path}")
+    options.log(f"training the metrics classifier on {cfg.data.name} for {steps} steps into {path} (pass "
+                f"--classifier with a fully trained one for meaningful classifier metrics)")
     cfg = apply_overrides(cfg, {"train.max_steps": steps, "train.device": options.device})
     return path, train_classifier(cfg, train_set, test_set, path)
 
