@@ -191,11 +191,9 @@ optimizer = torch.optim.Adam(model.parameters())
 x = torch.randn(4, 3, 32, 32, device=device)
 model(x)[0].square().mean().backward()
 before = [p.grad.clone() for p in model.parameters() if p.grad is not None]
-distributed.average_gradients([optimizer], 1)
-assert all(torch.equal(a, p.grad) for a, p in zip(before, [p for p in model.parameters() if p.grad is not None]))
 flag = torch.ones((), device=device)
-distributed.any_rank(flag)
-distributed.average_buffers(model, 1)
+distributed.average_step([optimizer], model, flag, 1)
+assert all(torch.equal(a, p.grad) for a, p in zip(before, [p for p in model.parameters() if p.grad is not None]))
 sums = distributed.total(torch.arange(5, dtype=torch.float64, device=device))
 assert sums.tolist() == [0, 1, 2, 3, 4] and flag.item() == 1
 assert distributed.gather(rng_state(), 1)[0]["torch"].numel() > 0

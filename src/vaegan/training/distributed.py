@@ -5,9 +5,9 @@ spectral-norm vectors in D's buffers; wrapping the whole model in DistributedDat
 (buffers broadcast in place during the forward, parameters "marked ready twice"). Instead every rank starts
 from the same weights (the same seed builds the same model), and after both backward passes the gradients of
 each optimiser are averaged in one flattened all-reduce, so every rank applies the same update. The
-non-finite decision is reduced too (all ranks skip together, never one alone), BatchNorm statistics are
-averaged after every step (so the ranks stay identical and a resume is exact), and the logged values are
-averaged at each flush.
+non-finite decision is reduced too (all ranks skip together, never one alone) and BatchNorm statistics are
+averaged every step (so the ranks stay identical and a resume is exact), all in that same all-reduce; the
+logged values are averaged at each flush.
 """
 
 from __future__ import annotations
@@ -107,24 +107,20 @@ def _claim_report() -> bool:
         return True
 
 
-def average_gradients(optimizers: list[torch.optim.Optimizer], world_size: int) -> None:
-    """Average every gradient over the ranks, one flattened all-reduce per optimiser."""
-    for optimizer in optimizers:
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not grads:
-            continue
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= world_size
-        offset = 0
-        for grad in grads:
-            grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
-            offset += grad.numel()
-
-
-def any_rank(flag: torch.Tensor) -> None:
-    """`flag` (a float scalar) becomes its maximum over the ranks, in place."""
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+def average_step(optimizers: list[torch.optim.Optimizer], module: nn.Module, found_inf: torch.Tensor,
+                 world_size: int) -> None:
+    """After both backward passes, in one flattened all-reduce: every gradient and every floating-point buffer
+    (BatchNorm statistics saw only this rank's images) becomes its mean over the ranks, and `found_inf` (0 or 1)
+    becomes positive wherever it is on any rank, so all ranks skip a step together."""
+    grads = [p.grad for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]
+             if p.grad is not None]
+    tensors = [*grads, *(b for b in module.buffers() if b.is_floating_point()), found_inf]
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world_size
+    for tensor, part in zip(tensors, flat.split([t.numel() for t in tensors])):
+        tensor.copy_(part.view_as(tensor))
+    found_inf.copy_(found_inf > 0)  # 1, not a fraction: fused Adam skips on exactly 1
 
 
 def average(values: torch.Tensor, world_size: int) -> torch.Tensor:
@@ -136,18 +132,6 @@ def total(values: torch.Tensor) -> torch.Tensor:
     """`values` summed over the ranks (in place)."""
     dist.all_reduce(values)
     return values
-
-
-def average_buffers(module: nn.Module, world_size: int) -> None:
-    """Make the floating-point buffers (BatchNorm statistics, spectral-norm vectors) their mean over the ranks,
-    in one flattened all-reduce."""
-    buffers = [b for b in module.buffers() if b.is_floating_point()]
-    if buffers:
-        flat = average(torch.cat([b.reshape(-1) for b in buffers]), world_size)
-        offset = 0
-        for buffer in buffers:
-            buffer.copy_(flat[offset:offset + buffer.numel()].view_as(buffer))
-            offset += buffer.numel()
 
 
 def gather(value: object, world_size: int) -> list[object]:

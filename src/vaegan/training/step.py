@@ -90,18 +90,14 @@ class TrainStep:
         for optimizer, loss in zip(optimizers, losses):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-        if self.ranks.distributed:
-            distributed.average_gradients(optimizers, self.ranks.world_size)
+        if self.ranks.distributed:  # gradients, BatchNorm statistics and the loss check, averaged over the ranks
+            distributed.average_step(optimizers, model, found_inf, self.ranks.world_size)
         self._check_gradients(optimizers, found_inf)
-        if self.ranks.distributed:
-            distributed.any_rank(found_inf)  # all ranks skip together
         skipped = found_inf > 0
         self._step(optimizers, found_inf)
-        with torch.no_grad():
+        with torch.no_grad():  # the saved buffers are the same on every rank, so a skip keeps the ranks equal
             for saved, live in zip(buffers, model.buffers(), strict=True):
                 live.copy_(torch.where(skipped, saved, live))
-            if self.ranks.distributed:  # BatchNorm statistics saw only this rank's images
-                distributed.average_buffers(model, self.ranks.world_size)
         if self.ema is not None:
             self.ema.update(model.decoder, skipped)
         return StepOutput({k: v.detach().float() for k, v in values.items()}, skipped=skipped)
