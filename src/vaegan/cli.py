@@ -430,8 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--classifier", action="append",
                        help="a `vaegan classifier train` file, used for the experiment on its dataset (give one "
                        "per dataset; default: trained into OUT at the budget's share of its schedule)")
-    repro.add_argument("--subset", type=_positive_int, default=1000,
-                       help="training images of the CIFAR-10 small-data comparison (default 1000)")
+    repro.add_argument("--subset", type=_positive_int, default=256,
+                       help="training images of the CIFAR-10 small-data comparison (default %(default)s, where the "
+                       "unregularised VAE overfits within about 200 steps: docs/reproduce.md)")
     repro.add_argument("--device", default="auto")
     repro.add_argument("--jobs", type=_positive_int, default=1, help="cells at once, each in its own process")
     repro.add_argument("--devices", help="the devices the jobs share, e.g. cuda:0,cuda:1 or cpu (default --device)")

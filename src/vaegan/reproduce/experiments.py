@@ -227,7 +227,7 @@ def cifar10_regularization(options: Options) -> Outcome:
     chosen = _most_important_left_out(cells)
     small = Grid("small-data", [v for v in grid.variants if v.name in ("none", "all", chosen)])
     small_overrides = {**options.overrides, "data.train_subset": options.subset, "train.max_steps": steps,
-                       "train.eval_images": min(1000, EVAL_IMAGES), "train.recon_every": 10}
+                       "train.eval_images": min(1000, options.subset), "train.recon_every": 10}
     small_cells, small_tables = _grid(small, out / "small-data", options, suite,
                                       max(options.seeds, SMALL_DATA_SEEDS), None, small_overrides)
     sharp = {variant: [_evaluation(load_run(cell.run_dir, options.device), ["sharp"], suite)["sharp"][
