@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from vaegan.config import Config, apply_overrides
+from vaegan.data import make_shapes10
 from vaegan.experiment import train
 
 # Tests that take a device run on every one this machine has (benchmarks/gpu_check.py runs them on a GPU).
@@ -59,3 +61,23 @@ def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", ""])
     child.wait()
     return child.pid
+
+
+IMAGE_SIZES = [(32, 32), (64, 48), (40, 90), (33, 31)]
+
+
+def _write_image_folder(root: Path, per_class: int = 6, classes=("circle", "square", "triangle"),
+                        suffixes=(".png", ".jpg", ".bmp", ".webp")) -> None:
+    shapes = make_shapes10("train", train_size=400)
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i, pixels in enumerate(shapes.images[shapes.labels == label][:per_class]):
+            image = Image.fromarray(pixels.permute(1, 2, 0).numpy()).resize(IMAGE_SIZES[i % len(IMAGE_SIZES)])
+            image.save(root / name / f"{i:03d}{suffixes[i % len(suffixes)]}")
+
+
+@pytest.fixture(scope="session")
+def image_folder():
+    """image_folder(root, per_class=6, classes=(...)) writes shapes10 images as PNG/JPEG/BMP/WebP files of mixed
+    sizes, one subfolder of `root` per class: a user's own data."""
+    return _write_image_folder

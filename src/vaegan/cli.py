@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from vaegan.config import apply_overrides, load_preset, parse_override_args, preset_description, preset_names
+from vaegan.config import DATASET_NAMES, apply_overrides, load_preset, parse_override_args, preset_description, preset_names
 from vaegan.errors import StoppedByAnotherRank, VaeganError
 
 OUT_OF_MEMORY = ("out of memory", "can't allocate memory")  # torch's CUDA/MPS and CPU allocator messages
@@ -224,7 +224,7 @@ def _cmd_classifier_train(args: argparse.Namespace) -> None:
     overrides = {"data.name": args.dataset, **parse_override_args(args.overrides, ClassifierConfig)}
     cfg = apply_overrides(ClassifierConfig(), overrides)
     splits = [load_split(cfg.data, split, cfg.train.seed) for split in ("train", "test")]
-    out = Path(args.out or f"runs/classifier-{args.dataset}.pt")
+    out = Path(args.out or f"runs/classifier-{splits[0].name}.pt")
     result = train_classifier(cfg, *splits, out)
     print(f"{args.dataset} classifier: test accuracy {result['test_accuracy']:.2%} after {result['steps']} steps "
           f"({result['train_seconds']} s); written to {out}")
@@ -273,7 +273,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     from vaegan.ablation.runner import SuiteOptions, run_grid
     from vaegan.ablation.table import claim_line, write_tables
     from vaegan.evaluation.inception import present_weights_path
-    from vaegan.evaluation.suite import cache_dir
+    from vaegan.data import cache_dir
 
     grid = load_grid(args.grid)
     overrides = parse_override_args(args.overrides)
@@ -386,8 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     classifier = commands.add_parser("classifier", help="the offline feature extractor for FCD and class "
                                      "consistency").add_subparsers(dest="classifier_command", required=True)
-    classifier_train = classifier.add_parser("train", help="train a compact ResNet classifier on a dataset")
-    classifier_train.add_argument("--dataset", required=True, choices=("cifar10", "cifar100", "shapes10"))
+    classifier_train = classifier.add_parser("train", help="train the compact metrics classifier on a dataset")
+    classifier_train.add_argument("--dataset", required=True, choices=DATASET_NAMES,
+                                  help="as data.name; folder and npz read data.dir=PATH")
     classifier_train.add_argument("--out", help="default runs/classifier-DATASET.pt")
     classifier_train.add_argument("overrides", nargs="*", metavar="key=value",
                                   help="e.g. train.epochs=5 model.channels=32 train.device=cpu")
@@ -448,8 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="dataset utilities").add_subparsers(dest="data_command", required=True)
     prepare = data.add_parser("prepare", help="download/verify a dataset, or check a folder, and print counts")
-    prepare.add_argument("name", choices=("cifar10", "cifar100", "shapes10"))
-    prepare.add_argument("--dir", help="data folder (default: $VAEGAN_DATA or ~/.cache/vaegan)")
+    prepare.add_argument("name", choices=DATASET_NAMES)
+    prepare.add_argument("--dir", help="data folder (default: $VAEGAN_DATA or ~/.cache/vaegan); for folder and "
+                         "npz the folder or file to read")
     prepare.set_defaults(func=_cmd_data_prepare)
     return parser
 

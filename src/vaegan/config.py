@@ -51,15 +51,21 @@ def _fraction() -> dict:
 DEVICE_RULE = {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "allowed": "auto, cpu, cuda, cuda:N, mps"}
 
 
+DATASET_NAMES = ("cifar10", "cifar100", "shapes10", "folder", "npz")
+
+
 @dataclass
 class DataConfig:
-    name: str = field(default="cifar10", metadata=_choices("cifar10", "cifar100", "shapes10"))
-    dir: str | None = None
+    # folder: your images, one subfolder per class (or none: unconditional); npz: arrays x, y, ... in a file
+    name: str = field(default="cifar10", metadata=_choices(*DATASET_NAMES))
+    dir: str | None = None  # CIFAR: the folder holding (or receiving) it; folder / npz: the folder or file to read
     download: bool = True
     hflip: bool = False
     crop_padding: int = field(default=0, metadata=_between(0, 64))
     # train on this many training images only: class-balanced, drawn from train.seed (small-data regimes)
     train_subset: int | None = field(default=None, metadata=_COUNT)
+    # folder / npz without a test split: this share of each class is held out as the test split (fixed draw)
+    test_fraction: float = field(default=0.1, metadata={"above": 0.0, "below": 1.0})
 
 
 @dataclass

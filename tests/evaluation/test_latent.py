@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from vaegan.errors import VaeganError
 from vaegan.evaluation.latent import knn_accuracy, map_2d
 
 
@@ -20,7 +21,7 @@ def test_knn_leaves_each_point_out_and_breaks_ties_toward_the_nearest():
     # point 1: 0 (class 0) and 2 (class 0) -> 0, wrong; point 2: 1 (class 1) and 0 (class 0) -> 1, wrong
     # point 3: 2 (class 0) and 1 (class 1) -> 0, wrong
     assert knn_accuracy(features, labels, k=2) == 0.0
-    with pytest.raises(ValueError, match="needs more than"):
+    with pytest.raises(VaeganError, match="needs more than"):
         knn_accuracy(features, labels, k=4)
 
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from vaegan.ablation.grids import Grid
 from vaegan.config import Config, apply_overrides, from_dict
-from vaegan.data import load_split, sequential_batches
+from vaegan.data import cache_dir, load_split, sequential_batches
 from vaegan.errors import VaeganError
 from vaegan.evaluation.latent import encode_means, knn_accuracy
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun, load_run
-from vaegan.evaluation.suite import Evaluation, cache_dir
+from vaegan.evaluation.suite import Evaluation
 from vaegan.experiment import resume, train
 from vaegan.runs import RunDir
 

@@ -56,6 +56,23 @@ class ImageDataset:
             chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
         return self._take(torch.cat(chosen).sort().values)
 
+    def hold_out(self, fraction: float, seed: int) -> tuple[ImageDataset, ImageDataset]:
+        """(the rest, a held-out test split): `fraction` of each class's images, rounded, at least one where the
+        class has two or more and never all of them, drawn by a generator seeded with `seed`."""
+        generator = torch.Generator().manual_seed(seed)
+        held = []
+        for label in range(self.num_classes):
+            members = (self.labels == label).nonzero().flatten()
+            count = min(max(round(fraction * len(members)), 1), len(members) - 1)
+            held.append(members[torch.randperm(len(members), generator=generator)[:count]])
+        chosen = torch.zeros(len(self), dtype=torch.bool)
+        chosen[torch.cat(held)] = True
+        if not chosen.any():
+            raise VaeganError(f"{self.name} has too few images to hold out a test split (data.test_fraction="
+                              f"{fraction}); add images or a test split")
+        rest, test = self._take(chosen.logical_not().nonzero().flatten()), self._take(chosen.nonzero().flatten())
+        return rest, dataclasses.replace(test, split="test")
+
     def _take(self, index: slice | torch.Tensor) -> ImageDataset:
         coarse = self.coarse_labels[index] if self.coarse_labels is not None else None
         return dataclasses.replace(self, images=self.images[index], labels=self.labels[index], coarse_labels=coarse)

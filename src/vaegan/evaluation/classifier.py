@@ -101,6 +101,8 @@ def accuracy(model: Classifier, dataset: ImageDataset, device: torch.device) -> 
 
 def train_classifier(cfg: ClassifierConfig, train_set: ImageDataset, test_set: ImageDataset, out: Path) -> dict[str, Any]:
     """Train (see the module docstring for the recipe); save atomically to `out` with its test accuracy."""
+    if train_set.num_classes < 2:
+        raise VaeganError(f"{train_set.name} has one class: a classifier needs two or more to tell apart")
     device = select_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     model = Classifier(train_set.num_classes, cfg.model.channels).to(device).to(memory_format=torch.channels_last)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from vaegan.data import ImageDataset, sequential_batches
+from vaegan.errors import VaeganError
 from vaegan.models import GenerativeModel, evaluation_mode
 
 MAP_METHODS = ("pca", "tsne")
@@ -24,7 +25,8 @@ def encode_means(model: GenerativeModel, dataset: ImageDataset, device: torch.de
 def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, k: int = KNN_K) -> float:
     """Leave-one-out k-nearest-neighbour accuracy (Euclidean, majority vote, ties to the nearest)."""
     if len(features) <= k:
-        raise ValueError(f"kNN with k={k} needs more than {k} points, got {len(features)}")
+        raise VaeganError(f"the {k}-NN accuracy of the latent space needs more than {k} test images, got "
+                          f"{len(features)}")
     distances = torch.cdist(features.double(), features.double())
     distances.fill_diagonal_(float("inf"))
     neighbours = distances.topk(k, largest=False).indices  # nearest first

@@ -49,7 +49,7 @@ def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
     payload = files.read_checkpoint(required=("config", "step", "model"))
     cfg = from_dict(payload["config"], where=f"config stored in {files.checkpoint}")
     # Checkpoints record the class count; version-1 files did not, and then the dataset's count applies.
-    num_classes = payload.get("num_classes", NUM_CLASSES[cfg.data.name] if cfg.model.conditional else 0)
+    num_classes = payload.get("num_classes", NUM_CLASSES.get(cfg.data.name, 0) if cfg.model.conditional else 0)
     model = build_model(cfg.model, num_classes)
     with state_must_fit(files.path):
         model.load_state_dict(payload["model"])

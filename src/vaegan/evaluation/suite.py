@@ -11,7 +11,6 @@ per (dataset, split, extractor, weights hash, count), so a second evaluation reu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vaegan.data import cache_dir
 from vaegan.errors import VaeganError
 from vaegan.evaluation import classifier as clf
 from vaegan.evaluation import features as feat
@@ -39,10 +39,6 @@ METRICS = ("fid", "kid", "is", "fcd", "cc", "pr", "div", "recon", "latent", "sha
 INCEPTION_METRICS = {"fid", "kid", "is"}
 CLASSIFIER_METRICS = {"fcd", "cc", "pr", "div"}
 INTERPOLATION_PAIRS, INTERPOLATION_STEPS = 50, 10
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VAEGAN_CACHE") or Path.home() / ".cache" / "vaegan").expanduser()
 
 
 def moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +101,8 @@ class Evaluation:
 
         model, device = self.run.model, self.run.device
         train, test = self.run.dataset("train").head(self.n), self.run.dataset("test").head(self.n)
+        if len(train.labels.unique()) < 2:
+            raise VaeganError("the latent probes measure how classes separate: they need two or more classes")
         train_means, test_means = encode_means(model, train, device), encode_means(model, test, device)
         probe = LogisticRegression(max_iter=1000).fit(train_means.numpy(), train.labels.numpy())
         self.results["latent"] = {
@@ -186,11 +184,13 @@ class Evaluation:
                                   "protocol": {**protocol, "splits": 10, "logits": 1008}}
 
     def classifier(self, wanted: list[str]) -> None:
+        data = self.run.cfg.data
         if self.classifier_path is None:
-            raise VaeganError(f"{', '.join(wanted)} need a classifier: train one with `vaegan classifier "
-                              f"train --dataset {self.run.cfg.data.name}` and pass --classifier FILE")
+            raise VaeganError(f"{', '.join(wanted)} need a classifier: train one with `vaegan classifier train "
+                              f"--dataset {data.name}{f' data.dir={data.dir}' if data.dir else ''}` and pass "
+                              f"--classifier FILE")
         network, info = clf.load_classifier(self.classifier_path, self.run.device)
-        clf.check_matches(info, self.run.cfg.data.name, self.classifier_path)
+        clf.check_matches(info, self.run.dataset("test").name, self.classifier_path)
         digest = sha256_of(self.classifier_path)
 
         def extractor(images: torch.Tensor) -> dict[str, torch.Tensor]:

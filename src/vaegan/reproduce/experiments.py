@@ -18,13 +18,13 @@ from vaegan.ablation.grids import Grid, baselines_grid, regularization_grid
 from vaegan.ablation.runner import Cell, Executor, SuiteOptions, budget_steps, run_grid
 from vaegan.ablation.table import write_tables
 from vaegan.config import apply_overrides, load_preset
-from vaegan.data import load_split, sequential_batches
+from vaegan.data import cache_dir, load_split, sequential_batches
 from vaegan.errors import VaeganError
 from vaegan.evaluation.classifier import ClassifierConfig, load_classifier, train_classifier
 from vaegan.evaluation.inception import present_weights_path
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun, load_run
-from vaegan.evaluation.suite import cache_dir, evaluate
+from vaegan.evaluation.suite import evaluate
 from vaegan.models import evaluation_mode
 from vaegan.runs import RunDir
 from vaegan.reproduce import claims as c

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from vaegan.evaluation.latent import KNN_K
 from vaegan.evaluation.run import LoadedRun, metrics_summary
 from vaegan.runs import atomic_write
 from vaegan.viz.curves import plot_curves
@@ -87,6 +88,8 @@ def run_figures(run: LoadedRun, folder: Path, latent_images: int = 2000, seed: i
         label_path = path.stem.endswith("labels")
         figures.append((path, "Label path at fixed z: the first image's mean decoded between the two labels."
                         if label_path else "Latent interpolation between two encoded test images (linear)."))
+    if len(test) <= KNN_K:  # a test split this small (own data) makes no map worth drawing
+        return figures
     latent = latent_map_figure(model, test, latent_images, "pca", folder / "latent-map-pca.png", run.device, seed)
     figures.append((folder / "latent-map-pca.png",
                     f"PCA of {latent['images']} test-set posterior means; 5-NN accuracy "

@@ -1,0 +1,204 @@
+"""A folder of the user's own images as a dataset (`data.name=folder`, `data.dir=PATH`).
+
+Layout: one subfolder per class (labels in sorted folder order), or images directly in PATH for an
+unconditional dataset (one class). A `test/` subfolder holding the same classes is the test split; without one,
+the test split is held out of the rest (`data.test_fraction`, see ImageDataset.hold_out). PNG, JPEG, WebP and
+BMP files are read, converted to RGB, resized so the shorter side is 32 pixels (bicubic) and centre-cropped to
+32x32. Other files are ignored; a symlink leading outside PATH is not followed; an image that cannot be read is
+skipped and named, and more than MAX_BAD_SHARE of them refuses the folder. Pillow's decompression-bomb guard
+stays on. The decoded pixels are cached in the cache folder, keyed by every file's path, size and mtime, so a
+changed folder is read again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from vaegan.data.dataset import ImageDataset
+from vaegan.errors import VaeganError
+from vaegan.runs.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+SIDE = 32
+MAX_BAD_SHARE = 0.05  # more unreadable images than this share of a split refuses the folder
+TEST_FOLDER = "test"
+_CACHE_VERSION = 1
+
+
+@dataclass
+class _Listing:
+    """The image files of one split, by class, and what was left out."""
+
+    classes: dict[str, list[Path]]
+    ignored: list[Path] = field(default_factory=list)  # not images (by suffix)
+    outside: list[Path] = field(default_factory=list)  # symlinks leading outside the folder
+
+
+def read_folder(root: Path, cache: Path | None) -> tuple[ImageDataset, ImageDataset | None]:
+    """The train split of the folder and its `test/` split (None when it has none)."""
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        raise VaeganError(f"data.dir={root} is not a folder (data.name=folder reads a folder of images, one "
+                          f"subfolder per class)")
+    resolved = root.resolve()
+    train = _list_split(root, resolved, exclude=TEST_FOLDER)
+    test_root = root / TEST_FOLDER
+    test = _list_split(test_root, resolved) if test_root.is_dir() and not test_root.is_symlink() else None
+    if test is not None and sorted(test.classes) != sorted(train.classes):
+        raise VaeganError(f"the classes of {test_root} ({_names(test.classes)}) differ from those of {root} "
+                          f"({_names(train.classes)}); the test split must hold the same class folders")
+    # Named by the training files, so features cached under a dataset's name never outlive a change to it.
+    name = f"{root.name}-{_cache_key(root, train)[:8]}"
+    return (_decoded(root, name, "train", train, cache),
+            _decoded(test_root, name, "test", test, cache) if test else None)
+
+
+def _names(classes: dict[str, list[Path]]) -> str:
+    shown = sorted(classes)
+    return ", ".join(shown[:6]) + (f" and {len(shown) - 6} more" if len(shown) > 6 else "")
+
+
+def _inside(path: Path, resolved_root: Path) -> bool:
+    return path.resolve().is_relative_to(resolved_root)
+
+
+def _image_files(folder: Path, resolved_root: Path, listing: _Listing) -> list[Path]:
+    """The image files directly in `folder`, sorted; other files go to `listing.ignored`/`outside`."""
+    images = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if path.is_symlink() and not _inside(path, resolved_root):
+            listing.outside.append(path)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(path)
+        else:
+            listing.ignored.append(path)
+    return images
+
+
+def _list_split(folder: Path, resolved_root: Path, exclude: str | None = None) -> _Listing:
+    listing = _Listing({})
+    subfolders = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_dir() or path.name == exclude:
+            continue
+        if path.is_symlink() and not _inside(path, resolved_root):
+            listing.outside.append(path)
+        else:
+            subfolders.append(path)
+    loose = _image_files(folder, resolved_root, listing)
+    if subfolders and loose:
+        raise VaeganError(f"{folder} holds both images ({loose[0].name}, ...) and class folders ({subfolders[0].name}, "
+                          f"...): put every image in a class folder, or all of them directly in {folder} for an "
+                          f"unconditional dataset")
+    if not subfolders:
+        if not loose:
+            raise VaeganError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no class folders")
+        listing.classes["image"] = loose
+        return listing
+    if len(subfolders) == 1:
+        raise VaeganError(f"{folder} has one class folder only ({subfolders[0].name}): a conditional dataset needs "
+                          f"two or more; for an unconditional one put the images directly in {folder}")
+    for sub in subfolders:
+        images = _image_files(sub, resolved_root, listing)
+        if not images:
+            raise VaeganError(f"class folder {sub} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        listing.classes[sub.name] = images
+    return listing
+
+
+def _cache_key(folder: Path, listing: _Listing) -> str:
+    digest = hashlib.sha256(f"{_CACHE_VERSION} {SIDE} {folder}".encode())
+    for name in sorted(listing.classes):
+        for path in listing.classes[name]:
+            stat = path.stat()
+            digest.update(f"\0{name}/{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _decoded(folder: Path, name: str, split: str, listing: _Listing, cache: Path | None) -> ImageDataset:
+    """The listing's images as an ImageDataset, from the cache when the files have not changed."""
+    classes = sorted(listing.classes)
+    path = cache / "folders" / f"{_cache_key(folder, listing)}.npz" if cache else None
+    arrays = _read_cache(path) if path else None
+    if arrays is None:
+        arrays = _decode_all(folder, listing, classes)
+        if path:
+            try:
+                atomic_write(path, lambda f: np.savez(f, **arrays))
+            except OSError as err:
+                log.warning("could not cache the decoded images of %s in %s (%s); they will be read again next time",
+                            folder, path, err.strerror or err)
+    return ImageDataset(name, split, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), classes)
+
+
+def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in ("images", "labels")}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None  # missing or damaged: decode again
+
+
+def _decode_all(folder: Path, listing: _Listing, names: list[str]) -> dict[str, np.ndarray]:
+    images, labels, bad = [], [], []
+    for label, name in enumerate(names):
+        for path in listing.classes[name]:
+            try:
+                images.append(_decode(path))
+                labels.append(label)
+            except _Unreadable as err:
+                bad.append(f"{path.relative_to(folder)} ({err})")
+    total = len(images) + len(bad)
+    if listing.outside:
+        log.warning("not followed: %d symlink(s) leading outside %s, e.g. %s", len(listing.outside), folder,
+                    listing.outside[0].relative_to(folder))
+    if listing.ignored:
+        log.warning("ignored %d file(s) in %s that are not %s images, e.g. %s", len(listing.ignored), folder,
+                    "/".join(s[1:].upper() for s in IMAGE_SUFFIXES), listing.ignored[0].relative_to(folder))
+    if bad:
+        shown = "; ".join(bad[:3]) + ("; ..." if len(bad) > 3 else "")
+        if len(bad) > MAX_BAD_SHARE * total:
+            raise VaeganError(f"{len(bad)} of {total} images in {folder} cannot be read (more than "
+                              f"{MAX_BAD_SHARE:.0%}), e.g. {shown}")
+        log.warning("skipped %d of %d images in %s that cannot be read: %s", len(bad), total, folder, shown)
+    return {"images": np.stack(images), "labels": np.asarray(labels, dtype=np.int64)}
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _decode(path: Path) -> np.ndarray:
+    """One file as uint8 [3, 32, 32]: RGB, shorter side resized to 32, centre crop."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.draft("RGB", (SIDE, SIDE))  # JPEG: decode at a reduced scale when the file allows it
+                rgb = image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _Unreadable("larger than Pillow's decompression-bomb limit") from None
+    except UnidentifiedImageError:
+        raise _Unreadable("not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        raise _Unreadable(f"damaged or truncated: {err}") from None
+    width, height = rgb.size
+    scale = SIDE / min(width, height)
+    size = (max(SIDE, round(width * scale)), max(SIDE, round(height * scale)))
+    resized = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    left, top = (size[0] - SIDE) // 2, (size[1] - SIDE) // 2
+    cropped = resized.crop((left, top, left + SIDE, top + SIDE))
+    return np.asarray(cropped, dtype=np.uint8).transpose(2, 0, 1).copy()

@@ -1,0 +1,97 @@
+"""Arrays of the user's own images as a dataset (`data.name=npz`, `data.dir=FILE.npz`).
+
+The file holds `x` (uint8, [N, 32, 32, 3] or [N, 3, 32, 32]) and optionally `y` (integer labels), `class_names`
+(strings) and a test split `x_test` / `y_test`; without `y` the dataset is unconditional (one class). It is
+read with allow_pickle=False, so an object array is refused rather than unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaegan.data.dataset import ImageDataset
+from vaegan.errors import VaeganError
+
+SIDE = 32
+KNOWN_ARRAYS = ("x", "y", "class_names", "x_test", "y_test")
+
+
+def read_npz(path: Path) -> tuple[ImageDataset, ImageDataset | None]:
+    """The train split of the file and its test split (None when it has no `x_test`)."""
+    path = Path(path).expanduser().absolute()
+    if not path.is_file():
+        raise VaeganError(f"data.dir={path} is not a file (data.name=npz reads a .npz file with arrays x and "
+                          f"optionally y, class_names, x_test, y_test)")
+    unreadable = f"{path} is not a readable .npz file (damaged, truncated or another format)"
+    if not zipfile.is_zipfile(path):  # np.load would take it for a .npy or a pickle
+        raise VaeganError(unreadable)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files if name in KNOWN_ARRAYS}
+    except ValueError as err:
+        raise VaeganError(f"{path}: {err} (object arrays are refused: store class_names as strings)") from None
+    except (OSError, EOFError, zipfile.BadZipFile):
+        raise VaeganError(unreadable) from None
+    if "x" not in arrays:
+        raise VaeganError(f"{path} has no array named x (found: {', '.join(sorted(arrays)) or 'none we read'}); "
+                          f"vaegan reads {', '.join(KNOWN_ARRAYS)}")
+    labelled = "y" in arrays
+    if "y_test" in arrays and not ("x_test" in arrays and labelled):
+        raise VaeganError(f"{path} has y_test without {'x_test' if labelled else 'y'}: y_test labels x_test, and "
+                          f"only when y labels x")
+    if labelled and "x_test" in arrays and "y_test" not in arrays:
+        raise VaeganError(f"{path} has x_test but no y_test: the test split needs labels, as x has them (y)")
+    images = _images(arrays["x"], path, "x")
+    labels = _labels(arrays.get("y"), len(images), path, "y")
+    names = _class_names(arrays.get("class_names"), labels, path)
+    _check_range(labels, len(names), path, "y")
+    stat = path.stat()  # named by the file's identity, so cached features never outlive a change to it
+    name = f"{path.stem}-{hashlib.sha256(f'{path} {stat.st_size} {stat.st_mtime_ns}'.encode()).hexdigest()[:8]}"
+    train = ImageDataset(name, "train", images, labels, names)
+    if "x_test" not in arrays:
+        return train, None
+    test_images = _images(arrays["x_test"], path, "x_test")
+    test_labels = _labels(arrays.get("y_test") if labelled else None, len(test_images), path, "y_test")
+    _check_range(test_labels, len(names), path, "y_test")
+    return train, ImageDataset(name, "test", test_images, test_labels, names)
+
+
+def _images(x: np.ndarray, path: Path, key: str) -> torch.Tensor:
+    if x.dtype != np.uint8:
+        raise VaeganError(f"{path}: {key} has dtype {x.dtype}; it must be uint8 pixels 0-255")
+    if x.ndim == 4 and x.shape[1:] == (SIDE, SIDE, 3):
+        x = x.transpose(0, 3, 1, 2)
+    if x.ndim != 4 or x.shape[1:] != (3, SIDE, SIDE) or len(x) == 0:
+        raise VaeganError(f"{path}: {key} has shape {list(x.shape)}; it must be [N, {SIDE}, {SIDE}, 3] or "
+                          f"[N, 3, {SIDE}, {SIDE}] with N >= 1 (resize other sizes first, or use data.name=folder, "
+                          f"which resizes)")
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def _labels(y: np.ndarray | None, count: int, path: Path, key: str) -> torch.Tensor:
+    if y is None:
+        return torch.zeros(count, dtype=torch.int64)
+    if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1 or len(y) != count:
+        raise VaeganError(f"{path}: {key} must be integer labels of shape [{count}] (one per image), got "
+                          f"{y.dtype} of shape {list(y.shape)}")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def _class_names(names: np.ndarray | None, labels: torch.Tensor, path: Path) -> list[str]:
+    if names is None:  # unlabelled: one class, named as a flat image folder's
+        return [str(i) for i in range(int(labels.max()) + 1)] if labels.any() else ["image"]
+    if names.dtype.kind not in "US" or names.ndim != 1 or len(names) == 0:
+        raise VaeganError(f"{path}: class_names must be a 1-D array of strings, got {names.dtype} of shape "
+                          f"{list(names.shape)}")
+    return [str(name) for name in names.astype(str)]
+
+
+def _check_range(labels: torch.Tensor, classes: int, path: Path, key: str) -> None:
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        raise VaeganError(f"{path}: {key} holds labels {int(labels.min())}..{int(labels.max())}, outside 0.."
+                          f"{classes - 1} ({classes} classes)")

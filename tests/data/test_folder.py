@@ -1,0 +1,171 @@
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vaegan.config import DataConfig
+from vaegan.data import load_split
+from vaegan.data import folder as folder_module
+from vaegan.data.folder import read_folder
+from vaegan.errors import VaeganError
+
+def uniform(path, colour, size):
+    Image.new("RGB", size, colour).save(path)
+
+
+def test_class_folders_give_labels_in_sorted_order_and_32x32_rgb_of_every_size(tmp_path, image_folder):
+    image_folder(tmp_path / "data")
+    uniform(tmp_path / "data" / "circle" / "grey.png", (10, 200, 30), (90, 40))
+    Image.new("L", (20, 50), 77).save(tmp_path / "data" / "square" / "gray.png")
+    train, test = read_folder(tmp_path / "data", None)
+    assert test is None and train.class_names == ["circle", "square", "triangle"]
+    assert train.images.dtype == torch.uint8 and train.images.shape == (20, 3, 32, 32)
+    assert torch.bincount(train.labels).tolist() == [7, 7, 6]
+    by_name = {path.name: i for i, path in enumerate(sorted((tmp_path / "data" / "circle").iterdir()))}
+    colour = train.images[by_name["grey.png"]]
+    assert (colour.flatten(1).float().mean(1) - torch.tensor([10.0, 200.0, 30.0])).abs().max() < 1
+    assert (train.images[train.labels == 1][6] == 77).all()  # greyscale becomes three equal channels
+
+
+def test_the_shorter_side_is_resized_and_the_centre_kept(tmp_path):
+    root = tmp_path / "flat"
+    root.mkdir()
+    wide = np.zeros((32, 96, 3), dtype=np.uint8)
+    wide[:, 32:64] = 255  # white centre third, black sides
+    Image.fromarray(wide).save(root / "wide.png")
+    train, _ = read_folder(root, None)
+    assert (train.images[0] == 255).all()
+
+
+def test_a_flat_folder_is_one_unconditional_class(tmp_path):
+    root = tmp_path / "flat"
+    root.mkdir()
+    for i in range(3):
+        uniform(root / f"{i}.png", (i, i, i), (32, 32))
+    train, _ = read_folder(root, None)
+    assert train.class_names == ["image"] and train.labels.tolist() == [0, 0, 0]
+
+
+def test_a_test_subfolder_is_the_test_split_and_must_hold_the_same_classes(tmp_path, image_folder):
+    root = tmp_path / "data"
+    image_folder(root)
+    image_folder(root / "test", per_class=2)
+    train, test = read_folder(root, None)
+    assert len(train) == 18 and len(test) == 6 and test.split == "test"
+    assert test.class_names == train.class_names and train.name == test.name
+    (root / "test" / "triangle").rename(root / "test" / "star")
+    with pytest.raises(VaeganError, match="differ"):
+        read_folder(root, None)
+
+
+def test_without_a_test_folder_a_fixed_fraction_of_each_class_is_held_out(tmp_path, image_folder):
+    image_folder(tmp_path / "data", per_class=20)
+    cfg = DataConfig(name="folder", dir=str(tmp_path / "data"), test_fraction=0.25)
+    train, test = (load_split(cfg, split, seed=3) for split in ("train", "test"))
+    assert len(train) == 45 and len(test) == 15 and torch.bincount(test.labels).tolist() == [5, 5, 5]
+    again = load_split(cfg, "test", seed=99)  # the run's seed does not move the test split
+    assert torch.equal(again.images, test.images)
+    together = torch.cat([train.images, test.images]).flatten(1)
+    assert len(torch.unique(together, dim=0)) == 60  # no image in both
+
+
+def test_unreadable_images_are_skipped_and_named_and_too_many_refuse_the_folder(tmp_path, caplog, image_folder):
+    root = tmp_path / "data"
+    image_folder(root, per_class=20)
+    (root / "circle" / "notes.txt").write_text("not an image")
+    (root / "circle" / "text.jpg").write_text("not an image either")
+    cut = (root / "square" / "000.png").read_bytes()
+    (root / "square" / "000.png").write_bytes(cut[: len(cut) // 2])
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_folder(root, None)
+    assert len(train) == 59
+    messages = " ".join(caplog.messages)
+    assert "skipped 2 of 61" in messages and "text.jpg" in messages and "000.png" in messages
+    assert "ignored 1 file" in messages and "notes.txt" in messages
+    for i in range(1, 4):
+        (root / "triangle" / f"broken{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(VaeganError, match=r"5 of 64 images .* cannot be read"):
+        read_folder(root, None)
+
+
+def test_an_image_bomb_is_refused_by_pillows_guard(tmp_path, monkeypatch, caplog, image_folder):
+    root = tmp_path / "data"
+    image_folder(root, per_class=30)
+    uniform(root / "circle" / "huge.png", (1, 2, 3), (400, 400))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_folder(root, None)
+    assert len(train) == 90 and "decompression-bomb" in " ".join(caplog.messages)
+
+
+@pytest.mark.parametrize("layout, message", [
+    ("empty class", "holds no images"),
+    ("one class", "one class folder only"),
+    ("mixed", "both images"),
+    ("nothing", "no images"),
+])
+def test_folders_that_cannot_make_a_dataset_are_refused_with_the_reason(tmp_path, layout, message, image_folder):
+    root = tmp_path / "data"
+    root.mkdir()
+    if layout == "empty class":
+        image_folder(root)
+        (root / "empty").mkdir()
+    elif layout == "one class":
+        image_folder(root, classes=("circle",))
+    elif layout == "mixed":
+        image_folder(root)
+        uniform(root / "loose.png", (0, 0, 0), (32, 32))
+    with pytest.raises(VaeganError, match=message):
+        read_folder(root, None)
+
+
+def test_symlinks_leading_outside_the_folder_are_not_followed(tmp_path, caplog, image_folder):
+    outside = tmp_path / "private"
+    image_folder(outside, classes=("secret", "other"))
+    root = tmp_path / "data"
+    image_folder(root)
+    os.symlink(outside / "secret" / "000.png", root / "circle" / "link.png")
+    os.symlink(outside / "secret", root / "secret")
+    os.symlink(root / "square" / "001.jpg", root / "circle" / "inside.jpg")
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_folder(root, None)
+    assert train.class_names == ["circle", "square", "triangle"] and len(train) == 19
+    assert "not followed: 2 symlink" in " ".join(caplog.messages)
+
+
+def test_decoded_images_are_cached_and_read_again_when_the_folder_changes(tmp_path, monkeypatch, image_folder):
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    image_folder(root)
+    first, _ = read_folder(root, cache)
+    assert len(list((cache / "folders").iterdir())) == 1
+
+    def no_decoding(path):
+        raise AssertionError("decoded again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(folder_module, "_decode", no_decoding)
+        cached, _ = read_folder(root, cache)
+    assert torch.equal(cached.images, first.images) and cached.name == first.name
+    uniform(root / "circle" / "new.png", (9, 9, 9), (32, 32))
+    changed, _ = read_folder(root, cache)
+    assert len(changed) == len(first) + 1 and changed.name != first.name
+
+
+def test_a_damaged_cache_file_is_decoded_again(tmp_path, image_folder):
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    image_folder(root)
+    first, _ = read_folder(root, cache)
+    stored = next((cache / "folders").iterdir())
+    stored.write_bytes(stored.read_bytes()[:100])
+    again, _ = read_folder(root, cache)
+    assert torch.equal(again.images, first.images)
+
+
+def test_load_split_needs_data_dir_and_an_existing_folder(tmp_path):
+    with pytest.raises(VaeganError, match="needs data.dir"):
+        load_split(DataConfig(name="folder"), "train", 0)
+    with pytest.raises(VaeganError, match="is not a folder"):
+        load_split(DataConfig(name="folder", dir=str(tmp_path / "missing")), "train", 0)

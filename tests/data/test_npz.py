@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import torch
+
+from vaegan.config import DataConfig
+from vaegan.data import load_split
+from vaegan.data.npz import read_npz
+from vaegan.errors import VaeganError
+
+
+def pixels(n, channels_last=True, seed=0):
+    x = np.random.default_rng(seed).integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    return x.transpose(0, 2, 3, 1).copy() if channels_last else x
+
+
+def save(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_images_in_either_layout_with_labels_and_class_names(tmp_path):
+    x = pixels(12, channels_last=False)
+    path = save(tmp_path / "mine.npz", x=x.transpose(0, 2, 3, 1), y=np.arange(12) % 3,
+                class_names=np.array(["cat", "dog", "fox"]))
+    train, test = read_npz(path)
+    assert test is None and train.class_names == ["cat", "dog", "fox"]
+    assert torch.equal(train.images, torch.from_numpy(x)) and train.labels.tolist() == [0, 1, 2] * 4
+    same, _ = read_npz(save(tmp_path / "chw.npz", x=x, y=np.arange(12) % 3))
+    assert torch.equal(same.images, train.images) and same.class_names == ["0", "1", "2"]
+
+
+def test_without_labels_the_dataset_is_unconditional_and_a_test_split_is_held_out(tmp_path):
+    path = save(tmp_path / "flat.npz", x=pixels(40))
+    cfg = DataConfig(name="npz", dir=str(path))
+    train, test = (load_split(cfg, split, 0) for split in ("train", "test"))
+    assert train.class_names == ["image"] and train.labels.unique().tolist() == [0]
+    assert len(train) == 36 and len(test) == 4
+
+
+def test_a_stored_test_split_is_used(tmp_path):
+    path = save(tmp_path / "split.npz", x=pixels(10), y=np.arange(10) % 2, x_test=pixels(4, seed=1),
+                y_test=np.array([1, 0, 1, 1]))
+    train, test = read_npz(path)
+    assert len(train) == 10 and len(test) == 4 and test.labels.tolist() == [1, 0, 1, 1]
+    assert train.name == test.name
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x": pixels(4).astype(np.float32)}, "dtype float32; it must be uint8"),
+    ({"x": pixels(4)[:, :16]}, r"shape \[4, 16, 32, 3\]"),
+    ({"x": pixels(4)[0]}, "shape"),
+    ({"images": pixels(4)}, "no array named x"),
+    ({"x": pixels(4), "y": np.array([0, 1, 2, 5]), "class_names": np.array(["a", "b", "c"])}, r"labels 0..5, outside 0..2"),
+    ({"x": pixels(4), "y": np.array([0, 1, -1, 0])}, "outside"),
+    ({"x": pixels(4), "y": np.array([0, 1])}, r"shape \[4\]"),
+    ({"x": pixels(4), "y": np.array([0.0, 1, 0, 1])}, "integer labels"),
+    ({"x": pixels(4), "y": np.arange(4) % 2, "x_test": pixels(2)}, "no y_test"),
+    ({"x": pixels(4), "y_test": np.arange(2)}, "y_test without"),
+    ({"x": pixels(4), "y": np.arange(4) % 2, "x_test": pixels(2), "y_test": np.array([0, 2])}, "y_test holds"),
+])
+def test_bad_arrays_are_refused_with_what_is_wrong(tmp_path, arrays, message):
+    with pytest.raises(VaeganError, match=message):
+        read_npz(save(tmp_path / "bad.npz", **arrays))
+
+
+def test_object_arrays_and_other_files_are_refused_without_unpickling(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, x=pixels(2), class_names=np.array([{"a": 1}, None], dtype=object))
+    with pytest.raises(VaeganError, match="object arrays are refused"):
+        read_npz(path)
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(VaeganError, match="not a readable .npz"):
+        read_npz(tmp_path / "text.npz")
+    with pytest.raises(VaeganError, match="is not a file"):
+        read_npz(tmp_path / "missing.npz")
