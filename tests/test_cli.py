@@ -92,3 +92,10 @@ def test_overrides_may_follow_the_options_and_anything_else_unknown_is_refused(c
             parse_args(argv)
         assert exit_info.value.code == 2
     assert "unrecognized arguments: loss.beta=2" in capsys.readouterr().err
+
+
+def test_a_missing_perceptual_network_file_is_one_line_saying_how_to_get_it(tmp_path):
+    line = _one_error_line(run_cli("train", "--preset", "vae-cifar10", "--run-dir", str(tmp_path / "run"),
+                                   "data.name=shapes10", "loss.perceptual_weight=1", "loss.perceptual_net=vgg16",
+                                   f"loss.perceptual_weights={tmp_path / 'vgg16.pth'}"))
+    assert "vgg16-397923af.pth" in line and "VAEGAN_VGG" in line and "no file at" in line

@@ -122,6 +122,8 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
     ({"model.name": "gan", "train.vae_warmup_epochs": 1}, "vae_warmup_epochs must be 0"),
     ({"model.name": "vae", "loss.feature_weight": 1.0}, "needs model.name=vaegan"),
     ({"model.name": "vaegan", "loss.feature_weight": 1.0, "loss.d_on_recon": False}, "d_on_recon=true"),
+    ({"model.name": "gan", "loss.perceptual_weight": 1.0, "loss.perceptual_net": "vgg16"}, "has no encoder"),
+    ({"loss.perceptual_weight": 1.0}, "needs loss.perceptual_weights=FILE"),
 ])
 def test_inconsistent_combinations_are_refused_with_the_keys_named(overrides, pattern):
     with pytest.raises(VaeganError, match=pattern):

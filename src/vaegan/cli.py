@@ -272,7 +272,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     from vaegan.ablation.grids import load_grid
     from vaegan.ablation.runner import SuiteOptions, run_grid
     from vaegan.ablation.table import claim_line, write_tables
-    from vaegan.evaluation.inception import present_weights_path
+    from vaegan.evaluation.inception import INCEPTION_WEIGHTS
     from vaegan.data import cache_dir
 
     grid = load_grid(args.grid)
@@ -280,7 +280,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     out = Path(args.out or f"runs/ablate-{grid.name}")
     if args.classifier and not Path(args.classifier).is_file():
         raise VaeganError(f"--classifier: no file at {args.classifier}")
-    inception = present_weights_path(args.inception_weights, cache_dir())
+    inception = INCEPTION_WEIGHTS.present(args.inception_weights, cache_dir())
     suite = SuiteOptions(Path(args.classifier) if args.classifier else None, str(inception) if inception else None)
     if args.executor != "pool":
         executor = functools.partial(run_cluster, kind=args.executor, folder=out / "submitit",

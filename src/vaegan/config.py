@@ -94,6 +94,12 @@ class LossConfig:
     d_on_recon: bool = True  # D sees reconstructions G(E(x), y) as fakes
     d_on_prior: bool = True  # D sees prior samples G(z, y) as fakes
     feature_weight: float = field(default=0.0, metadata=_at_least(0.0))  # feature matching in D's features
+    # Perceptual reconstruction loss: distance between a frozen network's features of x and x_hat (objectives/
+    # perceptual.py). net: classifier = a `vaegan classifier train` file (offline), vgg16 = torchvision's VGG16
+    # (vgg16-397923af.pth: from perceptual_weights, $VAEGAN_VGG or a checked download into the cache).
+    perceptual_weight: float = field(default=0.0, metadata=_at_least(0.0))
+    perceptual_net: str = field(default="classifier", metadata=_choices("classifier", "vgg16"))
+    perceptual_weights: str | None = None
 
 
 @dataclass
@@ -159,7 +165,7 @@ class Config:
 # data lives (data.dir, data.download) is not part of the experiment.
 RESUME_FROZEN_SECTIONS = ("data", "model", "loss", "optim")
 RESUME_FROZEN_KEYS = ("train.seed", "train.batch_size", "train.vae_warmup_epochs", "train.ema_decay")
-RESUME_FREE_KEYS = ("data.dir", "data.download")
+RESUME_FREE_KEYS = ("data.dir", "data.download", "loss.perceptual_weights")  # the trainer checks the file's sha256
 
 
 def _sections(root: type = Config) -> dict[str, type]:
@@ -347,6 +353,12 @@ def check_consistency(cfg: Config) -> None:
         raise VaeganError("model.name=gan has no VAE part to warm up: train.vae_warmup_epochs must be 0")
     if cfg.model.name == "gan" and cfg.loss.gan_weight == 0:
         raise VaeganError("model.name=gan trains on the GAN loss alone: loss.gan_weight must be > 0")
+    if cfg.loss.perceptual_weight > 0 and cfg.model.name == "gan":
+        raise VaeganError("loss.perceptual_weight > 0 compares reconstructions with their images: model.name=gan "
+                          "has no encoder, so it must be 0")
+    if cfg.loss.perceptual_weight > 0 and cfg.loss.perceptual_net == "classifier" and not cfg.loss.perceptual_weights:
+        raise VaeganError("loss.perceptual_net=classifier needs loss.perceptual_weights=FILE, a classifier written "
+                          "by `vaegan classifier train` on the run's dataset")
     if cfg.loss.feature_weight > 0 and (cfg.model.name != "vaegan" or not cfg.loss.d_on_recon):
         raise VaeganError("loss.feature_weight > 0 matches reconstructions in D's features: it needs "
                           "model.name=vaegan and loss.d_on_recon=true")

@@ -1,8 +1,6 @@
 """The FID Inception network's architecture and weights handling, without the real weights file."""
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -44,7 +42,7 @@ def test_the_last_block_max_pools_and_the_others_ignore_padding_in_their_average
 
 
 def test_weights_load_from_a_file_with_weights_only(tmp_path, network):
-    path = tmp_path / inc.WEIGHTS_FILE
+    path = tmp_path / inc.INCEPTION_WEIGHTS.name
     state = {k: v for k, v in network.state_dict().items() if not k.endswith("num_batches_tracked")}
     torch.save(state, path)  # as the published file, which predates BatchNorm's batch counter
     loaded = inc.load_fid_inception(path)
@@ -52,56 +50,3 @@ def test_weights_load_from_a_file_with_weights_only(tmp_path, network):
     torch.save({"something": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(VaeganError, match="is not the FID Inception weights file"):
         inc.load_fid_inception(tmp_path / "other.pth")
-
-
-def test_the_weights_path_is_the_configured_file_then_the_environment_then_the_cache(tmp_path, monkeypatch):
-    given = tmp_path / "given.pth"
-    given.write_bytes(b"x")
-    monkeypatch.setenv(inc.ENV_VAR, str(given))
-    assert inc.inception_weights_path(None, tmp_path / "cache") == given
-    monkeypatch.delenv(inc.ENV_VAR)
-    with pytest.raises(VaeganError, match=f"{inc.ENV_VAR}=.*{inc.WEIGHTS_FILE}"):
-        inc.inception_weights_path(str(tmp_path / "absent.pth"), tmp_path / "cache")
-    with pytest.raises(VaeganError, match="download is off"):
-        inc.inception_weights_path(None, tmp_path / "cache", download=False)
-
-
-def test_a_failed_or_corrupt_download_leaves_nothing_behind(tmp_path, monkeypatch):
-    def offline(url, filename):
-        raise OSError("network unreachable")
-    monkeypatch.setattr(inc.urllib.request, "urlretrieve", offline)
-    with pytest.raises(VaeganError, match="download impossible"):
-        inc.inception_weights_path(None, tmp_path)
-
-    def corrupt(url, filename):
-        Path(filename).write_bytes(b"not the weights")
-    monkeypatch.setattr(inc.urllib.request, "urlretrieve", corrupt)
-    with pytest.raises(VaeganError, match="sha256"):
-        inc.inception_weights_path(None, tmp_path)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_download_writes_a_temp_file_of_its_own_and_removes_those_of_killed_ones(tmp_path, monkeypatch, dead_pid):
-    stale = tmp_path / f"{inc.WEIGHTS_FILE}.{dead_pid}.k3j4h5g6.part"
-    live = tmp_path / f"{inc.WEIGHTS_FILE}.{os.getpid()}.zz99yy88.part"  # another download of this process
-    stale.write_bytes(b"half")
-    live.write_bytes(b"half")
-    written = []
-
-    def fetch(url, filename):
-        written.append(Path(filename).name)
-        Path(filename).write_bytes(b"weights")
-    monkeypatch.setattr(inc.urllib.request, "urlretrieve", fetch)
-    monkeypatch.setattr(inc, "WEIGHTS_SHA256_PREFIX", hashlib.sha256(b"weights").hexdigest()[:8])
-    assert inc.inception_weights_path(None, tmp_path) == tmp_path / inc.WEIGHTS_FILE
-    assert written[0].startswith(f"{inc.WEIGHTS_FILE}.{os.getpid()}.") and written[0] != live.name
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([inc.WEIGHTS_FILE, live.name])
-
-
-@pytest.mark.parametrize("content", [torch.zeros(3), [torch.zeros(3)], None, {1: torch.zeros(3)}],
-                         ids=["tensor", "list", "none", "dict-with-int-key"])
-def test_a_file_that_is_not_a_dict_of_named_tensors_is_one_error(tmp_path, content):
-    path = tmp_path / "weights.pth"
-    torch.save(content, path)
-    with pytest.raises(VaeganError, match=f"{path} is not the FID Inception weights file"):
-        inc.load_fid_inception(path)

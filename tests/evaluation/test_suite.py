@@ -9,10 +9,10 @@ import torch
 from vaegan.cli import main
 from vaegan.data import load_dataset
 from vaegan.evaluation import features as feat
-from vaegan.evaluation.classifier import load_classifier
 from vaegan.evaluation.inception import FIDInceptionV3
 from vaegan.evaluation.manifold import precision_recall
 from vaegan.evaluation.suite import class_consistency
+from vaegan.objectives.feature_networks import load_classifier
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_run):
@@ -104,7 +104,7 @@ def test_without_inception_weights_or_classifier_the_other_metrics_still_run(set
     run, _, _ = setup
     monkeypatch.setenv("VAEGAN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("VAEGAN_INCEPTION", raising=False)
-    monkeypatch.setattr("vaegan.evaluation.inception.urllib.request.urlretrieve",
+    monkeypatch.setattr("vaegan.runs.weights.urllib.request.urlretrieve",
                         lambda *a: (_ for _ in ()).throw(OSError("offline")))
     assert main(["evaluate", str(run), "--n", "30", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -174,5 +174,5 @@ def test_a_classifier_file_of_the_earlier_network_asks_for_a_new_one(setup, tmp_
     del payload["network"]  # as files written before the conv-group network
     old = tmp_path / "old.pt"
     write_checkpoint(old, payload, file_format=FORMAT, version=VERSION)
-    with pytest.raises(VaeganError, match="holds an earlier network .* `vaegan classifier train --dataset shapes10`"):
+    with pytest.raises(VaeganError, match="holds an earlier network .* `vaegan classifier train`"):
         load_classifier(old, torch.device("cpu"))

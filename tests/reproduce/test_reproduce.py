@@ -61,7 +61,8 @@ def test_a_missing_classifier_file_is_one_line(tmp_path, capsys):
 def test_each_experiment_takes_the_given_classifier_of_its_own_dataset(tmp_path):
     import torch
 
-    from vaegan.evaluation.classifier import FORMAT, NETWORK, VERSION, Classifier
+    from vaegan.evaluation.classifier import FORMAT, NETWORK, VERSION
+    from vaegan.models.classifier import Classifier
     from vaegan.reproduce.experiments import Options, metrics_classifier
     from vaegan.runs.checkpoint import write_checkpoint
 

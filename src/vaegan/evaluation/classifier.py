@@ -18,18 +18,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from vaegan.config import DEVICE_RULE, DataConfig
 from vaegan.data import BatchLoader, ImageDataset, sequential_batches
 from vaegan.errors import VaeganError
 from vaegan.models import evaluation_mode
-from vaegan.runs.checkpoint import read_checkpoint, state_must_fit, write_checkpoint
+from vaegan.models.classifier import Classifier
+from vaegan.objectives.feature_networks import FORMAT, NETWORK, VERSION
+from vaegan.runs.checkpoint import write_checkpoint
 from vaegan.runs.device import select_device
 
-FORMAT = "vaegan-classifier"
-VERSION = 2  # this file's own version: 2 is the checksummed container of runs.checkpoint
-NETWORK = "conv-groups"  # the network a file's weights are for (earlier files held a ResNet and lack the key)
 
 
 @dataclass
@@ -63,32 +61,6 @@ class ClassifierConfig:
     model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
     train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
     optim: ClassifierOptimConfig = field(default_factory=ClassifierOptimConfig)
-
-
-def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU()]
-
-
-class Classifier(nn.Module):
-    """Stem conv (c) at 32x32, then three groups (c, 4c, 4c channels), each conv -> max pool 2 -> BN -> GELU ->
-    conv -> BN -> GELU (32 -> 16 -> 8 -> 4), global max pool -> features [4c] -> logits."""
-
-    def __init__(self, num_classes: int, channels: int = 64):
-        super().__init__()
-        c = channels
-        widths = [(c, c), (c, 4 * c), (4 * c, 4 * c)]
-        self.stem = nn.Sequential(*_conv_bn(3, c))
-        self.groups = nn.Sequential(*(nn.Sequential(nn.Conv2d(w_in, w_out, 3, padding=1, bias=False),
-                                                    nn.MaxPool2d(2), nn.BatchNorm2d(w_out), nn.GELU(),
-                                                    *_conv_bn(w_out, w_out)) for w_in, w_out in widths))
-        self.head = nn.Linear(4 * c, num_classes, bias=False)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate features [N, 4c] (FCD and precision/recall are computed in this space)."""
-        return self.groups(self.stem(x)).amax(dim=(2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 def accuracy(model: Classifier, dataset: ImageDataset, device: torch.device) -> float:
@@ -136,20 +108,6 @@ def train_classifier(cfg: ClassifierConfig, train_set: ImageDataset, test_set: I
                            "num_classes": train_set.num_classes, "class_names": train_set.class_names, **result},
                      file_format=FORMAT, version=VERSION)
     return result
-
-
-def load_classifier(path: Path, device: torch.device) -> tuple[Classifier, dict[str, Any]]:
-    """The classifier at `path` in eval mode, and its record (dataset, test accuracy, ...)."""
-    payload = read_checkpoint(path, file_format=FORMAT, version=VERSION, what="classifier",
-                              required=("state", "channels", "num_classes", "dataset", "test_accuracy"))
-    if payload.get("network") != NETWORK:
-        raise VaeganError(f"classifier {path} holds an earlier network than this vaegan's; train a new one with "
-                          f"`vaegan classifier train --dataset {payload['dataset']}`")
-    model = Classifier(payload["num_classes"], payload["channels"])
-    with state_must_fit(path):
-        model.load_state_dict(payload["state"])
-    info = {k: v for k, v in payload.items() if k not in ("state", "format", "version")}
-    return model.to(device).eval(), info
 
 
 def check_matches(info: dict[str, Any], dataset: str, path: Path) -> None:

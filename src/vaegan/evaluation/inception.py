@@ -9,23 +9,19 @@ Outputs: the 2048-d pool features (FID, KID) and the 1008 logits (Inception Scor
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, temp_prefix
 from vaegan.errors import VaeganError
+from vaegan.runs.weights import WeightsFile, read_state_dict
 
-WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
-WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_FILE}"
-WEIGHTS_SHA256_PREFIX = "6726825d"
-ENV_VAR = "VAEGAN_INCEPTION"
+INCEPTION_WEIGHTS = WeightsFile(
+    what="Inception weights for FID/KID/IS", name="pt_inception-2015-12-05-6726825d.pth",
+    url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    sha256_prefix="6726825d", env_var="VAEGAN_INCEPTION", config_key="evaluation.inception_weights")
 
 
 class BasicConv2d(nn.Module):
@@ -171,85 +167,17 @@ class FIDInceptionV3(nn.Module):
         return pool, self.fc(pool)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _missing_message(cache: Path, reason: str) -> str:
-    return (f"Inception weights for FID/KID/IS are not available ({reason}): download {WEIGHTS_URL} and set "
-            f"{ENV_VAR}=/path/to/{WEIGHTS_FILE} (or evaluation.inception_weights), or place it at {cache}")
-
-
-def inception_weights_path(configured: str | None, cache_dir: Path, download: bool = True) -> Path:
-    """The weights file: the configured path, else $VAEGAN_INCEPTION, else the cache (downloaded into it when
-    absent, checked against the sha256 prefix in its name). Every failure is one VaeganError saying how to
-    provide the file."""
-    chosen = configured or os.environ.get(ENV_VAR)
-    cache = Path(cache_dir) / WEIGHTS_FILE
-    if chosen:
-        path = Path(chosen).expanduser()
-        if not path.is_file():
-            raise VaeganError(_missing_message(cache, f"no file at {path}"))
-        return path
-    if cache.is_file():
-        return cache
-    if not download:
-        raise VaeganError(_missing_message(cache, "not in the cache and download is off"))
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        _download(cache)
-    except OSError as err:
-        raise VaeganError(_missing_message(cache, f"download impossible: {err}")) from None
-    return cache
-
-
-def _download(cache: Path) -> None:
-    """Fetch into a temp file of this process (two processes may fetch at once) and move it into place, once
-    checked; temp files that killed downloads left are removed first."""
-    remove_stale_temp_files(cache.parent, download_temp_pattern(cache.name, ".part"))
-    handle, partial_name = tempfile.mkstemp(dir=cache.parent, prefix=temp_prefix(cache.name), suffix=".part")
-    os.close(handle)
-    partial = Path(partial_name)
-    try:
-        urllib.request.urlretrieve(WEIGHTS_URL, partial)
-        if not sha256_of(partial).startswith(WEIGHTS_SHA256_PREFIX):
-            raise VaeganError(_missing_message(cache, "the downloaded file failed its sha256 check"))
-        os.replace(partial, cache)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def present_weights_path(configured: str | None, cache_dir: Path) -> Path | None:
-    """The weights file when one is configured or already cached, else None (never downloads): for callers
-    that add FID only where the weights are at hand."""
-    if not (configured or os.environ.get(ENV_VAR) or (Path(cache_dir) / WEIGHTS_FILE).is_file()):
-        return None
-    return inception_weights_path(configured, cache_dir, download=False)
-
-
 def load_fid_inception(path: Path, device: torch.device | str = "cpu") -> FIDInceptionV3:
     """The network with the weights of `path` (loaded with weights_only), in eval mode."""
     model = FIDInceptionV3()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unreadable file: one message naming it
-        raise VaeganError(f"cannot read Inception weights {path}: {str(err).splitlines()[0]}") from None
-    not_weights = f"{path} is not the FID Inception weights file"
-    if not isinstance(state, dict):  # a tensor, a list, ...: weights_only loads any plain data
-        raise VaeganError(f"{not_weights} (it holds a {type(state).__name__}, not a dict of tensors)")
-    if not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
-        raise VaeganError(f"{not_weights} (some of its entries are not named tensors)")
+    state = read_state_dict(path, "FID Inception weights")
     for key, value in model.state_dict().items():  # files written before BatchNorm counted batches
         if key.endswith("num_batches_tracked"):
             state.setdefault(key, value)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise VaeganError(f"{not_weights} ({str(err).splitlines()[0]})") from None
+        raise VaeganError(f"{path} is not the FID Inception weights file ({str(err).splitlines()[0]})") from None
     model = model.to(device).eval()
     if torch.device(device).type in ("cpu", "cuda"):  # NHWC convolutions: ~1.5x faster on CPU
         model = model.to(memory_format=torch.channels_last)

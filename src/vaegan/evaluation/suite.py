@@ -23,7 +23,7 @@ from vaegan.data import cache_dir
 from vaegan.errors import VaeganError
 from vaegan.evaluation import classifier as clf
 from vaegan.evaluation import features as feat
-from vaegan.evaluation.inception import inception_weights_path, load_fid_inception, sha256_of
+from vaegan.evaluation.inception import INCEPTION_WEIGHTS, load_fid_inception
 from vaegan.evaluation.latent import encode_means, knn_accuracy
 from vaegan.evaluation.interpolation import interpolation_rows, step_ratios
 from vaegan.evaluation.manifold import mean_pairwise_distance, precision_recall
@@ -33,6 +33,8 @@ from vaegan.evaluation.sharpness import laplacian_energy
 from vaegan.evaluation.statistics import (RunningMoments, frechet_distance, inception_score,
                                           kernel_inception_distance)
 from vaegan.models import evaluation_mode
+from vaegan.objectives.feature_networks import load_classifier
+from vaegan.runs.weights import sha256_of
 from vaegan.speed import autocast
 
 METRICS = ("fid", "kid", "is", "fcd", "cc", "pr", "div", "recon", "latent", "sharp", "smooth")
@@ -156,7 +158,7 @@ class Evaluation:
                                     lambda: feat.extract(feat.real_batches(dataset, self.run.device), extractor))
 
     def inception(self, wanted: list[str]) -> None:
-        path = inception_weights_path(self.inception_weights, self.cache)
+        path = INCEPTION_WEIGHTS.path(self.inception_weights, self.cache)
         digest = sha256_of(path)
         network = load_fid_inception(path, self.run.device)
 
@@ -189,7 +191,7 @@ class Evaluation:
             raise VaeganError(f"{', '.join(wanted)} need a classifier: train one with `vaegan classifier train "
                               f"--dataset {data.name}{f' data.dir={data.dir}' if data.dir else ''}` and pass "
                               f"--classifier FILE")
-        network, info = clf.load_classifier(self.classifier_path, self.run.device)
+        network, info = load_classifier(self.classifier_path, self.run.device)
         clf.check_matches(info, self.run.dataset("test").name, self.classifier_path)
         digest = sha256_of(self.classifier_path)
 

@@ -20,12 +20,13 @@ from vaegan.ablation.table import write_tables
 from vaegan.config import apply_overrides, load_preset
 from vaegan.data import cache_dir, load_split, sequential_batches
 from vaegan.errors import VaeganError
-from vaegan.evaluation.classifier import ClassifierConfig, load_classifier, train_classifier
-from vaegan.evaluation.inception import present_weights_path
+from vaegan.evaluation.classifier import ClassifierConfig, train_classifier
+from vaegan.evaluation.inception import INCEPTION_WEIGHTS
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun, load_run
 from vaegan.evaluation.suite import evaluate
 from vaegan.models import evaluation_mode
+from vaegan.objectives.feature_networks import load_classifier
 from vaegan.runs import RunDir
 from vaegan.reproduce import claims as c
 from vaegan.viz.report import run_figures
@@ -87,7 +88,7 @@ def _dataset_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _suite(classifier: Path) -> SuiteOptions:
-    inception = present_weights_path(None, cache_dir())
+    inception = INCEPTION_WEIGHTS.present(None, cache_dir())
     return SuiteOptions(classifier, str(inception) if inception else None)
 
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import torch
 
 from vaegan.config import Config
+from vaegan.data import cache_dir
 from vaegan.models import GenerativeModel, build_model
+from vaegan.objectives.perceptual import PerceptualLoss, build_perceptual_loss
 from vaegan.speed import SpeedSettings, align_optimizer_state, apply_speed_settings
 from vaegan.data.seeding import derive_seed
 from vaegan.training.distributed import Ranks
@@ -35,6 +37,7 @@ class TrainingParts:
     optimizer: torch.optim.Adam  # E and G
     d_optimizer: torch.optim.Adam | None  # D, when the model has one
     ema: GeneratorEMA | None  # of G, when train.ema_decay > 0
+    perceptual: PerceptualLoss | None  # frozen feature network, when loss.perceptual_weight > 0
     step: TrainStep
 
 
@@ -53,5 +56,9 @@ def build_training(cfg: Config, num_classes: int, device: torch.device, speed: S
     d_optimizer = None if model.discriminator is None else build_adam(
         model.discriminator.parameters(), cfg.optim.d_lr, 0.0, betas, fused=speed.fused_adam)
     ema = GeneratorEMA(model.decoder, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
-    step = TrainStep(model, optimizer, cfg.loss, d_optimizer=d_optimizer, ema=ema, speed=speed, ranks=ranks)
-    return TrainingParts(model, optimizer, d_optimizer, ema, step)
+    perceptual = build_perceptual_loss(cfg.loss, cache_dir(), device)
+    if perceptual is not None and speed.channels_last:
+        perceptual = perceptual.to(memory_format=torch.channels_last)
+    step = TrainStep(model, optimizer, cfg.loss, d_optimizer=d_optimizer, ema=ema, perceptual=perceptual,
+                     speed=speed, ranks=ranks)
+    return TrainingParts(model, optimizer, d_optimizer, ema, perceptual, step)

@@ -10,17 +10,25 @@ from torch import nn
 from vaegan.config import LossConfig
 from vaegan.models import GenerativeModel
 from vaegan.objectives import discriminator_loss, feature_matching_loss, generator_loss, vae_loss
+from vaegan.objectives.perceptual import PerceptualLoss
 from vaegan.speed import SpeedSettings, autocast, to_input_layout
 from vaegan.training import distributed
 from vaegan.training.distributed import Ranks
 from vaegan.training.ema import GeneratorEMA
 
 
-def _autoencoder_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, beta: float,
-                      reduction: str) -> tuple[torch.Tensor, ...]:
+def _autoencoder_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, cfg: LossConfig,
+                      perceptual: PerceptualLoss | None, values: dict[str, torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x_hat, the VAE loss plus the weighted perceptual term); fills the logged values."""
     x_hat, mu, logvar = model(x, y)
-    out = vae_loss(x_hat.float(), x, mu.float(), logvar.float(), beta, reduction)  # fp32 losses under autocast
-    return x_hat, out.loss, out.recon, out.kl, out.mse_per_pixel
+    out = vae_loss(x_hat.float(), x, mu.float(), logvar.float(), cfg.beta, cfg.reduction)  # fp32 under autocast
+    values.update(recon=out.recon, kl=out.kl, mse_per_pixel=out.mse_per_pixel)
+    loss = out.loss
+    if perceptual is not None:
+        values["perceptual"] = perceptual(x_hat, x)
+        loss = loss + cfg.perceptual_weight * values["perceptual"]
+    return x_hat, loss
 
 
 def supports_found_inf(optimizer: torch.optim.Optimizer) -> bool:
@@ -37,7 +45,8 @@ class StepOutput:
 class TrainStep:
     """Forward, losses, backward and updates for one batch.
 
-    E/G minimise recon + beta*KL + gan_weight*GAN (+ feature_weight * feature matching); D minimises its GAN
+    E/G minimise recon + beta*KL (+ perceptual_weight * perceptual) + gan_weight*GAN (+ feature_weight * feature
+    matching); D minimises its GAN
     loss on real images against reconstructions and/or prior samples G(z, y) (z ~ N(0, I), the batch's labels).
     Both losses and both gradients are computed from the same weights before either optimiser steps
     (simultaneous updates), so a non-finite loss or gradient can skip the whole step: no weight, optimiser
@@ -55,11 +64,12 @@ class TrainStep:
 
     def __init__(self, model: GenerativeModel, optimizer: torch.optim.Optimizer, loss: LossConfig, *,
                  d_optimizer: torch.optim.Optimizer | None = None, ema: GeneratorEMA | None = None,
-                 speed: SpeedSettings | None = None, ranks: Ranks = Ranks()):
+                 perceptual: PerceptualLoss | None = None, speed: SpeedSettings | None = None,
+                 ranks: Ranks = Ranks()):
         if model.discriminator is not None and d_optimizer is None:
             raise ValueError("a model with a discriminator needs d_optimizer")
         self.model, self.optimizer, self.d_optimizer = model, optimizer, d_optimizer
-        self.loss, self.ema = loss, ema
+        self.loss, self.ema, self.perceptual = loss, ema, perceptual
         self.speed = speed or SpeedSettings()
         self.ranks = ranks
 
@@ -74,8 +84,7 @@ class TrainStep:
             g_loss = x.new_zeros(())
             fakes = []
             if model.encoder is not None:
-                x_hat, g_loss, values["recon"], values["kl"], values["mse_per_pixel"] = _autoencoder_loss(
-                    model, x, y, cfg.beta, cfg.reduction)
+                x_hat, g_loss = _autoencoder_loss(model, x, y, cfg, self.perceptual, values)
                 if cfg.d_on_recon:
                     fakes.append(x_hat)
             d_loss = None

@@ -106,6 +106,7 @@ class Trainer:
         parts = build_training(cfg, self.num_classes, self.device, self.speed, ranks)
         self.model, self.optimizer, self.d_optimizer = parts.model, parts.optimizer, parts.d_optimizer
         self.ema, self.step_fn = parts.ema, parts.step
+        self.perceptual_sha256 = parts.perceptual.weights_sha256 if parts.perceptual is not None else None
         self.loader = BatchLoader(train_set, cfg.train.batch_size // ranks.world_size, shuffle=True,
                                   hflip=cfg.data.hflip, crop_padding=cfg.data.crop_padding, seed=cfg.train.seed,
                                   rank=ranks.rank, world_size=ranks.world_size, device=self.device,
@@ -148,7 +149,7 @@ class Trainer:
             "ema": None if self.ema is None else self.ema.state_dict(), "nonfinite_steps": self.nonfinite_steps,
             "rng": rng, "rng_ranks": rng_ranks, "world_size": self.ranks.world_size, "step": pos.step,
             "epoch": pos.epoch, "batch": pos.batch, "metrics_offset": self.metrics.offset(),
-            "num_classes": self.num_classes, "speed": self.speed_record})
+            "num_classes": self.num_classes, "speed": self.speed_record, "perceptual_sha256": self.perceptual_sha256})
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Load a checkpoint's state; one that does not fit the model its config describes is refused."""
@@ -162,6 +163,10 @@ class Trainer:
             raise VaeganError(f"{self.files} was trained by {saved_world} process(es); resume it with the same "
                               f"number (torchrun --nproc_per_node={saved_world}), not {self.ranks.world_size}: the "
                               "data order and random streams depend on it")
+        if payload.get("perceptual_sha256") != self.perceptual_sha256:
+            raise VaeganError(f"{self.files} was trained with another perceptual network file than "
+                              f"{self.cfg.loss.perceptual_weights or 'the one found now'} (its sha256 differs); "
+                              f"resume it with the same file")
         with ckpt.state_must_fit(self.files.path):
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
