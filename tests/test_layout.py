@@ -37,6 +37,9 @@ ABOVE_ALL = ("vaegan.experiment", "vaegan.ablation", "vaegan.reproduce", "vaegan
               "vaegan.speed", *ABOVE_ALL)),
     ("speed", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", *ABOVE_ALL)),
     ("models", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", "vaegan.runs", *ABOVE_ALL)),
+    ("objectives", ("vaegan.speed", "vaegan.training", "vaegan.evaluation", "vaegan.viz", *ABOVE_ALL)),
+    ("data", ("vaegan.models", "vaegan.objectives", "vaegan.speed", "vaegan.training", "vaegan.evaluation",
+              "vaegan.viz", *ABOVE_ALL)),
     ("ablation", ("vaegan.reproduce", "vaegan.cli")),
     ("reproduce", ("vaegan.cli",)),
 ])
