@@ -83,6 +83,11 @@ def metrics_classifier(dataset_overrides: dict[str, Any], options: Options) -> t
     return path, train_classifier(cfg, train_set, test_set, path)
 
 
+def _classifier_fact(path: Path, info: dict[str, Any]) -> str:
+    return (f"metrics classifier: {path} ({info['dataset']}, test accuracy {info['test_accuracy']:.1%}"
+            + (f", trained in {info['train_seconds']} s" if "train_seconds" in info else "") + ")")
+
+
 def _dataset_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if k.startswith("data.") and k != "data.train_subset"}
 
@@ -194,8 +199,7 @@ def cifar100_vaegan(options: Options) -> Outcome:
         c.at_least("VAE-GAN sharper than VAE-only", "sample sharpness ratio VAE-GAN / VAE-only (sharp)",
                    metrics["sharp"]["ratio"] / vae_sharp["ratio"], 1.0),
     ]
-    facts = [f"metrics classifier: {classifier} ({info['dataset']}, test accuracy {info['test_accuracy']:.1%}"
-             + (f", trained in {info['train_seconds']} s" if "train_seconds" in info else "") + ")",
+    facts = [_classifier_fact(classifier, info),
              f"main run: {run.run_dir} at step {run.step} ({summary.get('epoch')} epochs)"]
     figures = run_figures(run, RunDir(out).figures)
     return Outcome("cifar100-vaegan", "Conditional VAE-GAN on CIFAR-100", findings, facts, figures, tables)
@@ -257,7 +261,7 @@ def cifar10_regularization(options: Options) -> Outcome:
         c.better_in("More structured latent space", "5-NN accuracy of test means", *paired["knn"], "all", "none",
                     lower=False),
     ]
-    facts = [f"metrics classifier: {classifier} ({info['dataset']}, test accuracy {info['test_accuracy']:.1%})",
+    facts = [_classifier_fact(classifier, info),
              f"small-data comparison: {options.subset} training images, {steps} steps, variants none, all, "
              f"{chosen} (the all-but-one that moves test MSE most); `none` "
              + ("overfits" if overfit else "does not visibly overfit") + " there"]
