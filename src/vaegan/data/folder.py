@@ -59,9 +59,10 @@ def read_folder(root: Path, cache: Path | None) -> tuple[ImageDataset, ImageData
         raise VaeganError(f"the classes of {test_root} ({_names(test.classes)}) differ from those of {root} "
                           f"({_names(train.classes)}); the test split must hold the same class folders")
     # Named by the training files, so features cached under a dataset's name never outlive a change to it.
-    name = f"{root.name}-{_cache_key(root, train)[:8]}"
-    return (_decoded(root, name, "train", train, cache),
-            _decoded(test_root, name, "test", test, cache) if test else None)
+    train_key = _cache_key(root, train)  # stats every file: computed once, for the name and the cache
+    name = f"{root.name}-{train_key[:8]}"
+    return (_decoded(root, train_key, name, "train", train, cache),
+            _decoded(test_root, _cache_key(test_root, test), name, "test", test, cache) if test else None)
 
 
 def _names(classes: dict[str, list[Path]]) -> str:
@@ -128,10 +129,11 @@ def _cache_key(folder: Path, listing: _Listing) -> str:
     return digest.hexdigest()[:32]
 
 
-def _decoded(folder: Path, name: str, split: str, listing: _Listing, cache: Path | None) -> ImageDataset:
-    """The listing's images as an ImageDataset, from the cache when the files have not changed."""
+def _decoded(folder: Path, key: str, name: str, split: str, listing: _Listing, cache: Path | None
+             ) -> ImageDataset:
+    """The listing's images as an ImageDataset, from the cache file of `key` when the files have not changed."""
     classes = sorted(listing.classes)
-    path = cache / "folders" / f"{_cache_key(folder, listing)}.npz" if cache else None
+    path = cache / "folders" / f"{key}.npz" if cache else None
     arrays = _read_cache(path) if path else None
     if arrays is None:
         arrays = _decode_all(folder, listing, classes)
