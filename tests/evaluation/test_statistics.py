@@ -29,6 +29,23 @@ def test_frechet_distance_of_identical_statistics_is_zero_and_of_shifted_means_i
     assert frechet_distance(mu, sigma, mu + 2.0, sigma) == pytest.approx(4.0 * 5, abs=1e-5)
 
 
+def test_frechet_distance_of_rank_deficient_covariances_is_real_and_equals_the_eigenvalue_route():
+    # 20 rows of 128 ReLU features, as per-class statistics of 2000 samples over 100 classes: sqrtm(S1 S2)
+    # has imaginary parts above pytorch-fid's tolerance there (it refuses them); the distance stays real
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(128, 128)) * 0.3 + np.eye(128)
+    a = np.maximum(rng.normal(size=(20, 128)) @ mixing, 0) * 100
+    b = np.maximum(rng.normal(size=(20, 128)) @ mixing + 0.3, 0) * 120
+    mu1, mu2, s1, s2 = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    assert np.abs(scipy.linalg.sqrtm(s1 @ s2).imag).max() > 1e-3
+    eigenvalues = np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)
+    direct = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2) - 2 * np.sqrt(eigenvalues).sum()
+    distance = frechet_distance(mu1, s1, mu2, s2)
+    assert np.isfinite(distance) and distance == pytest.approx(direct, rel=1e-4)
+    assert distance == pytest.approx(frechet_distance(mu2, s2, mu1, s1), rel=1e-6)
+    assert abs(frechet_distance(mu1, s1, mu1, s1)) < 1e-6 * np.trace(s1)  # rounding only
+
+
 def test_streaming_moments_equal_the_batch_computation():
     rng = np.random.default_rng(2)
     rows = rng.normal(size=(1000, 16)) * 3 + 1

@@ -8,7 +8,6 @@ that used them, given the same features.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import torch
 
 
@@ -36,19 +35,26 @@ class RunningMoments:
         return (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), with pytorch-fid's handling of near-singular products."""
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), pytorch-fid's formula.
+
+    Tr sqrt(S1 S2) is the sum of the square roots of the eigenvalues of S1 S2, taken from the symmetric
+    S1^1/2 S2 S1^1/2 that has the same ones: where pytorch-fid's sqrtm is well conditioned the values agree;
+    where it is not (covariances of fewer rows than dimensions, as per-class statistics often are) sqrtm
+    returns complex roots, and this stays real and finite.
+    """
     diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(sigma1.dot(sigma2))
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"imaginary component {np.max(np.abs(covmean.imag))} in the matrix square root")
-        covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * _trace_sqrt_product(sigma1, sigma2))
+
+
+def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh(sigma)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    root = _psd_sqrt(sigma1)
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh(root @ sigma2 @ root), 0, None)).sum())
 
 
 def _polynomial_mmd(x: np.ndarray, y: np.ndarray) -> float:
