@@ -47,13 +47,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * _trace_sqrt_product(sigma1, sigma2))
 
 
-def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh(sigma)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-
-
 def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    root = _psd_sqrt(sigma1)
+    values, vectors = np.linalg.eigh(sigma1)
+    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T  # S1^1/2
     return float(np.sqrt(np.clip(np.linalg.eigvalsh(root @ sigma2 @ root), 0, None)).sum())
 
 
