@@ -99,3 +99,9 @@ def test_a_missing_perceptual_network_file_is_one_line_saying_how_to_get_it(tmp_
                                    "data.name=shapes10", "loss.perceptual_weight=1", "loss.perceptual_net=vgg16",
                                    f"loss.perceptual_weights={tmp_path / 'vgg16.pth'}"))
     assert "vgg16-397923af.pth" in line and "VAEGAN_VGG" in line and "no file at" in line
+
+
+def test_the_command_line_starts_without_loading_torch():
+    """The choices it lists (metrics, experiments, executors) come from light namespaces of their own packages."""
+    code = "import sys, vaegan.cli; vaegan.cli.build_parser(); assert 'torch' not in sys.modules, 'torch loaded'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

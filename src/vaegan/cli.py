@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 import time
 from pathlib import Path
 
+from vaegan.ablation.cluster import EXECUTORS
 from vaegan.config import DATASET_NAMES, apply_overrides, load_preset, parse_override_args, preset_description, preset_names
 from vaegan.errors import StoppedByAnotherRank, VaeganError
+from vaegan.evaluation import METRICS
+from vaegan.reproduce import CHOICES as REPRODUCIBLE
 
 OUT_OF_MEMORY = ("out of memory", "can't allocate memory")  # torch's CUDA/MPS and CPU allocator messages
 DEMO_PRESET = "cvaegan-cifar100"
-REPRODUCIBLE = ("cifar100-vaegan", "cifar10-regularization", "all")  # vaegan.reproduce.CHOICES, without its imports
+POOL = "pool"  # the executor that runs --jobs worker processes here (the others are submitit's)
 DEMO_DEFAULTS = {"train.max_steps": "80", "train.eval_images": "2000", "train.ckpt_every": "40"}
 
 
@@ -41,27 +43,24 @@ def _report(summary: dict, run_dir: Path) -> None:
     print(f"outputs in {run_dir}: {', '.join(outputs)}")
 
 
-def _main_process() -> bool:
-    """Rank 0 under torchrun (the only one that prints), or a plain process."""
-    return os.environ.get("RANK", "0") == "0"
-
-
 def _cmd_train(args: argparse.Namespace) -> None:
     from vaegan.experiment import resume, train
+    from vaegan.training.distributed import Ranks
 
+    main_process = Ranks.from_environment().main  # under torchrun only rank 0 prints
     overrides = parse_override_args(args.overrides)
     if args.resume:
         run_dir = Path(args.resume)
         summary = resume(run_dir, overrides)
     else:
         cfg = apply_overrides(load_preset(args.preset), overrides)
-        if not args.run_dir and not _main_process():
+        if not args.run_dir and not main_process:
             raise VaeganError("under torchrun give --run-dir: every rank must name the same folder")
         run_dir = Path(args.run_dir or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if _main_process():
+        if main_process:
             print(f"training {args.preset} into {run_dir}")
         summary = train(cfg, run_dir, overwrite=args.overwrite)
-    if _main_process():
+    if main_process:
         _report(summary, run_dir)
 
 
@@ -254,7 +253,8 @@ def _pool_executor(args: argparse.Namespace):
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:
-    from vaegan.reproduce import Options, reproduce
+    from vaegan.reproduce.experiments import Options
+    from vaegan.reproduce.run import reproduce
 
     out = Path(args.out or f"runs/reproduce-{args.experiment}")
     options = Options(out, args.budget, args.seeds, [Path(path) for path in args.classifier or []], args.device,
@@ -282,7 +282,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         raise VaeganError(f"--classifier: no file at {args.classifier}")
     inception = INCEPTION_WEIGHTS.present(args.inception_weights, cache_dir())
     suite = SuiteOptions(Path(args.classifier) if args.classifier else None, str(inception) if inception else None)
-    if args.executor != "pool":
+    if args.executor != POOL:
         executor = functools.partial(run_cluster, kind=args.executor, folder=out / "submitit",
                                      timeout_minutes=args.timeout_min, gpus=args.gpus_per_job, parallel=args.jobs)
     else:
@@ -308,12 +308,10 @@ def _cmd_data_prepare(args: argparse.Namespace) -> None:
           f"in {info['path']}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vaegan", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+Commands = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-    commands.add_parser("presets", help="list the built-in presets").set_defaults(func=_cmd_presets)
 
+def _add_train(commands: Commands) -> None:
     train = commands.add_parser("train", help="train a preset, or resume a run",
                                 description="Train from a preset, or continue a run from its last checkpoint.")
     source = train.add_mutually_exclusive_group(required=True)
@@ -324,46 +322,55 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_steps=50")
     train.set_defaults(func=_cmd_train)
 
+
+def _add_demo(commands: Commands) -> None:
     demo = commands.add_parser("demo", help=f"a short {DEMO_PRESET} run into runs/demo")
     demo.add_argument("--run-dir", default="runs/demo")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     demo.set_defaults(func=_cmd_demo)
 
-    def figure_command(name: str, help_text: str, func, writes_figure: bool = True) -> argparse.ArgumentParser:
-        command = commands.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("run", metavar="RUN", help="a run directory (its checkpoints/last.pt is used)")
-        if writes_figure:
-            command.add_argument("--out", help="the PNG to write (default RUN/figures/...)")
-        command.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-        command.set_defaults(func=func)
-        return command
 
-    sample = figure_command("sample", "a grid of samples from fixed z: rows = classes for conditional models",
-                            _cmd_sample)
+def _run_command(commands: Commands, name: str, help_text: str, func, writes_figure: bool = True
+                 ) -> argparse.ArgumentParser:
+    """A command that opens one run: RUN, --device and, when it writes one figure, --out."""
+    command = commands.add_parser(name, help=help_text, description=help_text)
+    command.add_argument("run", metavar="RUN", help="a run directory (its checkpoints/last.pt is used)")
+    if writes_figure:
+        command.add_argument("--out", help="the PNG to write (default RUN/figures/...)")
+    command.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    command.set_defaults(func=func)
+    return command
+
+
+def _add_figure_commands(commands: Commands) -> None:
+    sample = _run_command(commands, "sample", "a grid of samples from fixed z: rows = classes for conditional "
+                          "models", _cmd_sample)
     sample.add_argument("--classes", help="rows, e.g. 0-7 (default) or 3,5,9")
     sample.add_argument("--per-class", type=_positive_int, default=8, help="columns (default 8)")
     sample.add_argument("--seed", type=int, default=0)
 
-    reconstruct = figure_command("reconstruct", "real images over their reconstructions, with the per-pixel MSE",
-                                 _cmd_reconstruct)
+    reconstruct = _run_command(commands, "reconstruct", "real images over their reconstructions, with the "
+                               "per-pixel MSE", _cmd_reconstruct)
     reconstruct.add_argument("--n", type=_positive_int, default=16, help="images shown (default 16)")
     reconstruct.add_argument("--split", choices=("test", "train"), default="test")
 
-    interpolate = figure_command("interpolate", "decode along paths between two encoded test images",
-                                 _cmd_interpolate)
+    interpolate = _run_command(commands, "interpolate", "decode along paths between two encoded test images",
+                               _cmd_interpolate)
     interpolate.add_argument("--pairs", type=_positive_int, default=4)
     interpolate.add_argument("--steps", type=_positive_int, default=10)
     interpolate.add_argument("--mode", choices=("linear", "slerp"), default="linear")
     interpolate.add_argument("--seed", type=int, default=0)
 
-    latent_map = figure_command("latent-map", "2-D map of test-set posterior means coloured by class",
-                                _cmd_latent_map)
+    latent_map = _run_command(commands, "latent-map", "2-D map of test-set posterior means coloured by class",
+                              _cmd_latent_map)
     latent_map.add_argument("--n", type=_positive_int, default=5000, help="test images (default 5000)")
     latent_map.add_argument("--method", choices=("pca", "tsne"), default="pca")
     latent_map.add_argument("--seed", type=int, default=0)
 
-    report = figure_command("report", "every figure, the metrics, the config and the hardware in RUN/report.html",
-                            _cmd_report, writes_figure=False)
+
+def _add_pages(commands: Commands) -> None:
+    report = _run_command(commands, "report", "every figure, the metrics, the config and the hardware in "
+                          "RUN/report.html", _cmd_report, writes_figure=False)
     report.add_argument("--latent-images", type=_positive_int, default=2000,
                         help="test images in the latent map (default 2000)")
 
@@ -374,26 +381,44 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--device", default="auto")
     compare.set_defaults(func=_cmd_compare)
 
-    evaluate = figure_command("evaluate", "metrics of a run with their protocol, into RUN/eval.json",
-                              _cmd_evaluate, writes_figure=False)
+    curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind)")
+    curves.add_argument("run", metavar="RUN")
+    curves.add_argument("--out", help="the PNG to write (default RUN/figures/curves.png)")
+    curves.set_defaults(func=_cmd_curves)
+
+
+def _add_evaluate(commands: Commands) -> None:
+    evaluate = _run_command(commands, "evaluate", "metrics of a run with their protocol, into RUN/eval.json",
+                            _cmd_evaluate, writes_figure=False)
     evaluate.add_argument("--n", type=_positive_int, default=10_000, help="generated (and real) images")
-    evaluate.add_argument("--metrics", default="fid,kid,is,fcd,cc,pr,div,recon,latent,sharp,smooth")
+    evaluate.add_argument("--metrics", default=",".join(METRICS))
     evaluate.add_argument("--classifier", help="a classifier file from `vaegan classifier train`")
     evaluate.add_argument("--inception-weights", help="the FID Inception weights (else $VAEGAN_INCEPTION)")
     evaluate.add_argument("--inception-precision", choices=("fp32", "tf32", "bf16"), default="fp32",
                           help="fp32 (the standard FID protocol), or faster on a GPU: tf32 or bf16 (recorded)")
     evaluate.add_argument("--seed", type=int, default=0)
 
+
+def _add_classifier(commands: Commands) -> None:
     classifier = commands.add_parser("classifier", help="the offline feature extractor for FCD and class "
                                      "consistency").add_subparsers(dest="classifier_command", required=True)
-    classifier_train = classifier.add_parser("train", help="train the compact metrics classifier on a dataset")
-    classifier_train.add_argument("--dataset", required=True, choices=DATASET_NAMES,
-                                  help="as data.name; folder and npz read data.dir=PATH")
-    classifier_train.add_argument("--out", help="default runs/classifier-DATASET.pt")
-    classifier_train.add_argument("overrides", nargs="*", metavar="key=value",
-                                  help="e.g. train.epochs=5 model.channels=32 train.device=cpu")
-    classifier_train.set_defaults(func=_cmd_classifier_train)
+    train = classifier.add_parser("train", help="train the compact metrics classifier on a dataset")
+    train.add_argument("--dataset", required=True, choices=DATASET_NAMES,
+                       help="as data.name; folder and npz read data.dir=PATH")
+    train.add_argument("--out", help="default runs/classifier-DATASET.pt")
+    train.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="e.g. train.epochs=5 model.channels=32 train.device=cpu")
+    train.set_defaults(func=_cmd_classifier_train)
 
+
+def _add_job_options(command: argparse.ArgumentParser, jobs_help: str, per_device_help: str) -> None:
+    """--jobs, --devices and --jobs-per-device: cells in worker processes on device slots (_pool_executor)."""
+    command.add_argument("--jobs", type=_positive_int, default=1, help=jobs_help)
+    command.add_argument("--devices", help="the devices the jobs share, e.g. cuda:0,cuda:1 or cpu (default --device)")
+    command.add_argument("--jobs-per-device", type=_positive_int, help=per_device_help)
+
+
+def _add_ablate(commands: Commands) -> None:
     ablate = commands.add_parser("ablate", help="a grid of runs over seeds, as tables (resumable)",
                                  description="Train every variant of GRID for each seed on one budget, then write "
                                  "DIR/table.md, table.csv and table.html. Stopping and starting again loses nothing.")
@@ -402,12 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--budget", type=_budget, help="a fraction of each preset's schedule, e.g. 0.05")
     ablate.add_argument("--out", help="default runs/ablate-GRID")
     ablate.add_argument("--device", default="auto", help="where cells train and are measured (default auto)")
-    ablate.add_argument("--jobs", type=_positive_int, default=1,
-                        help="cells at once, each in its own process (default 1: one after another here)")
-    ablate.add_argument("--devices", help="the devices the jobs share, e.g. cuda:0,cuda:1 or cpu (default --device)")
-    ablate.add_argument("--jobs-per-device", type=_positive_int,
-                        help="jobs on each of --devices (default: --jobs spread evenly)")
-    ablate.add_argument("--executor", choices=("pool", "slurm", "local"), default="pool",
+    _add_job_options(ablate, "cells at once, each in its own process (default 1: one after another here)",
+                     "jobs on each of --devices (default: --jobs spread evenly)")
+    ablate.add_argument("--executor", choices=(POOL, *EXECUTORS), default=POOL,
                         help="pool (default: processes here), slurm (a job array through submitit, requeued and "
                         "resumed on preemption), local (the same submitit jobs as processes here)")
     ablate.add_argument("--timeout-min", type=_positive_int, default=240, help="per Slurm task (default 240)")
@@ -417,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every variant")
     ablate.set_defaults(func=_cmd_ablate)
 
+
+def _add_reproduce(commands: Commands) -> None:
     repro = commands.add_parser(
         "reproduce", help="both reference experiments end to end, with a verdict on every claim",
         description="Train, evaluate and judge a reference experiment (or all) into OUT/report.md and "
@@ -435,24 +459,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training images of the CIFAR-10 small-data comparison (default %(default)s, where the "
                        "unregularised VAE overfits within about 200 steps: docs/reproduce.md)")
     repro.add_argument("--device", default="auto")
-    repro.add_argument("--jobs", type=_positive_int, default=1, help="cells at once, each in its own process")
-    repro.add_argument("--devices", help="the devices the jobs share, e.g. cuda:0,cuda:1 or cpu (default --device)")
-    repro.add_argument("--jobs-per-device", type=_positive_int, help="jobs on each of --devices")
+    _add_job_options(repro, "cells at once, each in its own process", "jobs on each of --devices")
     repro.add_argument("overrides", nargs="*", metavar="key=value",
                        help="applied to every run, e.g. data.name=shapes10 for a quick stand-in")
     repro.set_defaults(func=_cmd_reproduce)
 
-    curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind)")
-    curves.add_argument("run", metavar="RUN")
-    curves.add_argument("--out", help="the PNG to write (default RUN/figures/curves.png)")
-    curves.set_defaults(func=_cmd_curves)
 
+def _add_data(commands: Commands) -> None:
     data = commands.add_parser("data", help="dataset utilities").add_subparsers(dest="data_command", required=True)
     prepare = data.add_parser("prepare", help="download/verify a dataset, or check a folder, and print counts")
     prepare.add_argument("name", choices=DATASET_NAMES)
     prepare.add_argument("--dir", help="data folder (default: $VAEGAN_DATA or ~/.cache/vaegan); for folder and "
                          "npz the folder or file to read")
     prepare.set_defaults(func=_cmd_data_prepare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaegan", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("presets", help="list the built-in presets").set_defaults(func=_cmd_presets)
+    for add in (_add_train, _add_demo, _add_figure_commands, _add_pages, _add_evaluate, _add_classifier,
+                _add_ablate, _add_reproduce, _add_data):
+        add(commands)
     return parser
 
 

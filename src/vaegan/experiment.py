@@ -18,7 +18,7 @@ import torch
 from vaegan.config import Config, apply_overrides, check_consistency, from_dict, frozen_differences, to_yaml
 from vaegan.data import ImageDataset, load_split, sequential_batches
 from vaegan.errors import StoppedByAnotherRank, VaeganError
-from vaegan.evaluation import evaluate_reconstruction
+from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.runs import RunDir, atomic_write
 from vaegan.runs.hardware import describe_hardware
 from vaegan.runs.device import select_device

@@ -5,7 +5,7 @@ import torch
 
 from vaegan.config import ModelConfig
 from vaegan.data import make_shapes10, sequential_batches
-from vaegan.evaluation import evaluate_reconstruction
+from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.models import build_model
 
 

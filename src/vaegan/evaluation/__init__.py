@@ -1,5 +1,4 @@
-"""Numbers that judge a trained model."""
+"""Numbers that judge a trained model. This package's own namespace stays free of torch, so that the command
+line lists the metrics without loading it."""
 
-from vaegan.evaluation.reconstruction import evaluate_reconstruction
-
-__all__ = ["evaluate_reconstruction"]
+METRICS = ("fid", "kid", "is", "fcd", "cc", "pr", "div", "recon", "latent", "sharp", "smooth")  # `vaegan evaluate`

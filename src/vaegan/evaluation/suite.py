@@ -21,6 +21,7 @@ import torch
 
 from vaegan.data import cache_dir
 from vaegan.errors import VaeganError
+from vaegan.evaluation import METRICS
 from vaegan.evaluation import classifier as clf
 from vaegan.evaluation import features as feat
 from vaegan.evaluation.inception import INCEPTION_WEIGHTS, load_fid_inception
@@ -37,7 +38,6 @@ from vaegan.objectives.feature_networks import load_classifier
 from vaegan.runs.weights import sha256_of
 from vaegan.speed import autocast
 
-METRICS = ("fid", "kid", "is", "fcd", "cc", "pr", "div", "recon", "latent", "sharp", "smooth")
 INCEPTION_METRICS = {"fid", "kid", "is"}
 CLASSIFIER_METRICS = {"fcd", "cc", "pr", "div"}
 INTERPOLATION_PAIRS, INTERPOLATION_STEPS = 50, 10

@@ -28,6 +28,7 @@ from vaegan.evaluation.suite import evaluate
 from vaegan.models import evaluation_mode
 from vaegan.objectives.feature_networks import load_classifier
 from vaegan.runs import RunDir
+from vaegan.reproduce import EXPERIMENT_NAMES
 from vaegan.reproduce import claims as c
 from vaegan.viz.report import run_figures
 
@@ -269,5 +270,5 @@ def cifar10_regularization(options: Options) -> Outcome:
                    tables + small_tables)
 
 
-EXPERIMENTS: dict[str, Callable[[Options], Outcome]] = {
-    "cifar100-vaegan": cifar100_vaegan, "cifar10-regularization": cifar10_regularization}
+EXPERIMENTS: dict[str, Callable[[Options], Outcome]] = dict(
+    zip(EXPERIMENT_NAMES, (cifar100_vaegan, cifar10_regularization), strict=True))

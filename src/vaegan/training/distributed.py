@@ -39,12 +39,16 @@ class Ranks:
     def distributed(self) -> bool:
         return self.world_size > 1
 
+    @classmethod
+    def from_environment(cls) -> Ranks:
+        """The ranks torchrun announces (RANK, WORLD_SIZE), before any process group is joined."""
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+
 
 def join_from_environment(device_type: str) -> Ranks:
     """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK, LOCAL_RANK); one process
     without it. CUDA ranks use NCCL on their own GPU, CPU ranks gloo."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
+    if not Ranks.from_environment().distributed:
         return Ranks()
     if not dist.is_initialized():
         if device_type == "cuda":  # one GPU per rank, bound up front so NCCL never guesses it

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from vaegan.data import ImageDataset, sequential_batches
-from vaegan.evaluation import evaluate_reconstruction
+from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.models import GenerativeModel, evaluation_mode
 from vaegan.viz.grid import make_grid, reconstruction_grid, save_png, to_uint8
 from vaegan.evaluation.interpolation import interpolation_rows
