@@ -166,3 +166,11 @@ def test_a_full_disk_while_writing_is_one_line_and_keeps_the_previous_checkpoint
                             timeout=120)
     assert result.returncode != 0 and "VaeganError" in result.stderr and "cannot write" in result.stderr
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_file_of_another_version_is_refused_by_number(tmp_path):
+    """Version 1 (the payload without a checksum) predates the first release: it is refused, not read unverified."""
+    path = tmp_path / "old.pt"
+    torch.save({"format": ckpt.FORMAT, "version": 1, **_payload()}, path)
+    with pytest.raises(VaeganError, match=r"has file version 1; this vaegan reads version 2"):
+        ckpt.read_checkpoint(path)

@@ -25,8 +25,7 @@ from vaegan.errors import VaeganError
 from vaegan.runs.files import atomic_write
 
 FORMAT = "vaegan-checkpoint"
-VERSION = 2  # 2: a checksummed container around the payload (see write_checkpoint)
-LEGACY_VERSION = 1  # the payload itself, without a checksum
+VERSION = 2  # a checksummed container around the payload (see write_checkpoint)
 # What resuming needs; a file without these keys is refused as incomplete.
 TRAINING_KEYS = ("config", "step", "epoch", "batch", "model", "optimizer", "rng", "metrics_offset")
 
@@ -98,10 +97,7 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *, fil
                     version: int = VERSION, required: tuple[str, ...] = (), what: str = "checkpoint"
                     ) -> dict[str, Any]:
     """Load, verify and sanity-check a file written by `write_checkpoint` (a run checkpoint, or another vaegan
-    file of `file_format`, e.g. a classifier); every failure becomes one VaeganError naming the file.
-
-    Version 1 files (written before checksums) are read unverified.
-    """
+    file of `file_format`, e.g. a classifier); every failure becomes one VaeganError naming the file."""
     path = Path(path)
     if path.is_dir():
         raise VaeganError(f"{path} is a folder, not a {what} file")
@@ -114,20 +110,17 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *, fil
     if not isinstance(container, dict) or container.get("format") != file_format:
         raise VaeganError(f"{path} is not a {file_format.replace('-', ' ')} file")
     found = container.get("version")
-    if found == LEGACY_VERSION:
-        payload = container
-    elif found != version:
-        raise VaeganError(f"{path} has file version {found}; this vaegan reads versions {LEGACY_VERSION} and "
-                          f"{version} of {file_format.replace('-', ' ')} files")
-    else:
-        blob = container.get("payload")
-        if not (torch.is_tensor(blob) and blob.dtype == torch.uint8 and isinstance(container.get("sha256"), str)):
-            raise VaeganError(corrupt)
-        data = blob.numpy().tobytes()
-        if hashlib.sha256(data).hexdigest() != container["sha256"]:
-            raise VaeganError(f"{what} {path} fails its checksum: its content changed after it was written "
-                              "(disk or copy error); delete it to start over or restore a copy")
-        payload = _load_weights_only(io.BytesIO(data), path, map_location, corrupt)
+    if found != version:
+        raise VaeganError(f"{path} has file version {found}; this vaegan reads version {version} of "
+                          f"{file_format.replace('-', ' ')} files")
+    blob = container.get("payload")
+    if not (torch.is_tensor(blob) and blob.dtype == torch.uint8 and isinstance(container.get("sha256"), str)):
+        raise VaeganError(corrupt)
+    data = blob.numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != container["sha256"]:
+        raise VaeganError(f"{what} {path} fails its checksum: its content changed after it was written "
+                          "(disk or copy error); delete it to start over or restore a copy")
+    payload = _load_weights_only(io.BytesIO(data), path, map_location, corrupt)
     if not isinstance(payload, dict):
         raise VaeganError(corrupt)
     missing = [key for key in required if key not in payload]
