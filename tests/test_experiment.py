@@ -101,6 +101,7 @@ HOLD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # vaegan processes started beside a lock holder
 def test_a_second_trainer_on_the_same_run_gets_one_line_naming_the_holder(finished, tmp_path, tiny, tiny_args):
     run = tmp_path / "run"
     train(tiny(**{"train.max_steps": 2}), run)

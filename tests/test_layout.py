@@ -54,3 +54,21 @@ def test_run_file_names_are_spelled_only_in_the_runs_package():
                if "runs" not in path.relative_to(PACKAGE).parts
                for match in RUN_FILE_NAMES.finditer(path.read_text())]
     assert spelled == []
+
+
+TESTS = PACKAGE.parents[1] / "tests"
+STARTS_TRAINING_PROCESSES = re.compile(r"\btorchrun\(|\*TORCHRUN|Popen\((?:.|\n)*\"-m\", \"vaegan\"|\"-m\", \"vaegan\"(?:.|\n)*Popen\(")
+
+
+def test_tests_that_train_in_other_processes_are_marked_slow():
+    """`-m "not slow"` gives a quick suite only if every torchrun launch and killed vaegan process is marked."""
+    unmarked = []
+    for path in TESTS.rglob("test_*.py"):
+        source = path.read_text()
+        for node in ast.parse(source).body:
+            if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")):
+                continue
+            marked = any("mark.slow" in ast.unparse(decorator) for decorator in node.decorator_list)
+            if STARTS_TRAINING_PROCESSES.search(ast.get_source_segment(source, node)) and not marked:
+                unmarked.append(f"{path.relative_to(TESTS)}::{node.name}")
+    assert unmarked == []

@@ -45,6 +45,7 @@ def test_a_2x2_grid_writes_all_three_tables_with_the_right_rows_and_columns(tmp_
             assert (out / variant / f"seed{seed}" / "summary.json").is_file()
 
 
+@pytest.mark.slow  # an ablate process killed with SIGKILL, then run again
 def test_a_killed_runner_resumes_without_retraining_finished_cells(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(GRID.replace("train.max_steps: 6", "train.max_steps: 30"))
@@ -177,6 +178,7 @@ def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path, capsys, jobs
     assert all((tmp_path / "out" / v / "seed0" / "ablation.json").is_file() for v in ("plain", "beta4"))
 
 
+@pytest.mark.slow  # an ablate pool killed with SIGKILL, then run again
 def test_a_killed_pool_resumes_without_retraining_finished_cells(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(GRID.replace("train.max_steps: 6", "train.max_steps: 30"))

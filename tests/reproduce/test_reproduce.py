@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from vaegan.cli import main
 from vaegan.reproduce.claims import NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED
 
@@ -21,6 +23,7 @@ def claim_rows(report: str) -> list[list[str]]:
             if line.startswith("| ") and not line.startswith("| claim")]
 
 
+@pytest.mark.slow  # a reproduction killed with SIGKILL, then run again
 def test_a_killed_reproduction_continues_and_reports_a_verdict_on_every_claim(tmp_path, capsys):
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "vaegan", "reproduce", "all", "--out", str(out), *STAND_IN],

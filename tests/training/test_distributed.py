@@ -46,6 +46,7 @@ def wait_for(path, process: subprocess.Popen, seconds: float = 120) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow  # torchrun launches
 def test_two_ranks_train_the_run_one_process_would(tmp_path, tiny, tiny_args):
     train(tiny(**PLAIN), tmp_path / "one")
     overrides = [*tiny_args, *(f"{k}={v}" for k, v in PLAIN.items())]
@@ -93,6 +94,7 @@ RANKS_STATE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # torchrun launches
 @pytest.mark.parametrize("poisoned_call", [0, 3])
 def test_ranks_hold_identical_weights_buffers_and_ema_after_steps_with_batchnorm_dropout_and_d(
         tmp_path, tiny_args, poisoned_call):
@@ -108,6 +110,7 @@ def test_ranks_hold_identical_weights_buffers_and_ema_after_steps_with_batchnorm
     assert first["skipped"].item() == (1 if poisoned_call else 0)
 
 
+@pytest.mark.slow  # torchrun launches
 def test_resuming_with_another_number_of_processes_is_refused(tmp_path, tiny_args, capsys):
     from vaegan.cli import main
 
@@ -118,6 +121,7 @@ def test_resuming_with_another_number_of_processes_is_refused(tmp_path, tiny_arg
     assert "trained by 2 process(es)" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # torchrun launches
 def test_a_two_rank_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, tiny_args):
     common = ["--preset", "cvaegan-cifar10", *tiny_args, *DRIFTING, "train.ckpt_every=2", "train.max_steps=80"]
     straight = torchrun("-m", "vaegan", "train", "--run-dir", str(tmp_path / "straight"), *common)
@@ -148,6 +152,7 @@ FAILING_RANK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # torchrun launches
 def test_a_rank_that_fails_ends_the_other_with_one_message(tmp_path, tiny_args):
     script = tmp_path / "failing.py"
     script.write_text(FAILING_RANK)
@@ -159,6 +164,7 @@ def test_a_rank_that_fails_ends_the_other_with_one_message(tmp_path, tiny_args):
     assert "vaegan: error: rank 1 broke on purpose" in result.stderr
 
 
+@pytest.mark.slow  # torchrun launches
 def test_a_refusal_on_rank_0_ends_the_run_with_one_message_and_keeps_the_folder(tmp_path, tiny_args):
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -170,6 +176,7 @@ def test_a_refusal_on_rank_0_ends_the_run_with_one_message_and_keeps_the_folder(
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.slow  # torchrun launches
 def test_ctrl_c_stops_every_rank_with_one_message_and_the_run_resumes(tmp_path, tiny_args):
     run = tmp_path / "run"
     common = [*tiny_args, "train.max_steps=3000", "train.ckpt_every=2"]
