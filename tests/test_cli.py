@@ -105,3 +105,16 @@ def test_the_command_line_starts_without_loading_torch():
     """The choices it lists (metrics, experiments, executors) come from light namespaces of their own packages."""
     code = "import sys, vaegan.cli; vaegan.cli.build_parser(); assert 'torch' not in sys.modules, 'torch loaded'"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_warnings_reach_the_terminal_as_one_vaegan_warning_line_each(tmp_path, capsys):
+    """The package warns through logging only; the command line shows each record as `vaegan: warning: ...`."""
+    run = tmp_path / "run"
+    common = ["data.name=shapes10", "model.channels=8", "model.latent_dim=8", "train.batch_size=8",
+              "train.eval_images=16", "train.device=cpu"]
+    assert main(["train", "--preset", "vae-cifar10", "--run-dir", str(run), "train.max_steps=2", *common]) == 0
+    (run / "metrics.jsonl").write_text("")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "train.max_steps=3"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("vaegan: warning: ") and "is shorter than" in warnings[0]

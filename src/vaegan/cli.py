@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 import time
 from pathlib import Path
@@ -508,8 +509,28 @@ def _runtime_error_message(err: Exception) -> str | None:
     return None
 
 
+class _Console(logging.Handler):
+    """vaegan's log records on the terminal: warnings as `vaegan: warning: ...` lines on stderr, progress (info)
+    as plain lines on stdout. The streams are looked up per record, so redirected ones are honoured."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            print(f"vaegan: warning: {record.getMessage()}", file=sys.stderr)
+        else:
+            print(record.getMessage(), file=sys.stdout)
+
+
+def show_log_records() -> None:
+    """Route the package's log records (its one channel for warnings and progress) to the terminal, once."""
+    logger = logging.getLogger("vaegan")
+    if not any(isinstance(handler, _Console) for handler in logger.handlers):
+        logger.addHandler(_Console())
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    show_log_records()
     try:
         args.func(args)
     except StoppedByAnotherRank:  # under torchrun: the rank that failed first printed why

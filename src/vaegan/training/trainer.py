@@ -14,6 +14,7 @@ flush that sees them, with the last good checkpoint untouched (no checkpoint is 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from vaegan.training import distributed
 from vaegan.training.distributed import Ranks
 from vaegan.training.factory import build_training
 from vaegan.training.progress import Progress
+
+log = logging.getLogger(__name__)
 
 
 RECORD_KEYS = ("kind", "step", "epoch", "skipped", "nonfinite_steps")  # a train record's fields besides values
@@ -179,8 +182,8 @@ class Trainer:
         self.position = Position(payload["step"], payload["epoch"], payload["batch"])
         self.saved_step = payload["step"]
         if self.ranks.main and not self.metrics.truncate(payload["metrics_offset"]):
-            print(f"warning: {self.files.metrics} is shorter than when the checkpoint was written (deleted or cut "
-                  "by hand); new records are appended to what is left")
+            log.warning("%s is shorter than when the checkpoint was written (deleted or cut by hand); new records "
+                        "are appended to what is left", self.files.metrics)
 
     # ---- loop ----------------------------------------------------------------------------------------
 
