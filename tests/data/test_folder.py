@@ -169,3 +169,21 @@ def test_load_split_needs_data_dir_and_an_existing_folder(tmp_path):
         load_split(DataConfig(name="folder"), "train", 0)
     with pytest.raises(VaeganError, match="is not a folder"):
         load_split(DataConfig(name="folder", dir=str(tmp_path / "missing")), "train", 0)
+
+
+def test_an_extreme_strip_is_cropped_before_the_resize_so_memory_stays_bounded(tmp_path, monkeypatch):
+    root = tmp_path / "flat"
+    root.mkdir()
+    uniform(root / "square.png", (1, 2, 3), (40, 40))
+    strip = np.zeros((1, 2_000_000, 3), dtype=np.uint8)
+    strip[:, 1_000_000 - 8:1_000_000 + 8] = (0, 255, 0)  # the centre, with a margin wider than bicubic's reach
+    Image.fromarray(strip).save(root / "strip.png")
+    resize = Image.Image.resize
+
+    def bounded(image, size, *args, **kwargs):
+        assert size[0] * size[1] <= 10 ** 6, f"resize to {size}"
+        return resize(image, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", bounded)
+    train, _ = read_folder(root, None)
+    assert len(train) == 2 and (train.images[1] == torch.tensor([0, 255, 0]).view(3, 1, 1)).all()

@@ -4,8 +4,8 @@ Layout: one subfolder per class (labels in sorted folder order), or images direc
 unconditional dataset (one class). A `test/` subfolder holding the same classes is the test split; without one,
 the test split is held out of the rest (`data.test_fraction`, see ImageDataset.hold_out). PNG, JPEG, WebP and
 BMP files are read, converted to RGB, resized so the shorter side is 32 pixels (bicubic) and centre-cropped to
-32x32. Other files are ignored; a symlink leading outside PATH is not followed; an image that cannot be read is
-skipped and named, and more than MAX_BAD_SHARE of them refuses the folder. Pillow's decompression-bomb guard
+32x32 (resize.py, shared with npz.py). Other files are ignored; a symlink leading outside PATH is not followed;
+an image that cannot be read is skipped and named, and more than MAX_BAD_SHARE of them refuses the folder. Pillow's decompression-bomb guard
 stays on. The decoded pixels are cached in the cache folder, keyed by every file's path, size and mtime, so a
 changed folder is read again.
 """
@@ -24,13 +24,13 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from vaegan.data.dataset import ImageDataset
+from vaegan.data.resize import SIDE, resize_and_crop
 from vaegan.errors import VaeganError
 from vaegan.runs.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-SIDE = 32
 MAX_BAD_SHARE = 0.05  # more unreadable images than this share of a split refuses the folder
 TEST_FOLDER = "test"
 _CACHE_VERSION = 1
@@ -197,10 +197,4 @@ def _decode(path: Path) -> np.ndarray:
         raise _Unreadable("not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise _Unreadable(f"damaged or truncated: {err}") from None
-    width, height = rgb.size
-    scale = SIDE / min(width, height)
-    size = (max(SIDE, round(width * scale)), max(SIDE, round(height * scale)))
-    resized = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-    left, top = (size[0] - SIDE) // 2, (size[1] - SIDE) // 2
-    cropped = resized.crop((left, top, left + SIDE, top + SIDE))
-    return np.asarray(cropped, dtype=np.uint8).transpose(2, 0, 1).copy()
+    return resize_and_crop(rgb).transpose(2, 0, 1).copy()
