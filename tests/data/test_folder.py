@@ -187,3 +187,57 @@ def test_an_extreme_strip_is_cropped_before_the_resize_so_memory_stays_bounded(t
     monkeypatch.setattr(Image.Image, "resize", bounded)
     train, _ = read_folder(root, None)
     assert len(train) == 2 and (train.images[1] == torch.tensor([0, 255, 0]).view(3, 1, 1)).all()
+
+
+def _wide(mode, value):
+    """A uniform 40x40 image of a mode with more than 8 bits a pixel."""
+    dtype = {"I;16": "<u2", "I;16B": ">u2", "I": "<i4", "F": "<f4"}[mode]
+    return Image.frombytes(mode, (40, 40), np.full((40, 40), value, dtype=dtype).tobytes())
+
+
+def _with_transparent_index():
+    image = Image.new("P", (40, 40), 1)
+    image.putpalette([200, 100, 50, 0, 0, 0])
+    image.info["transparency"] = 1
+    return image
+
+
+@pytest.mark.parametrize("image, fmt, expected", [
+    (Image.new("L", (40, 40), 128), "PNG", (128, 128, 128)),
+    (_wide("I;16", 32768), "PNG", (128, 128, 128)),  # 16-bit grey PNG, the same grey as the 8-bit one
+    (_wide("I;16", 65535), "PNG", (255, 255, 255)),
+    (_wide("I;16B", 4096), "PNG", (16, 16, 16)),
+    (_wide("I", 32768), "TIFF", (128, 128, 128)),  # Pillow reads by content: a TIFF named .png is read too
+    (_wide("F", 0.5), "TIFF", (128, 128, 128)),
+    (Image.new("1", (40, 40), 1), "PNG", (255, 255, 255)),
+    (Image.new("LA", (40, 40), (128, 255)), "PNG", (128, 128, 128)),
+    (Image.new("LA", (40, 40), (0, 0)), "PNG", (255, 255, 255)),  # transparent: over white, not its hidden black
+    (Image.new("RGBA", (40, 40), (200, 100, 50, 0)), "PNG", (255, 255, 255)),
+    (Image.new("RGBA", (40, 40), (200, 100, 50, 255)), "PNG", (200, 100, 50)),
+    (Image.new("RGBA", (40, 40), (0, 0, 0, 128)), "PNG", (127, 127, 127)),
+    (Image.new("P", (40, 40), 0).convert("P"), "PNG", (0, 0, 0)),
+    (_with_transparent_index(), "PNG", (255, 255, 255)),
+    (Image.new("CMYK", (40, 40), (0, 255, 0, 0)), "TIFF", (255, 0, 255)),
+    (Image.new("YCbCr", (40, 40), (128, 128, 128)), "TIFF", (128, 128, 128)),
+])
+def test_every_pixel_mode_becomes_8_bit_rgb_with_the_values_it_means(tmp_path, image, fmt, expected):
+    root = tmp_path / "flat"
+    root.mkdir()
+    image.save(root / "image.png", format=fmt)
+    train, _ = read_folder(root, None)
+    assert train.images[0].flatten(1).T.unique(dim=0).tolist() == [list(expected)]
+
+
+@pytest.mark.parametrize("image, reason", [
+    (_wide("F", 2.0), "mode F (float) with values 2.0..2.0, outside 0..1"),
+    (_wide("I", 70000), "mode I (32-bit integer) with values 70000..70000"),
+])
+def test_pixels_without_one_meaning_are_skipped_and_named_with_the_mode(tmp_path, caplog, image, reason):
+    root = tmp_path / "flat"
+    root.mkdir()
+    for i in range(30):
+        uniform(root / f"{i:02d}.png", (i, i, i), (32, 32))
+    image.save(root / "wide.png", format="TIFF")
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_folder(root, None)
+    assert len(train) == 30 and f"wide.png (image {reason}" in " ".join(caplog.messages)

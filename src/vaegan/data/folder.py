@@ -3,10 +3,11 @@
 Layout: one subfolder per class (labels in sorted folder order), or images directly in PATH for an
 unconditional dataset (one class). A `test/` subfolder holding the same classes is the test split; without one,
 the test split is held out of the rest (`data.test_fraction`, see ImageDataset.hold_out). PNG, JPEG, WebP and
-BMP files are read, converted to RGB, resized so the shorter side is 32 pixels (bicubic) and centre-cropped to
-32x32 (resize.py, shared with npz.py). Other files are ignored; a symlink leading outside PATH is not followed;
-an image that cannot be read is skipped and named, and more than MAX_BAD_SHARE of them refuses the folder. Pillow's decompression-bomb guard
-stays on. The decoded pixels are cached in the cache folder, keyed by every file's path, size and mtime, so a
+BMP files are read, converted to 8-bit RGB (16-bit pixels by their high byte, float pixels from 0..1,
+transparent pixels over white), resized so the shorter side is 32 pixels (bicubic) and centre-cropped to 32x32
+(resize.py, shared with npz.py). Other files are ignored; a symlink leading outside PATH is not followed;
+an image that cannot be read is skipped and named, and more than MAX_BAD_SHARE of them refuses the folder.
+Pillow's decompression-bomb guard stays on. The decoded pixels are cached in the cache folder, keyed by every file's path, size and mtime, so a
 changed folder is read again.
 """
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MAX_BAD_SHARE = 0.05  # more unreadable images than this share of a split refuses the folder
 TEST_FOLDER = "test"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: 16-bit, float and transparent pixels converted by _to_rgb
 
 
 @dataclass
@@ -190,11 +191,41 @@ def _decode(path: Path) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.draft("RGB", (SIDE, SIDE))  # JPEG: decode at a reduced scale when the file allows it
-                rgb = image.convert("RGB")
+                image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _Unreadable("larger than Pillow's decompression-bomb limit") from None
     except UnidentifiedImageError:
         raise _Unreadable("not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise _Unreadable(f"damaged or truncated: {err}") from None
-    return resize_and_crop(rgb).transpose(2, 0, 1).copy()
+    return resize_and_crop(_to_rgb(image)).transpose(2, 0, 1).copy()
+
+
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # more than 8 bits a pixel, one channel
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode as 8-bit RGB with the values it means: wide pixels scaled (see _to_8bit), transparent pixels laid
+    over white (their hidden colour is arbitrary); a mode Pillow cannot convert is refused by name."""
+    if image.mode in _WIDE_MODES:
+        return Image.fromarray(_to_8bit(np.asarray(image), image.mode)).convert("RGB")
+    try:
+        if not image.has_transparency_data:
+            return image.convert("RGB")
+        rgba = image.convert("RGBA")
+    except ValueError:
+        raise _Unreadable(f"image mode {image.mode} cannot be converted to RGB") from None
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+
+
+def _to_8bit(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit (and 32-bit integer) pixels are 0..65535, kept by their high byte as Pillow does for 16-bit RGB;
+    float pixels are 0..1. Values outside that range have no one meaning, so the file is refused."""
+    if mode == "F":
+        if not (np.isfinite(pixels).all() and 0 <= pixels.min() and pixels.max() <= 1):
+            raise _Unreadable(f"image mode F (float) with values {pixels.min()}..{pixels.max()}, outside 0..1")
+        return np.rint(pixels * 255).astype(np.uint8)
+    if pixels.min() < 0 or pixels.max() > 65535:
+        raise _Unreadable(f"image mode {mode} (32-bit integer) with values {pixels.min()}..{pixels.max()}, "
+                          f"outside the 16-bit range 0..65535")
+    return (pixels >> 8).astype(np.uint8)
