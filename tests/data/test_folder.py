@@ -1,5 +1,6 @@
 import logging
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -134,6 +135,39 @@ def test_symlinks_leading_outside_the_folder_are_not_followed(tmp_path, caplog, 
         train, _ = read_folder(root, None)
     assert train.class_names == ["circle", "square", "triangle"] and len(train) == 19
     assert "not followed: 2 symlink" in " ".join(caplog.messages)
+
+
+def test_symlinks_that_lead_nowhere_are_skipped_and_named(tmp_path, caplog, image_folder):
+    root = tmp_path / "data"
+    image_folder(root)
+    os.symlink(root / "circle" / "missing.png", root / "circle" / "dangling.png")
+    os.symlink("self.png", root / "circle" / "self.png")
+    os.symlink("b.png", root / "square" / "a.png")
+    os.symlink("a.png", root / "square" / "b.png")
+    os.symlink("loop", root / "loop")  # a looping link where a class folder would be
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_folder(root, None)
+    assert train.class_names == ["circle", "square", "triangle"] and len(train) == 18
+    messages = " ".join(caplog.messages)
+    assert "skipped 5 broken symlink(s) (dangling or in a loop)" in messages
+    assert "loop; circle/dangling.png; circle/self.png; ..." in messages
+
+
+def test_a_named_pipe_is_skipped_and_named_without_being_opened(tmp_path, caplog, image_folder):
+    root = tmp_path / "data"
+    image_folder(root)
+    os.mkfifo(root / "circle" / "pipe.png")
+    read = {}
+    reader = threading.Thread(target=lambda: read.update(dataset=read_folder(root, None)[0]), daemon=True)
+    with caplog.at_level(logging.WARNING):
+        reader.start()
+        reader.join(timeout=10)
+    if reader.is_alive():  # blocked opening the pipe: a writer lets it go before the test fails
+        os.close(os.open(root / "circle" / "pipe.png", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("reading the folder opened the named pipe and waited for a writer")
+    assert len(read["dataset"]) == 18
+    assert "skipped 1 special file(s) (named pipes, sockets, devices)" in " ".join(caplog.messages)
+    assert "circle/pipe.png" in " ".join(caplog.messages)
 
 
 def test_decoded_images_are_cached_and_read_again_when_the_folder_changes(tmp_path, monkeypatch, image_folder):
