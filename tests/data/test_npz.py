@@ -1,3 +1,7 @@
+import io
+import re
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -73,3 +77,58 @@ def test_object_arrays_and_other_files_are_refused_without_unpickling(tmp_path):
         read_npz(tmp_path / "text.npz")
     with pytest.raises(VaeganError, match="is not a file"):
         read_npz(tmp_path / "missing.npz")
+
+
+def zipped(path, **members):
+    """A .npz written member by member, with whatever bytes each holds."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def npy_header(shape, descr="|u1"):
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def with_central_directory_field(path, offset, value):
+    """`path` with a 2-byte field of every central directory record set to `value` (8: flags, 10: method)."""
+    data = bytearray(path.read_bytes())
+    start = data.find(b"PK\x01\x02")
+    while start >= 0:
+        data[start + offset:start + offset + 2] = value.to_bytes(2, "little")
+        start = data.find(b"PK\x01\x02", start + 1)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("members, patch, message", [
+    ({"x.npy": b"not an array at all"}, None, "member x.npy cannot be read (the magic string is not correct"),
+    ({"x": pixels(2).tobytes()}, None, "member x cannot be read"),  # raw bytes, not .npy
+    ({"x.npy": npy(pixels(2))}, (8, 1), "member x.npy cannot be read (File 'x.npy' is encrypted"),
+    ({"x.npy": npy(pixels(2))}, (10, 99), "member x.npy cannot be read (That compression method is not supported"),
+    ({"x.npy": npy_header((10 ** 9, 32, 32, 3)) + bytes(100)}, None,
+     "member x.npy declares shape [1000000000, 32, 32, 3] of uint8 (3,072,000,000,000 bytes) but holds 100 bytes"),
+])
+def test_a_member_that_cannot_be_read_is_named_in_one_error(tmp_path, members, patch, message):
+    path = zipped(tmp_path / "mine.npz", **members)
+    if patch:
+        with_central_directory_field(path, *patch)
+    with pytest.raises(VaeganError, match=f"^{re.escape(f'{path}: {message}')}"):
+        read_npz(path)
+
+
+def test_class_names_must_be_text_and_utf_8_bytes_are_read_as_text(tmp_path):
+    path = save(tmp_path / "bytes.npz", x=pixels(2), y=np.array([0, 1]), class_names=np.array([b"caf\xc3\xa9", b"b"]))
+    assert read_npz(path)[0].class_names == ["café", "b"]
+    path = save(tmp_path / "bad.npz", x=pixels(2), y=np.array([0, 1]), class_names=np.array([b"\xff\xfe", b"b"]))
+    with pytest.raises(VaeganError, match="member class_names holds bytes that are not UTF-8"):
+        read_npz(path)
