@@ -1,13 +1,16 @@
 import io
+import logging
 import re
 import zipfile
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from vaegan.config import DataConfig
 from vaegan.data import load_split
+from vaegan.data.folder import read_folder
 from vaegan.data.npz import read_npz
 from vaegan.errors import VaeganError
 
@@ -51,7 +54,8 @@ def test_a_stored_test_split_is_used(tmp_path):
 
 @pytest.mark.parametrize("arrays, message", [
     ({"x": pixels(4).astype(np.float32)}, "dtype float32; it must be uint8"),
-    ({"x": pixels(4)[:, :16]}, r"shape \[4, 16, 32, 3\]"),
+    ({"x": pixels(4)[..., :2]}, r"shape \[4, 32, 32, 2\]; it must be RGB images"),
+    ({"x": pixels(4)[:, :0]}, r"shape \[4, 0, 32, 3\]"),
     ({"x": pixels(4)[0]}, "shape"),
     ({"images": pixels(4)}, "no array named x"),
     ({"x": pixels(4), "y": np.array([0, 1, 2, 5]), "class_names": np.array(["a", "b", "c"])}, r"labels 0..5, outside 0..2"),
@@ -132,3 +136,24 @@ def test_class_names_must_be_text_and_utf_8_bytes_are_read_as_text(tmp_path):
     path = save(tmp_path / "bad.npz", x=pixels(2), y=np.array([0, 1]), class_names=np.array([b"\xff\xfe", b"b"]))
     with pytest.raises(VaeganError, match="member class_names holds bytes that are not UTF-8"):
         read_npz(path)
+
+
+def test_images_of_another_size_are_resized_as_a_folder_of_the_same_images_is(tmp_path, caplog):
+    x = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i, image in enumerate(x):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_npz(save(tmp_path / "big.npz", x=x))
+    assert "resized 3 images of x in" in caplog.text and "from 48x64 to 32x32" in caplog.text
+    assert torch.equal(train.images, read_folder(folder, None)[0].images)
+    chw, _ = read_npz(save(tmp_path / "chw.npz", x=x.transpose(0, 3, 1, 2)))
+    assert torch.equal(chw.images, train.images)
+
+
+def test_32x32_images_are_used_bit_for_bit_without_a_warning(tmp_path, caplog):
+    x = pixels(5)
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_npz(save(tmp_path / "small.npz", x=x))
+    assert torch.equal(train.images, torch.from_numpy(x.transpose(0, 3, 1, 2))) and "resized" not in caplog.text

@@ -1,7 +1,10 @@
 """Arrays of the user's own images as a dataset (`data.name=npz`, `data.dir=FILE.npz`).
 
-The file holds `x` (uint8, [N, 32, 32, 3] or [N, 3, 32, 32]) and optionally `y` (integer labels), `class_names`
-(strings) and a test split `x_test` / `y_test`; without `y` the dataset is unconditional (one class). Each member
+The file holds `x` (uint8 RGB, [N, H, W, 3] or [N, 3, H, W]; [N, 3, H, 3] is read as channels last) and optionally
+`y` (integer labels), `class_names` (strings) and a test split `x_test` / `y_test`; without `y` the dataset is
+unconditional (one class). Images of another size than 32x32 are resized as data.name=folder resizes its files
+(resize.py: shorter side to 32, bicubic, centre crop) and a warning says so; 32x32 images are used as they are,
+bit for bit. Each member
 is read by `_member`, with allow_pickle=False (an object array is refused rather than unpickled) and its declared
 size checked against the bytes it holds before anything is allocated, so any member that cannot be read ends in
 one error naming the file and the member.
@@ -10,6 +13,7 @@ one error naming the file and the member.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import zipfile
 import zlib
@@ -17,11 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from vaegan.data.dataset import ImageDataset
+from vaegan.data.resize import SIDE, resize_and_crop
 from vaegan.errors import VaeganError
 
-SIDE = 32
+log = logging.getLogger(__name__)
+
 KNOWN_ARRAYS = ("x", "y", "class_names", "x_test", "y_test")
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -92,13 +99,15 @@ def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.n
 def _images(x: np.ndarray, path: Path, key: str) -> torch.Tensor:
     if x.dtype != np.uint8:
         raise VaeganError(f"{path}: {key} has dtype {x.dtype}; it must be uint8 pixels 0-255")
-    if x.ndim == 4 and x.shape[1:] == (SIDE, SIDE, 3):
-        x = x.transpose(0, 3, 1, 2)
-    if x.ndim != 4 or x.shape[1:] != (3, SIDE, SIDE) or len(x) == 0:
-        raise VaeganError(f"{path}: {key} has shape {list(x.shape)}; it must be [N, {SIDE}, {SIDE}, 3] or "
-                          f"[N, 3, {SIDE}, {SIDE}] with N >= 1 (resize other sizes first, or use data.name=folder, "
-                          f"which resizes)")
-    return torch.from_numpy(np.ascontiguousarray(x))
+    if x.ndim != 4 or 3 not in (x.shape[1], x.shape[3]) or 0 in x.shape:
+        raise VaeganError(f"{path}: {key} has shape {list(x.shape)}; it must be RGB images [N, H, W, 3] or "
+                          f"[N, 3, H, W] with N, H, W >= 1")
+    hwc = x if x.shape[3] == 3 else x.transpose(0, 2, 3, 1)
+    if hwc.shape[1:3] != (SIDE, SIDE):
+        log.warning("resized %d images of %s in %s from %dx%d to %dx%d (shorter side to %d, centre crop, as "
+                    "data.name=folder does)", len(hwc), key, path, *hwc.shape[1:3], SIDE, SIDE, SIDE)
+        hwc = np.stack([resize_and_crop(Image.fromarray(image)) for image in hwc])
+    return torch.from_numpy(np.ascontiguousarray(hwc.transpose(0, 3, 1, 2)))
 
 
 def _labels(y: np.ndarray | None, count: int, path: Path, key: str) -> torch.Tensor:
