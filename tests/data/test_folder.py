@@ -1,5 +1,6 @@
 import logging
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -136,6 +137,39 @@ def test_symlinks_leading_outside_the_folder_are_not_followed(tmp_path, caplog, 
     assert "not followed: 2 symlink" in " ".join(caplog.messages)
 
 
+def test_symlinks_that_lead_nowhere_are_skipped_and_named(tmp_path, caplog, image_folder):
+    root = tmp_path / "data"
+    image_folder(root)
+    os.symlink(root / "circle" / "missing.png", root / "circle" / "dangling.png")
+    os.symlink("self.png", root / "circle" / "self.png")
+    os.symlink("b.png", root / "square" / "a.png")
+    os.symlink("a.png", root / "square" / "b.png")
+    os.symlink("loop", root / "loop")  # a looping link where a class folder would be
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_folder(root, None)
+    assert train.class_names == ["circle", "square", "triangle"] and len(train) == 18
+    messages = " ".join(caplog.messages)
+    assert "skipped 5 broken symlink(s) (dangling or in a loop)" in messages
+    assert "loop; circle/dangling.png; circle/self.png; ..." in messages
+
+
+def test_a_named_pipe_is_skipped_and_named_without_being_opened(tmp_path, caplog, image_folder):
+    root = tmp_path / "data"
+    image_folder(root)
+    os.mkfifo(root / "circle" / "pipe.png")
+    read = {}
+    reader = threading.Thread(target=lambda: read.update(dataset=read_folder(root, None)[0]), daemon=True)
+    with caplog.at_level(logging.WARNING):
+        reader.start()
+        reader.join(timeout=10)
+    if reader.is_alive():  # blocked opening the pipe: a writer lets it go before the test fails
+        os.close(os.open(root / "circle" / "pipe.png", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("reading the folder opened the named pipe and waited for a writer")
+    assert len(read["dataset"]) == 18
+    assert "skipped 1 special file(s) (named pipes, sockets, devices)" in " ".join(caplog.messages)
+    assert "circle/pipe.png" in " ".join(caplog.messages)
+
+
 def test_decoded_images_are_cached_and_read_again_when_the_folder_changes(tmp_path, monkeypatch, image_folder):
     root, cache = tmp_path / "data", tmp_path / "cache"
     image_folder(root)
@@ -169,3 +203,75 @@ def test_load_split_needs_data_dir_and_an_existing_folder(tmp_path):
         load_split(DataConfig(name="folder"), "train", 0)
     with pytest.raises(VaeganError, match="is not a folder"):
         load_split(DataConfig(name="folder", dir=str(tmp_path / "missing")), "train", 0)
+
+
+def test_an_extreme_strip_is_cropped_before_the_resize_so_memory_stays_bounded(tmp_path, monkeypatch):
+    root = tmp_path / "flat"
+    root.mkdir()
+    uniform(root / "square.png", (1, 2, 3), (40, 40))
+    strip = np.zeros((1, 2_000_000, 3), dtype=np.uint8)
+    strip[:, 1_000_000 - 8:1_000_000 + 8] = (0, 255, 0)  # the centre, with a margin wider than bicubic's reach
+    Image.fromarray(strip).save(root / "strip.png")
+    resize = Image.Image.resize
+
+    def bounded(image, size, *args, **kwargs):
+        assert size[0] * size[1] <= 10 ** 6, f"resize to {size}"
+        return resize(image, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", bounded)
+    train, _ = read_folder(root, None)
+    assert len(train) == 2 and (train.images[1] == torch.tensor([0, 255, 0]).view(3, 1, 1)).all()
+
+
+def _wide(mode, value):
+    """A uniform 40x40 image of a mode with more than 8 bits a pixel."""
+    dtype = {"I;16": "<u2", "I;16B": ">u2", "I": "<i4", "F": "<f4"}[mode]
+    return Image.frombytes(mode, (40, 40), np.full((40, 40), value, dtype=dtype).tobytes())
+
+
+def _with_transparent_index():
+    image = Image.new("P", (40, 40), 1)
+    image.putpalette([200, 100, 50, 0, 0, 0])
+    image.info["transparency"] = 1
+    return image
+
+
+@pytest.mark.parametrize("image, fmt, expected", [
+    (Image.new("L", (40, 40), 128), "PNG", (128, 128, 128)),
+    (_wide("I;16", 32768), "PNG", (128, 128, 128)),  # 16-bit grey PNG, the same grey as the 8-bit one
+    (_wide("I;16", 65535), "PNG", (255, 255, 255)),
+    (_wide("I;16B", 4096), "PNG", (16, 16, 16)),
+    (_wide("I", 32768), "TIFF", (128, 128, 128)),  # Pillow reads by content: a TIFF named .png is read too
+    (_wide("F", 0.5), "TIFF", (128, 128, 128)),
+    (Image.new("1", (40, 40), 1), "PNG", (255, 255, 255)),
+    (Image.new("LA", (40, 40), (128, 255)), "PNG", (128, 128, 128)),
+    (Image.new("LA", (40, 40), (0, 0)), "PNG", (255, 255, 255)),  # transparent: over white, not its hidden black
+    (Image.new("RGBA", (40, 40), (200, 100, 50, 0)), "PNG", (255, 255, 255)),
+    (Image.new("RGBA", (40, 40), (200, 100, 50, 255)), "PNG", (200, 100, 50)),
+    (Image.new("RGBA", (40, 40), (0, 0, 0, 128)), "PNG", (127, 127, 127)),
+    (Image.new("P", (40, 40), 0).convert("P"), "PNG", (0, 0, 0)),
+    (_with_transparent_index(), "PNG", (255, 255, 255)),
+    (Image.new("CMYK", (40, 40), (0, 255, 0, 0)), "TIFF", (255, 0, 255)),
+    (Image.new("YCbCr", (40, 40), (128, 128, 128)), "TIFF", (128, 128, 128)),
+])
+def test_every_pixel_mode_becomes_8_bit_rgb_with_the_values_it_means(tmp_path, image, fmt, expected):
+    root = tmp_path / "flat"
+    root.mkdir()
+    image.save(root / "image.png", format=fmt)
+    train, _ = read_folder(root, None)
+    assert train.images[0].flatten(1).T.unique(dim=0).tolist() == [list(expected)]
+
+
+@pytest.mark.parametrize("image, reason", [
+    (_wide("F", 2.0), "mode F (float) with values 2.0..2.0, outside 0..1"),
+    (_wide("I", 70000), "mode I (32-bit integer) with values 70000..70000"),
+])
+def test_pixels_without_one_meaning_are_skipped_and_named_with_the_mode(tmp_path, caplog, image, reason):
+    root = tmp_path / "flat"
+    root.mkdir()
+    for i in range(30):
+        uniform(root / f"{i:02d}.png", (i, i, i), (32, 32))
+    image.save(root / "wide.png", format="TIFF")
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_folder(root, None)
+    assert len(train) == 30 and f"wide.png (image {reason}" in " ".join(caplog.messages)

@@ -1,9 +1,16 @@
+import io
+import logging
+import re
+import zipfile
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from vaegan.config import DataConfig
 from vaegan.data import load_split
+from vaegan.data.folder import read_folder
 from vaegan.data.npz import read_npz
 from vaegan.errors import VaeganError
 
@@ -47,7 +54,8 @@ def test_a_stored_test_split_is_used(tmp_path):
 
 @pytest.mark.parametrize("arrays, message", [
     ({"x": pixels(4).astype(np.float32)}, "dtype float32; it must be uint8"),
-    ({"x": pixels(4)[:, :16]}, r"shape \[4, 16, 32, 3\]"),
+    ({"x": pixels(4)[..., :2]}, r"shape \[4, 32, 32, 2\]; it must be RGB images"),
+    ({"x": pixels(4)[:, :0]}, r"shape \[4, 0, 32, 3\]"),
     ({"x": pixels(4)[0]}, "shape"),
     ({"images": pixels(4)}, "no array named x"),
     ({"x": pixels(4), "y": np.array([0, 1, 2, 5]), "class_names": np.array(["a", "b", "c"])}, r"labels 0..5, outside 0..2"),
@@ -73,3 +81,79 @@ def test_object_arrays_and_other_files_are_refused_without_unpickling(tmp_path):
         read_npz(tmp_path / "text.npz")
     with pytest.raises(VaeganError, match="is not a file"):
         read_npz(tmp_path / "missing.npz")
+
+
+def zipped(path, **members):
+    """A .npz written member by member, with whatever bytes each holds."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def npy_header(shape, descr="|u1"):
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def with_central_directory_field(path, offset, value):
+    """`path` with a 2-byte field of every central directory record set to `value` (8: flags, 10: method)."""
+    data = bytearray(path.read_bytes())
+    start = data.find(b"PK\x01\x02")
+    while start >= 0:
+        data[start + offset:start + offset + 2] = value.to_bytes(2, "little")
+        start = data.find(b"PK\x01\x02", start + 1)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("members, patch, message", [
+    ({"x.npy": b"not an array at all"}, None, "member x.npy cannot be read (the magic string is not correct"),
+    ({"x": pixels(2).tobytes()}, None, "member x cannot be read"),  # raw bytes, not .npy
+    ({"x.npy": npy(pixels(2))}, (8, 1), "member x.npy cannot be read (File 'x.npy' is encrypted"),
+    ({"x.npy": npy(pixels(2))}, (10, 99), "member x.npy cannot be read (That compression method is not supported"),
+    ({"x.npy": npy_header((10 ** 9, 32, 32, 3)) + bytes(100)}, None,
+     "member x.npy declares shape [1000000000, 32, 32, 3] of uint8 (3,072,000,000,000 bytes) but holds 100 bytes"),
+])
+def test_a_member_that_cannot_be_read_is_named_in_one_error(tmp_path, members, patch, message):
+    path = zipped(tmp_path / "mine.npz", **members)
+    if patch:
+        with_central_directory_field(path, *patch)
+    with pytest.raises(VaeganError, match=f"^{re.escape(f'{path}: {message}')}"):
+        read_npz(path)
+
+
+def test_class_names_must_be_text_and_utf_8_bytes_are_read_as_text(tmp_path):
+    path = save(tmp_path / "bytes.npz", x=pixels(2), y=np.array([0, 1]), class_names=np.array([b"caf\xc3\xa9", b"b"]))
+    assert read_npz(path)[0].class_names == ["café", "b"]
+    path = save(tmp_path / "bad.npz", x=pixels(2), y=np.array([0, 1]), class_names=np.array([b"\xff\xfe", b"b"]))
+    with pytest.raises(VaeganError, match="member class_names holds bytes that are not UTF-8"):
+        read_npz(path)
+
+
+def test_images_of_another_size_are_resized_as_a_folder_of_the_same_images_is(tmp_path, caplog):
+    x = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i, image in enumerate(x):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_npz(save(tmp_path / "big.npz", x=x))
+    assert "resized 3 images of x in" in caplog.text and "from 48x64 to 32x32" in caplog.text
+    assert torch.equal(train.images, read_folder(folder, None)[0].images)
+    chw, _ = read_npz(save(tmp_path / "chw.npz", x=x.transpose(0, 3, 1, 2)))
+    assert torch.equal(chw.images, train.images)
+
+
+def test_32x32_images_are_used_bit_for_bit_without_a_warning(tmp_path, caplog):
+    x = pixels(5)
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_npz(save(tmp_path / "small.npz", x=x))
+    assert torch.equal(train.images, torch.from_numpy(x.transpose(0, 3, 1, 2))) and "resized" not in caplog.text

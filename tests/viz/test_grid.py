@@ -2,6 +2,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vaegan.cli import main
 from vaegan.config import ModelConfig
 from vaegan.models import build_model
 from vaegan.viz import (class_conditional_samples, fixed_latents, make_grid, reconstruction_grid, save_png,
@@ -82,3 +83,27 @@ def test_latent_map_colours_cifar100_by_its_superclasses(tmp_path):
     result = latent_map_figure(model, with_coarse, 60, "pca", tmp_path / "map.png", torch.device("cpu"))
     assert set(result) == {"knn_accuracy", "knn_accuracy_superclass", "images"}
     assert Image.open(tmp_path / "map.png").size[0] > 600
+
+
+def test_row_labels_of_any_text_are_drawn_on_one_line_and_long_ones_cut(tmp_path):
+    grid = make_grid(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), ncol=2)
+
+    def drawn(*labels):
+        return np.asarray(Image.open(save_png(grid, tmp_path / "g.png", row_labels=list(labels))))
+
+    assert np.array_equal(drawn("ca\nt", "do\tg"), drawn("ca t", "do g"))  # control characters shown as spaces
+    assert np.array_equal(drawn("\r\x00\x1b[1m\u2028", "x"), drawn("   [1m ", "x"))
+    long = drawn("a" * 1000, "b")
+    assert np.array_equal(long, drawn("a" * 29 + "...", "b")) and long.shape[1] < 300
+
+
+def test_a_run_on_a_folder_whose_class_name_holds_a_newline_finishes(tmp_path, monkeypatch, image_folder):
+    monkeypatch.setenv("VAEGAN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "photos"
+    image_folder(root, classes=("ca\nt", "dog"), per_class=8)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "cvaegan-cifar100", "--run-dir", str(run), "data.name=folder",
+                 f"data.dir={root}", "model.channels=8", "model.d_channels=8", "model.latent_dim=8",
+                 "model.embed_dim=4", "train.batch_size=8", "train.max_steps=2", "train.eval_images=8",
+                 "train.device=cpu"]) == 0
+    assert (run / "summary.json").is_file()

@@ -3,17 +3,20 @@
 Layout: one subfolder per class (labels in sorted folder order), or images directly in PATH for an
 unconditional dataset (one class). A `test/` subfolder holding the same classes is the test split; without one,
 the test split is held out of the rest (`data.test_fraction`, see ImageDataset.hold_out). PNG, JPEG, WebP and
-BMP files are read, converted to RGB, resized so the shorter side is 32 pixels (bicubic) and centre-cropped to
-32x32. Other files are ignored; a symlink leading outside PATH is not followed; an image that cannot be read is
-skipped and named, and more than MAX_BAD_SHARE of them refuses the folder. Pillow's decompression-bomb guard
-stays on. The decoded pixels are cached in the cache folder, keyed by every file's path, size and mtime, so a
-changed folder is read again.
+BMP files are read, converted to 8-bit RGB (16-bit pixels by their high byte, float pixels from 0..1,
+transparent pixels over white), resized so the shorter side is 32 pixels (bicubic) and centre-cropped to 32x32
+(resize.py, shared with npz.py). Other files are ignored; a symlink leading outside PATH is not followed; a
+symlink leading nowhere and a special file (a named pipe would block the read) are skipped and named; an image
+that cannot be read is skipped and named, and more than MAX_BAD_SHARE of them refuses the folder. Pillow's
+decompression-bomb guard stays on. The decoded pixels are cached in the cache folder, keyed by every file's
+path, size and mtime, so a changed folder is read again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import stat
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -24,16 +27,16 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from vaegan.data.dataset import ImageDataset
+from vaegan.data.resize import SIDE, resize_and_crop
 from vaegan.errors import VaeganError
 from vaegan.runs.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-SIDE = 32
 MAX_BAD_SHARE = 0.05  # more unreadable images than this share of a split refuses the folder
 TEST_FOLDER = "test"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: 16-bit, float and transparent pixels converted by _to_rgb
 
 
 @dataclass
@@ -43,6 +46,8 @@ class _Listing:
     classes: dict[str, list[Path]]
     ignored: list[Path] = field(default_factory=list)  # not images (by suffix)
     outside: list[Path] = field(default_factory=list)  # symlinks leading outside the folder
+    broken: list[Path] = field(default_factory=list)  # symlinks leading nowhere: dangling or in a loop
+    special: list[Path] = field(default_factory=list)  # named pipes, sockets, devices: opening one can block
 
 
 def read_folder(root: Path, cache: Path | None) -> tuple[ImageDataset, ImageDataset | None]:
@@ -70,36 +75,37 @@ def _names(classes: dict[str, list[Path]]) -> str:
     return ", ".join(shown[:6]) + (f" and {len(shown) - 6} more" if len(shown) > 6 else "")
 
 
-def _inside(path: Path, resolved_root: Path) -> bool:
-    return path.resolve().is_relative_to(resolved_root)
-
-
-def _image_files(folder: Path, resolved_root: Path, listing: _Listing) -> list[Path]:
-    """The image files directly in `folder`, sorted; other files go to `listing.ignored`/`outside`."""
-    images = []
+def _entries(folder: Path, resolved_root: Path, listing: _Listing) -> tuple[list[Path], list[Path]]:
+    """The subfolders and image files directly in `folder`, sorted; what is left out goes to `listing`."""
+    folders, images = [], []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.is_dir():
+        if path.name.startswith("."):
             continue
-        if path.is_symlink() and not _inside(path, resolved_root):
-            listing.outside.append(path)
+        if path.is_symlink():
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):  # dangling, or a loop (RuntimeError before Python 3.13)
+                listing.broken.append(path)
+                continue
+            if not target.is_relative_to(resolved_root):
+                listing.outside.append(path)
+                continue
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            folders.append(path)
+        elif not stat.S_ISREG(mode):
+            listing.special.append(path)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             images.append(path)
         else:
             listing.ignored.append(path)
-    return images
+    return folders, images
 
 
 def _list_split(folder: Path, resolved_root: Path, exclude: str | None = None) -> _Listing:
     listing = _Listing({})
-    subfolders = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_dir() or path.name == exclude:
-            continue
-        if path.is_symlink() and not _inside(path, resolved_root):
-            listing.outside.append(path)
-        else:
-            subfolders.append(path)
-    loose = _image_files(folder, resolved_root, listing)
+    subfolders, loose = _entries(folder, resolved_root, listing)
+    subfolders = [path for path in subfolders if path.name != exclude]
     if subfolders and loose:
         raise VaeganError(f"{folder} holds both images ({loose[0].name}, ...) and class folders ({subfolders[0].name}, "
                           f"...): put every image in a class folder, or all of them directly in {folder} for an "
@@ -113,7 +119,7 @@ def _list_split(folder: Path, resolved_root: Path, exclude: str | None = None) -
         raise VaeganError(f"{folder} has one class folder only ({subfolders[0].name}): a conditional dataset needs "
                           f"two or more; for an unconditional one put the images directly in {folder}")
     for sub in subfolders:
-        images = _image_files(sub, resolved_root, listing)
+        _, images = _entries(sub, resolved_root, listing)  # folders inside a class folder are not read
         if not images:
             raise VaeganError(f"class folder {sub} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         listing.classes[sub.name] = images
@@ -124,8 +130,8 @@ def _cache_key(folder: Path, listing: _Listing) -> str:
     digest = hashlib.sha256(f"{_CACHE_VERSION} {SIDE} {folder}".encode())
     for name in sorted(listing.classes):
         for path in listing.classes[name]:
-            stat = path.stat()
-            digest.update(f"\0{name}/{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+            info = path.stat()
+            digest.update(f"\0{name}/{path.name}\0{info.st_size}\0{info.st_mtime_ns}".encode())
     return digest.hexdigest()[:32]
 
 
@@ -164,19 +170,26 @@ def _decode_all(folder: Path, listing: _Listing, names: list[str]) -> dict[str, 
             except _Unreadable as err:
                 bad.append(f"{path.relative_to(folder)} ({err})")
     total = len(images) + len(bad)
-    if listing.outside:
-        log.warning("not followed: %d symlink(s) leading outside %s, e.g. %s", len(listing.outside), folder,
-                    listing.outside[0].relative_to(folder))
-    if listing.ignored:
-        log.warning("ignored %d file(s) in %s that are not %s images, e.g. %s", len(listing.ignored), folder,
-                    "/".join(s[1:].upper() for s in IMAGE_SUFFIXES), listing.ignored[0].relative_to(folder))
+    kinds = "/".join(suffix[1:].upper() for suffix in IMAGE_SUFFIXES)
+    left_out = ((listing.outside, "not followed: {} symlink(s) leading outside"),
+                (listing.broken, "skipped {} broken symlink(s) (dangling or in a loop) in"),
+                (listing.special, "skipped {} special file(s) (named pipes, sockets, devices) in"),
+                (listing.ignored, f"ignored {{}} file(s) that are not {kinds} images in"))
+    for paths, what in left_out:
+        if paths:
+            log.warning("%s %s: %s", what.format(len(paths)), folder,
+                        _some([str(path.relative_to(folder)) for path in paths]))
     if bad:
-        shown = "; ".join(bad[:3]) + ("; ..." if len(bad) > 3 else "")
+        shown = _some(bad)
         if len(bad) > MAX_BAD_SHARE * total:
             raise VaeganError(f"{len(bad)} of {total} images in {folder} cannot be read (more than "
                               f"{MAX_BAD_SHARE:.0%}), e.g. {shown}")
         log.warning("skipped %d of %d images in %s that cannot be read: %s", len(bad), total, folder, shown)
     return {"images": np.stack(images), "labels": np.asarray(labels, dtype=np.int64)}
+
+
+def _some(names: list[str]) -> str:
+    return "; ".join(names[:3]) + ("; ..." if len(names) > 3 else "")
 
 
 class _Unreadable(Exception):
@@ -190,17 +203,41 @@ def _decode(path: Path) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.draft("RGB", (SIDE, SIDE))  # JPEG: decode at a reduced scale when the file allows it
-                rgb = image.convert("RGB")
+                image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _Unreadable("larger than Pillow's decompression-bomb limit") from None
     except UnidentifiedImageError:
         raise _Unreadable("not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise _Unreadable(f"damaged or truncated: {err}") from None
-    width, height = rgb.size
-    scale = SIDE / min(width, height)
-    size = (max(SIDE, round(width * scale)), max(SIDE, round(height * scale)))
-    resized = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-    left, top = (size[0] - SIDE) // 2, (size[1] - SIDE) // 2
-    cropped = resized.crop((left, top, left + SIDE, top + SIDE))
-    return np.asarray(cropped, dtype=np.uint8).transpose(2, 0, 1).copy()
+    return resize_and_crop(_to_rgb(image)).transpose(2, 0, 1).copy()
+
+
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # more than 8 bits a pixel, one channel
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode as 8-bit RGB with the values it means: wide pixels scaled (see _to_8bit), transparent pixels laid
+    over white (their hidden colour is arbitrary); a mode Pillow cannot convert is refused by name."""
+    if image.mode in _WIDE_MODES:
+        return Image.fromarray(_to_8bit(np.asarray(image), image.mode)).convert("RGB")
+    try:
+        if not image.has_transparency_data:
+            return image.convert("RGB")
+        rgba = image.convert("RGBA")
+    except ValueError:
+        raise _Unreadable(f"image mode {image.mode} cannot be converted to RGB") from None
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+
+
+def _to_8bit(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit (and 32-bit integer) pixels are 0..65535, kept by their high byte as Pillow does for 16-bit RGB;
+    float pixels are 0..1. Values outside that range have no one meaning, so the file is refused."""
+    if mode == "F":
+        if not (np.isfinite(pixels).all() and 0 <= pixels.min() and pixels.max() <= 1):
+            raise _Unreadable(f"image mode F (float) with values {pixels.min()}..{pixels.max()}, outside 0..1")
+        return np.rint(pixels * 255).astype(np.uint8)
+    if pixels.min() < 0 or pixels.max() > 65535:
+        raise _Unreadable(f"image mode {mode} (32-bit integer) with values {pixels.min()}..{pixels.max()}, "
+                          f"outside the 16-bit range 0..65535")
+    return (pixels >> 8).astype(np.uint8)

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from vaegan.runs import atomic_write
 
 LABEL_FONT_SIZE = 13
+MAX_LABEL_CHARS = 32  # a longer row label (a class folder's name, say) is cut, so the margin stays narrow
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -63,8 +64,15 @@ def reconstruction_grid(real: torch.Tensor, recon: torch.Tensor, ncol: int = 8) 
     return make_grid(torch.cat(padded), ncol)
 
 
+def _one_line(text: str) -> str:
+    """`text` as one line Pillow can draw: a newline, tab or other control character becomes a space."""
+    return "".join(char if char.isprintable() else " " for char in text)
+
+
 def _with_row_labels(image: Image.Image, labels: list[str], padding: int) -> Image.Image:
     font = ImageFont.load_default(size=LABEL_FONT_SIZE)
+    labels = [_one_line(label if len(label) <= MAX_LABEL_CHARS else label[:MAX_LABEL_CHARS - 3] + "...")
+              for label in labels]
     margin = int(max(ImageDraw.Draw(image).textlength(label, font=font) for label in labels)) + 12
     canvas = Image.new("RGB", (image.width + margin, image.height), (255, 255, 255))
     canvas.paste(image, (margin, 0))
@@ -78,7 +86,7 @@ def _with_row_labels(image: Image.Image, labels: list[str], padding: int) -> Ima
 
 def _with_caption(image: Image.Image, caption: str) -> Image.Image:
     font = ImageFont.load_default(size=LABEL_FONT_SIZE)
-    lines = caption.splitlines()
+    lines = [_one_line(line) for line in caption.splitlines()]
     line_height = LABEL_FONT_SIZE + 5
     width = max(image.width, int(max(ImageDraw.Draw(image).textlength(line, font=font) for line in lines)) + 12)
     canvas = Image.new("RGB", (width, image.height + line_height * len(lines) + 8), (255, 255, 255))
