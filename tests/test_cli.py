@@ -118,3 +118,8 @@ def test_warnings_reach_the_terminal_as_one_vaegan_warning_line_each(tmp_path, c
     assert main(["train", "--resume", str(run), "train.max_steps=3"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and warnings[0].startswith("vaegan: warning: ") and "is shorter than" in warnings[0]
+
+
+def test_an_error_naming_something_with_a_newline_is_still_one_line(tmp_path):
+    line = _one_error_line(run_cli("train", "--preset", "no\nsuch", "--run-dir", str(tmp_path / "run")))
+    assert "unknown preset 'no\\nsuch'" in line

@@ -509,13 +509,18 @@ def _runtime_error_message(err: Exception) -> str | None:
     return None
 
 
+def one_line(text: str) -> str:
+    """`text` with control characters escaped (a class folder may be named 'ca\\nt'): one message, one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+
+
 class _Console(logging.Handler):
     """vaegan's log records on the terminal: warnings as `vaegan: warning: ...` lines on stderr, progress (info)
     as plain lines on stdout. The streams are looked up per record, so redirected ones are honoured."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
-            print(f"vaegan: warning: {record.getMessage()}", file=sys.stderr)
+            print(f"vaegan: warning: {one_line(record.getMessage())}", file=sys.stderr)
         else:
             print(record.getMessage(), file=sys.stdout)
 
@@ -536,11 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     except StoppedByAnotherRank:  # under torchrun: the rank that failed first printed why
         return 1
     except VaeganError as err:
-        print(f"vaegan: error: {err}", file=sys.stderr)
+        print(f"vaegan: error: {one_line(err)}", file=sys.stderr)
         return 2
     except OSError as err:  # a write or read no vaegan code foresaw: still one line, never a traceback
         where = f"{err.filename}: " if err.filename else ""
-        print(f"vaegan: error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"vaegan: error: {one_line(where + str(err.strerror or err))}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:
         message = _runtime_error_message(err)
