@@ -76,7 +76,7 @@ def _host_path(loader, epoch, start=0):
     """The loader as it was before the split moved to the device: gather and normalise each batch on the host,
     then draw its augmentation from the batch's own generator (crop offsets first, then flips)."""
     from vaegan.data.augment import crop
-    from vaegan.data.seeding import derive_seed
+    from vaegan.seeding import derive_seed
 
     indices = loader._rank_indices(epoch)
     out = []

@@ -8,7 +8,7 @@ import torch
 
 from vaegan.data.augment import augment, draw_augmentation
 from vaegan.data.dataset import ImageDataset
-from vaegan.data.seeding import derive_seed
+from vaegan.seeding import derive_seed
 from vaegan.errors import VaeganError
 
 

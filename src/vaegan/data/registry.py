@@ -11,7 +11,7 @@ from vaegan.data.dataset import ImageDataset
 from vaegan.data.download import cifar_folder
 from vaegan.data.folder import read_folder
 from vaegan.data.npz import read_npz
-from vaegan.data.seeding import derive_seed
+from vaegan.seeding import derive_seed
 from vaegan.data.shapes10 import make_shapes10
 from vaegan.errors import VaeganError
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from vaegan.data.dataset import ImageDataset
-from vaegan.data.seeding import derive_seed
+from vaegan.seeding import derive_seed
 
 Mask = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 

@@ -12,7 +12,7 @@ from vaegan.data import cache_dir
 from vaegan.models import GenerativeModel, build_model
 from vaegan.objectives.perceptual import PerceptualLoss, build_perceptual_loss
 from vaegan.speed import SpeedSettings, align_optimizer_state, apply_speed_settings
-from vaegan.data.seeding import derive_seed
+from vaegan.seeding import derive_seed
 from vaegan.training.distributed import Ranks
 from vaegan.training.ema import GeneratorEMA
 from vaegan.training.step import TrainStep
