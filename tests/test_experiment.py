@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -291,3 +292,39 @@ def test_a_run_on_a_training_subset_records_it_and_cannot_resume_with_another(tm
     assert "train_subset: 40" in (run / "config.yaml").read_text()
     with pytest.raises(VaeganError, match="data.train_subset"):
         resume(run, {"data.train_subset": 80, "train.max_steps": 3})
+
+
+# ---- the data a run trains on ------------------------------------------------------------------------------
+
+def write_npz(path, images: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    np.savez(path, x=rng.integers(0, 256, (images, 32, 32, 3), dtype=np.uint8), y=np.arange(images) % 2)
+    return path
+
+
+def test_a_resume_on_changed_data_is_refused_and_one_on_the_same_data_continues(tmp_path, tiny):
+    data, run = write_npz(tmp_path / "own.npz", 40), tmp_path / "run"
+    train(tiny(**{"data.name": "npz", "data.dir": str(data)}), run)
+    write_npz(data, 50)  # the user added images
+    with pytest.raises(VaeganError) as refused:
+        resume(run, {"train.max_steps": 3})
+    assert str(refused.value).startswith(f"cannot resume {run}: its training data changed since it started (36 "
+                                         "images then, 46 now; fingerprint ")
+    assert "train a new run, or restore the data" in str(refused.value)
+    write_npz(data, 40)  # restored: the same images (a new file time does not matter)
+    assert resume(run, {"train.max_steps": 3})["step"] == 3
+
+
+def test_a_checkpoint_written_before_runs_recorded_their_data_resumes(tmp_path, tiny):
+    run = tmp_path / "run"
+    train(tiny(), run)
+    checkpoint = run / "checkpoints" / "last.pt"
+    payload = ckpt.read_checkpoint(checkpoint)
+    del payload["data"]
+    ckpt.write_checkpoint(checkpoint, payload)
+    assert resume(run, {"train.max_steps": 3})["step"] == 3
+    payload = ckpt.read_checkpoint(checkpoint)
+    payload["data"]["train"] = "??"
+    ckpt.write_checkpoint(checkpoint, payload)
+    with pytest.raises(VaeganError, match="malformed record of the run's training data"):
+        resume(run, {"train.max_steps": 4})

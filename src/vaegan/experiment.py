@@ -35,7 +35,7 @@ class Experiment(TrainingEvents):
     def __init__(self, cfg: Config, files: RunDir, train_set: ImageDataset, test_set: ImageDataset,
                  recorded_speed: dict | None = None, ranks: Ranks = Ranks()):
         self.cfg, self.files, self.test_set = cfg, files, test_set
-        self.trainer = Trainer(cfg, files, train_set, self, recorded_speed, ranks)
+        self.trainer = Trainer(cfg, files, train_set, self, recorded_speed, ranks, data_record(train_set, test_set))
         self.tensorboard: TensorBoardLog | None = None
 
     # ---- events of the loop --------------------------------------------------------------------------
@@ -133,6 +133,33 @@ def _load_splits(cfg: Config) -> tuple[ImageDataset, ImageDataset]:
     return tuple(load_split(cfg.data, split, cfg.train.seed) for split in ("train", "test"))
 
 
+DATA_SPLITS = {"train": "training", "test": "test"}
+
+
+def data_record(train_set: ImageDataset, test_set: ImageDataset) -> dict[str, dict[str, Any]]:
+    """The image count and content fingerprint of each split a run uses, kept in its checkpoints."""
+    return {split: {"images": len(dataset), "sha256": dataset.fingerprint}
+            for split, dataset in zip(DATA_SPLITS, (train_set, test_set))}
+
+
+def _check_same_data(files: RunDir, recorded: Any, current: dict[str, dict[str, Any]]) -> None:
+    """Refuse to resume on other data than the run started on: a folder that gained images, a replaced file.
+    Checkpoints written before runs recorded their data hold none; they resume as before."""
+    if recorded is None:
+        return
+    for split, what in DATA_SPLITS.items():
+        then = recorded.get(split) if isinstance(recorded, dict) else None
+        if not (isinstance(then, dict) and isinstance(then.get("images"), int)
+                and isinstance(then.get("sha256"), str)):
+            raise VaeganError(f"{files.checkpoint} holds a malformed record of the run's {what} data (data.{split}); "
+                              "train a new run")
+        now = current[split]
+        if then["sha256"] != now["sha256"]:
+            raise VaeganError(f"cannot resume {files}: its {what} data changed since it started ({then['images']} "
+                              f"images then, {now['images']} now; fingerprint {then['sha256'][:12]} then, "
+                              f"{now['sha256'][:12]} now); train a new run, or restore the data")
+
+
 @contextlib.contextmanager
 def _process_group(cfg: Config) -> Iterator[Ranks]:
     """The ranks of this run (several under torchrun, else one process), left on every exit path; a rank that
@@ -178,9 +205,9 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]
 
 
 def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Continue a run from its checkpoint; only schedule keys (and where the data lives) may change. A run that
-    reached its last step but was stopped before writing model.pt and summary.json gets them written. Under
-    torchrun every rank calls this, with as many ranks as the run was trained with."""
+    """Continue a run from its checkpoint; only schedule keys (and where the data lives, not what it holds) may
+    change. A run that reached its last step but was stopped before writing model.pt and summary.json gets them
+    written. Under torchrun every rank calls this, with as many ranks as the run was trained with."""
     files = RunDir(run_dir)
     files.require_checkpoint()  # a mistyped path gets no lock file
     payload = files.read_checkpoint()
@@ -197,6 +224,7 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
         with _owned(files, ranks, "vaegan train --resume"):
             payload = files.read_checkpoint()  # again, under the lock
             train_set, test_set = _load_splits(cfg)
+            _check_same_data(files, payload.get("data"), data_record(train_set, test_set))
             experiment = Experiment(cfg, files, train_set, test_set, recorded_speed=payload.get("speed"),
                                     ranks=ranks)
             experiment.trainer.restore(payload)

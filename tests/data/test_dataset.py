@@ -51,3 +51,18 @@ def test_load_split_cuts_the_training_split_only_and_by_the_run_seed():
     assert not torch.equal(train.images, load_split(data, "train", seed=2).images)
     with pytest.raises(VaeganError, match="data.train_subset=20000 is more than the 10000 training images"):
         load_split(DataConfig(name="shapes10", train_subset=20000), "train", seed=0)
+
+
+def test_the_fingerprint_follows_the_content_not_the_name():
+    full = make_shapes10("test", test_size=20)
+    same = ImageDataset("another-name", "train", full.images.clone(), full.labels.clone(), list(full.class_names))
+    assert same.fingerprint == full.fingerprint and len(full.fingerprint) == 64
+    pixel = full.images.clone()
+    pixel[3, 1, 5, 7] ^= 1
+    assert ImageDataset(full.name, "test", pixel, full.labels, full.class_names).fingerprint != full.fingerprint
+    labels = full.labels.clone()
+    labels[0] = (labels[0] + 1) % 10
+    assert ImageDataset(full.name, "test", full.images, labels, full.class_names).fingerprint != full.fingerprint
+    renamed = [*full.class_names[1:], full.class_names[0]]
+    assert ImageDataset(full.name, "test", full.images, full.labels, renamed).fingerprint != full.fingerprint
+    assert full.head(10).fingerprint not in (full.fingerprint, full.head(11).fingerprint)

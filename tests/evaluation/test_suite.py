@@ -104,8 +104,7 @@ def test_without_inception_weights_or_classifier_the_other_metrics_still_run(set
     run, _, _ = setup
     monkeypatch.setenv("VAEGAN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("VAEGAN_INCEPTION", raising=False)
-    monkeypatch.setattr("vaegan.runs.weights.urllib.request.urlretrieve",
-                        lambda *a: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr("vaegan.runs.weights.stream_url", lambda *a: (_ for _ in ()).throw(OSError("offline")))
     assert main(["evaluate", str(run), "--n", "30", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "fid, kid, is: skipped:" in out and out.count("VAEGAN_INCEPTION") == 1

@@ -7,7 +7,7 @@ from vaegan.config import LossConfig
 from vaegan.errors import VaeganError
 from vaegan.models import vgg16
 from vaegan.models.classifier import Classifier
-from vaegan.objectives.feature_networks import FORMAT, NETWORK, VERSION, load_vgg16
+from vaegan.objectives.feature_networks import FORMAT, NETWORK, VERSION, load_classifier, load_vgg16
 from vaegan.objectives.perceptual import PerceptualLoss, build_perceptual_loss, perceptual_distance
 from vaegan.runs.checkpoint import write_checkpoint
 
@@ -45,6 +45,37 @@ def test_gradients_reach_the_reconstruction_and_never_the_frozen_network(tmp_pat
     assert all(p.grad is None and not p.requires_grad for p in loss.network.parameters())
     assert all(torch.equal(v, before[k]) for k, v in loss.network.state_dict().items())
     assert loss(x, x).item() == 0
+
+
+def _bad_state(kind: str) -> dict:
+    state = Classifier(10, 4).state_dict()
+    if kind == "missing key":
+        del state["groups.1.0.weight"]
+    elif kind == "other shape":
+        state["groups.1.0.weight"] = torch.zeros(16, 4, 1, 1)
+    return {"tensor": torch.zeros(3), "int key": {1: torch.zeros(3)}}.get(kind, state)
+
+
+BAD_RECORDS = {  # field -> value; every other field as `vaegan classifier train` writes it
+    "negative channels": ("channels", -4), "fractional channels": ("channels", 2.5),
+    "channels far beyond the state": ("channels", 10**30), "zero classes": ("num_classes", 0),
+    "classes as text": ("num_classes", "10"), "class names as text": ("class_names", "abcdefghij"),
+    "class names of numbers": ("class_names", list(range(10))), "too few class names": ("class_names", ["a"]),
+    "dataset a number": ("dataset", 3), "accuracy above 1": ("test_accuracy", 2.0),
+    "state a tensor": ("state", _bad_state("tensor")), "state with an int key": ("state", _bad_state("int key")),
+    "state missing a key": ("state", _bad_state("missing key")),
+    "state of another shape": ("state", _bad_state("other shape")),
+}
+
+
+@pytest.mark.parametrize("field, value", BAD_RECORDS.values(), ids=BAD_RECORDS)
+def test_a_classifier_file_with_an_invalid_record_is_one_error_naming_the_field(tmp_path, field, value):
+    path = tmp_path / "c.pt"
+    payload = {"state": Classifier(10, 4).state_dict(), "network": NETWORK, "channels": 4, "num_classes": 10,
+               "class_names": list("abcdefghij"), "dataset": "shapes10", "test_accuracy": 0.5}
+    write_checkpoint(path, {**payload, field: value}, file_format=FORMAT, version=VERSION)
+    with pytest.raises(VaeganError, match=f"classifier {path} has an invalid {field} "):
+        load_classifier(path, torch.device("cpu"))
 
 
 def small_vgg_file(path, monkeypatch, **changes):

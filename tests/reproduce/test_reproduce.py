@@ -10,7 +10,12 @@ import time
 import pytest
 
 from vaegan.cli import main
+from vaegan.errors import VaeganError
+from vaegan.evaluation.classifier import FORMAT, NETWORK, VERSION
+from vaegan.models.classifier import Classifier
 from vaegan.reproduce.claims import NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED
+from vaegan.reproduce.experiments import EXPERIMENTS, Options, check_classifiers, metrics_classifier
+from vaegan.runs.checkpoint import write_checkpoint
 
 STAND_IN = ["--budget", "0.001", "--seeds", "1", "--subset", "200", "--device", "cpu", "data.name=shapes10",
             "model.channels=8", "model.d_channels=8", "model.latent_dim=8", "model.embed_dim=4",
@@ -61,21 +66,37 @@ def test_a_missing_classifier_file_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"vaegan: error: --classifier: no file at {tmp_path / 'none.pt'}"
 
 
+def given(folder, dataset: str):
+    """A classifier file (untrained, 4 channels) recorded as trained on `dataset`."""
+    path = folder / f"{dataset}.pt"
+    write_checkpoint(path, {"state": Classifier(10, 4).state_dict(), "network": NETWORK, "channels": 4,
+                            "num_classes": 10, "class_names": list("abcdefghij"), "dataset": dataset,
+                            "test_accuracy": 0.5}, file_format=FORMAT, version=VERSION)
+    return path
+
+
+def test_a_classifier_no_experiment_can_use_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    for name in EXPERIMENTS:
+        monkeypatch.setitem(EXPERIMENTS, name, lambda options: pytest.fail("ran without the given classifier"))
+    cifar10 = given(tmp_path, "cifar10")
+    assert main(["reproduce", "all", "--out", str(tmp_path / "out"), "--classifier", str(cifar10),
+                 *STAND_IN]) == 2  # the stand-in runs both experiments on shapes10
+    assert capsys.readouterr().err.strip() == (
+        f"vaegan: error: --classifier {cifar10} was trained on cifar10, but the experiment(s) run here need a "
+        "classifier of shapes10 (cifar100-vaegan), shapes10 (cifar10-regularization); pass one trained on that, "
+        "or none")
+    options = Options(tmp_path / "out", 0.001, 1, [given(tmp_path, "cifar100"), cifar10], "cpu", {}, 100)
+    check_classifiers(list(EXPERIMENTS), options)  # each file serves one of the experiments
+    with pytest.raises(VaeganError, match=r"trained on cifar10, .* cifar100 \(cifar100-vaegan\);"):
+        check_classifiers(["cifar100-vaegan"], options)
+    assert not (tmp_path / "out").exists()
+
+
 def test_each_experiment_takes_the_given_classifier_of_its_own_dataset(tmp_path):
     import torch
 
-    from vaegan.evaluation.classifier import FORMAT, NETWORK, VERSION
-    from vaegan.models.classifier import Classifier
-    from vaegan.reproduce.experiments import Options, metrics_classifier
-    from vaegan.runs.checkpoint import write_checkpoint
-
-    def given(dataset: str) -> object:
-        path = tmp_path / f"{dataset}.pt"
-        write_checkpoint(path, {"state": Classifier(10, 4).state_dict(), "network": NETWORK, "channels": 4,
-                                "num_classes": 10, "class_names": list("abcdefghij"), "dataset": dataset,
-                                "test_accuracy": 0.5}, file_format=FORMAT, version=VERSION)
-        return path
-    options = Options(tmp_path / "out", 0.001, 1, [given("cifar10"), given("shapes10")], "cpu", {}, 100,
+    options = Options(tmp_path / "out", 0.001, 1, [given(tmp_path, "cifar10"), given(tmp_path, "shapes10")], "cpu",
+                      {}, 100,
                       log=lambda line: None)
     assert metrics_classifier({"data.name": "shapes10"}, options)[0] == tmp_path / "shapes10.pt"
     options.classifiers = [tmp_path / "cifar10.pt"]  # none of shapes10: one is trained into OUT

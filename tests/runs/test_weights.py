@@ -2,7 +2,6 @@
 
 import hashlib
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -31,36 +30,44 @@ def test_the_path_is_the_configured_file_then_the_environment_then_the_cache(tmp
     assert FILE.present(None, tmp_path / "cache") == tmp_path / "cache" / FILE.name
 
 
-def test_a_failed_or_corrupt_download_leaves_nothing_behind(tmp_path, monkeypatch):
-    def offline(url, filename):
-        raise OSError("network unreachable")
-    monkeypatch.setattr(weights.urllib.request, "urlretrieve", offline)
-    with pytest.raises(VaeganError, match="download impossible"):
-        FILE.path(None, tmp_path)
+def served(tmp_path, content: bytes) -> WeightsFile:
+    """FILE as published at a file:// URL holding `content`, with the sha256 of `content` as its own."""
+    published = tmp_path / "published" / FILE.name
+    published.parent.mkdir()
+    published.write_bytes(content)
+    return WeightsFile(**{**FILE.__dict__, "url": published.as_uri(),
+                          "sha256_prefix": hashlib.sha256(content).hexdigest()[:8]})
 
-    def corrupt(url, filename):
-        Path(filename).write_bytes(b"not the weights")
-    monkeypatch.setattr(weights.urllib.request, "urlretrieve", corrupt)
+
+def test_a_failed_or_corrupt_download_leaves_nothing_behind(tmp_path):
+    cache = tmp_path / "cache"
+    offline = WeightsFile(**{**FILE.__dict__, "url": (tmp_path / "absent.pth").as_uri()})
+    with pytest.raises(VaeganError, match="download impossible"):
+        offline.path(None, cache)
+    corrupt = WeightsFile(**{**served(tmp_path, b"not the weights").__dict__, "sha256_prefix": FILE.sha256_prefix})
     with pytest.raises(VaeganError, match="sha256"):
-        FILE.path(None, tmp_path)
-    assert list(tmp_path.iterdir()) == []
+        corrupt.path(None, cache)
+    assert list(cache.iterdir()) == []
 
 
 def test_a_download_writes_a_temp_file_of_its_own_and_removes_those_of_killed_ones(tmp_path, monkeypatch, dead_pid):
-    stale = tmp_path / f"{FILE.name}.{dead_pid}.k3j4h5g6.part"
-    live = tmp_path / f"{FILE.name}.{os.getpid()}.zz99yy88.part"  # another download of this process
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = cache / f"{FILE.name}.{dead_pid}.k3j4h5g6.part"
+    live = cache / f"{FILE.name}.{os.getpid()}.zz99yy88.part"  # another download of this process
     stale.write_bytes(b"half")
     live.write_bytes(b"half")
     written = []
+    stream = weights.stream_url
 
-    def fetch(url, filename):
-        written.append(Path(filename).name)
-        Path(filename).write_bytes(b"weights")
-    monkeypatch.setattr(weights.urllib.request, "urlretrieve", fetch)
-    checked = WeightsFile(**{**FILE.__dict__, "sha256_prefix": hashlib.sha256(b"weights").hexdigest()[:8]})
-    assert checked.path(None, tmp_path) == tmp_path / FILE.name
-    assert written[0].startswith(f"{FILE.name}.{os.getpid()}.") and written[0] != live.name
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([FILE.name, live.name])
+    def fetch(url, out, digest, description):
+        written.extend(p.name for p in cache.glob("*.part") if p != live)  # the stale one is gone already
+        stream(url, out, digest, description)
+    monkeypatch.setattr(weights, "stream_url", fetch)
+    checked = served(tmp_path, b"weights")
+    assert checked.path(None, cache) == cache / FILE.name and (cache / FILE.name).read_bytes() == b"weights"
+    assert len(written) == 1 and written[0].startswith(f"{FILE.name}.{os.getpid()}.")
+    assert sorted(p.name for p in cache.iterdir()) == sorted([FILE.name, live.name])
 
 
 @pytest.mark.parametrize("content", [torch.zeros(3), [torch.zeros(3)], None, {1: torch.zeros(3)}],

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import json
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +31,17 @@ class ImageDataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the split's content (pixels, labels, class names), computed once per object: caches and
+        runs record it, because a name (a folder's, a file's) stays the same when the images behind it change."""
+        digest = hashlib.sha256(json.dumps([list(self.images.shape), self.class_names,
+                                            self.coarse_class_names]).encode())
+        for values in (self.images, self.labels.long(), self.coarse_labels):
+            if values is not None:
+                digest.update(values.contiguous().numpy())
+        return digest.hexdigest()
 
     def head(self, n: int) -> ImageDataset:
         """The first `n` images (all of them if fewer): a fixed, cheap subset for figures and quick evals."""

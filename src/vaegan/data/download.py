@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from tqdm import tqdm
-
+from vaegan.runs.download import stream_url
 from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, temp_prefix
 from vaegan.errors import VaeganError
 
@@ -91,19 +87,12 @@ def _download_and_extract(name: str, archive: Archive, data_dir: Path) -> None:
 
 
 def _copy_url(name: str, archive: Archive, data_dir: Path, out: BinaryIO) -> str:
-    """Stream `archive.url` into `out` with a progress bar; returns the md5 of what was written."""
+    """Stream `archive.url` into `out`; returns the md5 of what was written."""
     digest = hashlib.md5(usedforsecurity=False)
     try:
-        with urllib.request.urlopen(archive.url, timeout=60) as response:
-            size = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=size, unit="B", unit_scale=True, desc=f"downloading {name}", disable=None) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-    except (OSError, http.client.HTTPException) as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        raise VaeganError(_absent_message(name, data_dir, archive, f"download is impossible ({reason})")) from exc
+        stream_url(archive.url, out, digest, f"downloading {name}")
+    except OSError as exc:
+        raise VaeganError(_absent_message(name, data_dir, archive, f"download is impossible ({exc})")) from exc
     return digest.hexdigest()
 
 

@@ -3,6 +3,9 @@ of the real-image features keyed by what made them."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,8 +14,12 @@ import numpy as np
 import torch
 
 from vaegan.data import ImageDataset, sequential_batches
+from vaegan.errors import VaeganError
 from vaegan.models import GenerativeModel, evaluation_mode
 from vaegan.runs import atomic_write
+
+log = logging.getLogger(__name__)
+_unwritable: set[Path] = set()  # cache folders already warned about: one warning per folder and process
 
 BATCH = 250  # half the usual eval batch: the Inception network's 299x299 activations are large
 Extractor = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # images in [-1, 1] -> named feature tensors
@@ -48,10 +55,16 @@ def extract(batches, extractor: Extractor) -> dict[str, np.ndarray]:
     return {name: torch.cat(chunks).cpu().numpy() for name, chunks in parts.items()}
 
 
+def real_features_key(dataset: ImageDataset, extractor_key: str) -> str:
+    """The cache key of `dataset`'s features by the extractor `extractor_key` names (with its weights' hash):
+    the dataset's content fingerprint keeps changed images under an unchanged name from reusing old features."""
+    return f"{dataset.name}-{dataset.split}-{extractor_key}-{len(dataset)}-{dataset.fingerprint}"
+
+
 def cached_features(cache_dir: Path, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Features stored under `key` (which must name dataset, split, extractor, its weights hash and the count),
-    computed and written atomically on first use. A damaged file (truncated, a failed zip CRC) is computed
-    again and replaced."""
+    """Features stored under `key` (from `real_features_key`), computed and written atomically on first use. A
+    damaged file (truncated, a failed zip CRC) is computed again and replaced; a cache that cannot be written
+    (read-only, full) costs a warning, not the features."""
     path = feature_cache_path(cache_dir, key)
     if path.is_file():
         try:
@@ -60,9 +73,17 @@ def cached_features(cache_dir: Path, key: str, compute: Callable[[], dict[str, n
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             pass
     features = compute()
-    atomic_write(path, lambda f: np.savez(f, **features))
+    try:
+        atomic_write(path, lambda f: np.savez(f, **features))
+    except VaeganError as err:  # atomic_write's one line for a failed write
+        if path.parent not in _unwritable:
+            _unwritable.add(path.parent)
+            log.warning("could not cache the features of real images (%s); they will be computed again next time",
+                        err)
     return features
 
 
 def feature_cache_path(cache_dir: Path, key: str) -> Path:
-    return Path(cache_dir) / "features" / f"{key}.npz"
+    """The file of `key`: a readable start of the key and its hash, so any key makes a legal file name."""
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:64]
+    return Path(cache_dir) / "features" / f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"

@@ -6,7 +6,7 @@ along latent interpolations), fid / kid / is (the standard Inception network; sk
 weights are absent), and, with a classifier from `vaegan classifier train`, fcd (+ intra-class FCD and the
 real-vs-real floor), cc (class consistency of conditional samples), pr (precision/recall, k=3) and div
 (spread of samples against real images of the same class: mode collapse). Real-image features are cached
-per (dataset, split, extractor, weights hash, count), so a second evaluation reuses them.
+per (dataset, split, extractor, weights hash, count, content fingerprint), so a second evaluation reuses them.
 """
 
 from __future__ import annotations
@@ -153,8 +153,7 @@ class Evaluation:
 
     def reals(self, split: str, extractor_key: str, extractor: feat.Extractor) -> dict[str, np.ndarray]:
         dataset = self.run.dataset(split).head(self.n)
-        key = f"{dataset.name}-{split}-{extractor_key}-{len(dataset)}"
-        return feat.cached_features(self.cache, key,
+        return feat.cached_features(self.cache, feat.real_features_key(dataset, extractor_key),
                                     lambda: feat.extract(feat.real_batches(dataset, self.run.device), extractor))
 
     def inception(self, wanted: list[str]) -> None:

@@ -32,11 +32,47 @@ def load_classifier(path: Path, device: torch.device) -> tuple[Classifier, dict[
     if payload.get("network") != NETWORK:
         raise VaeganError(f"classifier {path} holds an earlier network than this vaegan's; train a new one with "
                           f"`vaegan classifier train`")
+    _check_classifier_record(path, payload)
     model = Classifier(payload["num_classes"], payload["channels"])
     with state_must_fit(path):
         model.load_state_dict(payload["state"])
     info = {k: v for k, v in payload.items() if k not in ("state", "format", "version")}
     return model.to(device).eval(), info
+
+
+def _check_classifier_record(path: Path, payload: dict[str, Any]) -> None:
+    """Every field of a classifier file, checked before anything is built from it: a checksum proves the file
+    unchanged since it was written, not that its writer wrote sensible values."""
+    def invalid(field: str, why: str) -> VaeganError:
+        return VaeganError(f"classifier {path} has an invalid {field} ({why}); train a new one with `vaegan "
+                           "classifier train`")
+    channels, classes, names = payload["channels"], payload["num_classes"], payload.get("class_names")
+    for field, value in (("channels", channels), ("num_classes", classes)):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            raise invalid(field, f"{value!r}, not a positive integer")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)
+                                  and len(names) == classes):
+        raise invalid("class_names", f"not a list of {classes} names")
+    if not isinstance(payload["dataset"], str):
+        raise invalid("dataset", f"{payload['dataset']!r}, not a name")
+    accuracy = payload["test_accuracy"]
+    if not (isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) and 0 <= accuracy <= 1):
+        raise invalid("test_accuracy", f"{accuracy!r}, not a share between 0 and 1")
+    state = payload["state"]
+    if not (isinstance(state, dict) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items())):
+        raise invalid("state", "not a dict of named tensors")
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    stem, head = found.get("stem.0.weight", ())[:1], found.get("head.weight", ())[:1]
+    if stem != (channels,):  # first, so that the shapes below are those of a network the file holds
+        raise invalid("channels", f"{channels}, but its state's first layer has {stem[0] if stem else 'no'} "
+                                  "channels")
+    if head != (classes,):
+        raise invalid("num_classes", f"{classes}, but its state's head has {head[0] if head else 'no'} outputs")
+    with torch.device("meta"):  # the shapes the record describes, without allocating them
+        expected = {key: tuple(value.shape) for key, value in Classifier(classes, channels).state_dict().items()}
+    if found != expected:
+        key = sorted(set(found) ^ set(expected)) or sorted(k for k in expected if found[k] != expected[k])
+        raise invalid("state", f"{key[0]} is missing, extra or of another shape")
 
 
 def load_vgg16(path: Path, device: torch.device) -> VGG16Features:

@@ -18,7 +18,7 @@ from vaegan.ablation.grids import Grid, baselines_grid, regularization_grid
 from vaegan.ablation.runner import Cell, Executor, SuiteOptions, budget_steps, run_grid
 from vaegan.ablation.table import write_tables
 from vaegan.config import apply_overrides, load_preset
-from vaegan.data import cache_dir, load_split, sequential_batches
+from vaegan.data import OWN_DATA, cache_dir, load_split, sequential_batches
 from vaegan.errors import VaeganError
 from vaegan.evaluation.classifier import ClassifierConfig, train_classifier
 from vaegan.evaluation.inception import INCEPTION_WEIGHTS
@@ -63,15 +63,50 @@ class Outcome:
     tables: list[Path] = field(default_factory=list)
 
 
+REFERENCE_DATASETS = {"cifar100-vaegan": "cifar100", "cifar10-regularization": "cifar10"}
+
+
+def classifier_data(experiment: str, options: Options) -> dict[str, Any]:
+    """The data overrides of an experiment's metrics classifier: its reference's dataset, or the stand-in the
+    overrides name."""
+    return _dataset_overrides({"data.name": REFERENCE_DATASETS[experiment], **options.overrides})
+
+
+def _dataset_name(cfg: ClassifierConfig) -> str:
+    """The name a classifier trained on `cfg.data` records: own data is named by its files, so it is read."""
+    if cfg.data.name in OWN_DATA:
+        return load_split(cfg.data, "train", cfg.train.seed).name
+    return cfg.data.name
+
+
+def _given_classifiers(options: Options) -> list[tuple[Path, dict[str, Any]]]:
+    """The --classifier files with their records."""
+    for given in options.classifiers:
+        if not given.is_file():
+            raise VaeganError(f"--classifier: no file at {given}")
+    return [(given, load_classifier(given, torch.device("cpu"))[1]) for given in options.classifiers]
+
+
+def check_classifiers(experiments: list[str], options: Options) -> None:
+    """Refuse a --classifier file that none of `experiments` can use (trained on another dataset) before any
+    work starts, rather than train or use another one in its place."""
+    given = _given_classifiers(options)
+    needed = {experiment: _dataset_name(apply_overrides(ClassifierConfig(), classifier_data(experiment, options)))
+              for experiment in experiments}
+    for path, info in given:
+        if info["dataset"] not in needed.values():
+            wanted = ", ".join(f"{dataset} ({experiment})" for experiment, dataset in needed.items())
+            raise VaeganError(f"--classifier {path} was trained on {info['dataset']}, but the experiment(s) run "
+                              f"here need a classifier of {wanted}; pass one trained on that, or none")
+
+
 def metrics_classifier(dataset_overrides: dict[str, Any], options: Options) -> tuple[Path, dict[str, Any]]:
     """The classifier behind FCD, class consistency and diversity: the given file trained on the experiment's
     dataset, else OUT/classifier-DATASET.pt, trained there (at the budget's share of its schedule) when missing."""
     cfg = apply_overrides(ClassifierConfig(), dataset_overrides)
-    for given in options.classifiers:
-        if not given.is_file():
-            raise VaeganError(f"--classifier: no file at {given}")
-        info = load_classifier(given, torch.device("cpu"))[1]
-        if info["dataset"] == cfg.data.name:
+    dataset = _dataset_name(cfg)
+    for given, info in _given_classifiers(options):
+        if info["dataset"] == dataset:
             return given, info
     path = options.out / f"classifier-{cfg.data.name}.pt"
     if path.is_file():
@@ -158,7 +193,7 @@ def colour_and_alignment(run: LoadedRun) -> tuple[float, float]:
 def cifar100_vaegan(options: Options) -> Outcome:
     """The conditional VAE-GAN on CIFAR-100 with its VAE-only and GAN-only baselines and the `-plus` preset."""
     out = options.out / "cifar100-vaegan"
-    classifier, info = metrics_classifier(_dataset_overrides({"data.name": "cifar100", **options.overrides}), options)
+    classifier, info = metrics_classifier(classifier_data("cifar100-vaegan", options), options)
     suite = _suite(classifier)
     cells, tables = _grid(baselines_grid(), out, options, suite, options.seeds, options.budget, options.overrides)
     run = load_run(_cell(cells, "cvaegan-cifar100").run_dir, options.device)
@@ -225,8 +260,7 @@ def cifar10_regularization(options: Options) -> Outcome:
     where an unregularised model overfits within the budget."""
     out = options.out / "cifar10-regularization"
     grid = regularization_grid()
-    classifier_overrides = _dataset_overrides({**{"data.name": "cifar10"}, **options.overrides})
-    classifier, info = metrics_classifier(classifier_overrides, options)
+    classifier, info = metrics_classifier(classifier_data("cifar10-regularization", options), options)
     suite = _suite(classifier)
     cells, tables = _grid(grid, out / "full", options, suite, options.seeds, options.budget, options.overrides)
     steps = budget_steps(apply_overrides(load_preset("vae-cifar10"), options.overrides), options.budget)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from vaegan.reproduce.experiments import EXPERIMENTS, Options, Outcome
+from vaegan.reproduce.experiments import EXPERIMENTS, Options, Outcome, check_classifiers
 from vaegan.reproduce.report import write_html, write_markdown
 from vaegan.runs import RunDir
 
@@ -15,6 +15,7 @@ def reproduce(which: str, options: Options) -> tuple[Path, Path, list[Outcome]]:
     the outcomes. Rerunning continues a killed reproduction and rewrites the reports."""
     started = time.monotonic()
     names = list(EXPERIMENTS) if which == "all" else [which]
+    check_classifiers(names, options)
     outcomes = [EXPERIMENTS[name](options) for name in names]
     header = [f"budget {options.budget:g} of the references' 20-epoch schedules, {options.seeds} seed(s)",
               f"wall time of this invocation {(time.monotonic() - started) / 60:.1f} min (finished parts of an "

@@ -8,6 +8,7 @@ killed writer leaves its temporary file behind; `remove_stale_temp_files` clears
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -60,7 +61,8 @@ def atomic_write(path: Path, content: bytes | str | Callable[[IO[bytes]], None])
     except (OSError, RuntimeError) as err:
         raise write_error(path, err) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. no folder to hold it: then there is nothing to remove
+            tmp.unlink(missing_ok=True)
     _sync_folder(path.parent)
     return path
 

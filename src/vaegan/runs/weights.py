@@ -7,13 +7,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from vaegan.errors import VaeganError
+from vaegan.runs.download import stream_url
 from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, temp_prefix
 
 
@@ -67,14 +67,15 @@ class WeightsFile:
 
     def _download(self, cache: Path) -> None:
         """Fetch into a temp file of this process (two processes may fetch at once) and move it into place once
-        checked; temp files that killed downloads left are removed first."""
+        checked; the temp file goes on any failure (a timeout, Ctrl-C), and those killed downloads left are
+        removed first."""
         remove_stale_temp_files(cache.parent, download_temp_pattern(cache.name, ".part"))
         handle, partial_name = tempfile.mkstemp(dir=cache.parent, prefix=temp_prefix(cache.name), suffix=".part")
-        os.close(handle)
-        partial = Path(partial_name)
+        partial, digest = Path(partial_name), hashlib.sha256()
         try:
-            urllib.request.urlretrieve(self.url, partial)
-            if not sha256_of(partial).startswith(self.sha256_prefix):
+            with os.fdopen(handle, "wb") as out:
+                stream_url(self.url, out, digest, f"downloading {self.name}")
+            if not digest.hexdigest().startswith(self.sha256_prefix):
                 raise self._missing(cache, "the downloaded file failed its sha256 check")
             os.replace(partial, cache)
         finally:

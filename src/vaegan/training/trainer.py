@@ -90,8 +90,9 @@ class TrainingLeg:
 
 class Trainer:
     def __init__(self, cfg: Config, files: RunDir, train_set: ImageDataset, events: TrainingEvents | None = None,
-                 recorded_speed: dict | None = None, ranks: Ranks = Ranks()):
-        """`recorded_speed`: the speed record of the checkpoint a resumed run continues from. With several
+                 recorded_speed: dict | None = None, ranks: Ranks = Ranks(), data: dict | None = None):
+        """`recorded_speed`: the speed record of the checkpoint a resumed run continues from; `data`: what the
+        run trains on (its fingerprints), kept in every checkpoint so a resume can compare. With several
         `ranks`, `train.batch_size` stays the global batch: each rank trains on batch_size / world_size images
         of it, and only rank 0 writes files; `epoch_end` is called on every rank (collective measurements),
         `step_end` on rank 0."""
@@ -99,7 +100,7 @@ class Trainer:
         if cfg.train.batch_size % ranks.world_size:
             raise VaeganError(f"train.batch_size={cfg.train.batch_size} is the global batch and must divide by the "
                               f"{ranks.world_size} processes")
-        self.cfg, self.files, self.ranks = cfg, files, ranks
+        self.cfg, self.files, self.ranks, self.data = cfg, files, ranks, data
         self.events = events or TrainingEvents()
         self.device = select_device(cfg.train.device)
         self.speed = run_speed(cfg.train, self.device, recorded_speed)
@@ -152,7 +153,8 @@ class Trainer:
             "ema": None if self.ema is None else self.ema.state_dict(), "nonfinite_steps": self.nonfinite_steps,
             "rng": rng, "rng_ranks": rng_ranks, "world_size": self.ranks.world_size, "step": pos.step,
             "epoch": pos.epoch, "batch": pos.batch, "metrics_offset": self.metrics.offset(),
-            "num_classes": self.num_classes, "speed": self.speed_record, "perceptual_sha256": self.perceptual_sha256})
+            "num_classes": self.num_classes, "speed": self.speed_record, "perceptual_sha256": self.perceptual_sha256,
+            "data": self.data})
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Load a checkpoint's state; one that does not fit the model its config describes is refused."""
