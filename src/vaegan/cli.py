@@ -274,7 +274,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     from vaegan.ablation.runner import SuiteOptions, run_grid
     from vaegan.ablation.table import claim_line, write_tables
     from vaegan.evaluation.inception import INCEPTION_WEIGHTS
-    from vaegan.data import cache_dir
+    from vaegan.runs.cache import cache_dir
 
     grid = load_grid(args.grid)
     overrides = parse_override_args(args.overrides)

@@ -275,3 +275,14 @@ def test_pixels_without_one_meaning_are_skipped_and_named_with_the_mode(tmp_path
     with caplog.at_level(logging.WARNING):
         train, _ = read_folder(root, None)
     assert len(train) == 30 and f"wide.png (image {reason}" in " ".join(caplog.messages)
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_folder(tmp_path, caplog, image_folder):
+    """The cache write raised VaeganError, which the folder's fallback (made for OSError) never caught."""
+    image_folder(tmp_path / "data")
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_bytes(b"a user's file")
+    with caplog.at_level(logging.WARNING):
+        train, _ = read_folder(tmp_path / "data", not_a_folder)
+    assert len(train) == 18 and not_a_folder.read_bytes() == b"a user's file"
+    assert any(m.startswith("could not cache the decoded images") for m in caplog.messages)

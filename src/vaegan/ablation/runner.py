@@ -15,7 +15,7 @@ from typing import Any
 
 from vaegan.ablation.grids import Grid
 from vaegan.config import Config, apply_overrides, from_dict
-from vaegan.data import cache_dir, load_split, sequential_batches
+from vaegan.data import load_split, sequential_batches
 from vaegan.errors import VaeganError
 from vaegan.evaluation.latent import encode_means, knn_accuracy
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
@@ -23,6 +23,7 @@ from vaegan.evaluation.run import LoadedRun, load_run
 from vaegan.evaluation.suite import Evaluation
 from vaegan.experiment import resume, train
 from vaegan.runs import RunDir
+from vaegan.runs.cache import cache_dir
 
 MEASURE_IMAGES = 2000  # train and test images each cell is measured on
 STABILITY_TAIL = 0.2  # the last 20% of the steps

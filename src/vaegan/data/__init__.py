@@ -4,12 +4,12 @@ batch loader that feeds training."""
 from vaegan.data.augment import augment, draw_augmentation
 from vaegan.data.dataset import ImageDataset
 from vaegan.data.loader import EVAL_BATCH, BatchLoader, sequential_batches
-from vaegan.data.registry import (DATASET_NAMES, NUM_CLASSES, OWN_DATA, cache_dir, load_dataset, load_split,
+from vaegan.data.registry import (DATASET_NAMES, NUM_CLASSES, OWN_DATA, load_dataset, load_split,
                                   prepare_dataset, resolve_data_dir)
 from vaegan.data.shapes10 import SHAPES10_CLASS_NAMES, make_shapes10
 
 __all__ = [
     "DATASET_NAMES", "EVAL_BATCH", "NUM_CLASSES", "OWN_DATA", "SHAPES10_CLASS_NAMES", "BatchLoader", "ImageDataset",
-    "augment", "cache_dir", "draw_augmentation", "load_dataset", "load_split", "make_shapes10", "prepare_dataset",
+    "augment", "draw_augmentation", "load_dataset", "load_split", "make_shapes10", "prepare_dataset",
     "resolve_data_dir", "sequential_batches",
 ]

@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from vaegan.data.dataset import ImageDataset
 from vaegan.data.resize import SIDE, resize_and_crop
 from vaegan.errors import VaeganError
-from vaegan.runs.files import atomic_write
+from vaegan.runs.cache import write_to_cache
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +144,7 @@ def _decoded(folder: Path, key: str, name: str, split: str, listing: _Listing, c
     if arrays is None:
         arrays = _decode_all(folder, listing, classes)
         if path:
-            try:
-                atomic_write(path, lambda f: np.savez(f, **arrays))
-            except OSError as err:
-                log.warning("could not cache the decoded images of %s in %s (%s); they will be read again next time",
-                            folder, path, err.strerror or err)
+            write_to_cache(path, lambda f: np.savez(f, **arrays), f"the decoded images of {folder}")
     return ImageDataset(name, split, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), classes)
 
 

@@ -14,17 +14,12 @@ from vaegan.data.npz import read_npz
 from vaegan.seeding import derive_seed
 from vaegan.data.shapes10 import make_shapes10
 from vaegan.errors import VaeganError
+from vaegan.runs.cache import cache_dir
 
 OWN_DATA = {"folder": "folder of images", "npz": ".npz file"}  # data.dir names what to read
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "shapes10": 10}  # own data counts the classes it holds
 SPLITS = ("train", "test")
 HELD_OUT_SEED = derive_seed(0, "test_fraction")  # one held-out test split per dataset, whatever the run's seed
-
-
-def cache_dir() -> Path:
-    """Where vaegan keeps what it can compute again (decoded folders, features, weights): $VAEGAN_CACHE, else
-    ~/.cache/vaegan."""
-    return Path(os.environ.get("VAEGAN_CACHE") or Path.home() / ".cache" / "vaegan").expanduser()
 
 
 def resolve_data_dir(configured: str | None) -> Path:

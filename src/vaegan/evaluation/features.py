@@ -4,7 +4,6 @@ of the real-image features keyed by what made them."""
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import zipfile
 from collections.abc import Callable, Iterator
@@ -14,12 +13,9 @@ import numpy as np
 import torch
 
 from vaegan.data import ImageDataset, sequential_batches
-from vaegan.errors import VaeganError
 from vaegan.models import GenerativeModel, evaluation_mode
-from vaegan.runs import atomic_write
+from vaegan.runs.cache import write_to_cache
 
-log = logging.getLogger(__name__)
-_unwritable: set[Path] = set()  # cache folders already warned about: one warning per folder and process
 
 BATCH = 250  # half the usual eval batch: the Inception network's 299x299 activations are large
 Extractor = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # images in [-1, 1] -> named feature tensors
@@ -73,13 +69,7 @@ def cached_features(cache_dir: Path, key: str, compute: Callable[[], dict[str, n
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             pass
     features = compute()
-    try:
-        atomic_write(path, lambda f: np.savez(f, **features))
-    except VaeganError as err:  # atomic_write's one line for a failed write
-        if path.parent not in _unwritable:
-            _unwritable.add(path.parent)
-            log.warning("could not cache the features of real images (%s); they will be computed again next time",
-                        err)
+    write_to_cache(path, lambda f: np.savez(f, **features), "the features of real images")
     return features
 
 

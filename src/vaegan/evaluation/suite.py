@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaegan.data import cache_dir
 from vaegan.errors import VaeganError
 from vaegan.evaluation import METRICS
 from vaegan.evaluation import classifier as clf
@@ -35,6 +34,7 @@ from vaegan.evaluation.statistics import (RunningMoments, frechet_distance, ince
                                           kernel_inception_distance)
 from vaegan.models import evaluation_mode
 from vaegan.objectives.feature_networks import load_classifier
+from vaegan.runs.cache import cache_dir
 from vaegan.runs.weights import sha256_of
 from vaegan.speed import autocast
 

@@ -18,7 +18,7 @@ from vaegan.ablation.grids import Grid, baselines_grid, regularization_grid
 from vaegan.ablation.runner import Cell, Executor, SuiteOptions, budget_steps, run_grid
 from vaegan.ablation.table import write_tables
 from vaegan.config import apply_overrides, load_preset
-from vaegan.data import OWN_DATA, cache_dir, load_split, sequential_batches
+from vaegan.data import OWN_DATA, load_split, sequential_batches
 from vaegan.errors import VaeganError
 from vaegan.evaluation.classifier import ClassifierConfig, train_classifier
 from vaegan.evaluation.inception import INCEPTION_WEIGHTS
@@ -30,6 +30,7 @@ from vaegan.objectives.feature_networks import load_classifier
 from vaegan.runs import RunDir
 from vaegan.reproduce import EXPERIMENT_NAMES
 from vaegan.reproduce import claims as c
+from vaegan.runs.cache import cache_dir
 from vaegan.viz.report import run_figures
 
 EVAL_IMAGES = 2000  # samples and test images per evaluation metric

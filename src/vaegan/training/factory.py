@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 
 from vaegan.config import Config
-from vaegan.data import cache_dir
 from vaegan.models import GenerativeModel, build_model
 from vaegan.objectives.perceptual import PerceptualLoss, build_perceptual_loss
+from vaegan.runs.cache import cache_dir
 from vaegan.speed import SpeedSettings, align_optimizer_state, apply_speed_settings
 from vaegan.seeding import derive_seed
 from vaegan.training.distributed import Ranks
