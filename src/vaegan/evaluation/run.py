@@ -10,12 +10,15 @@ from typing import Any
 import torch
 
 from vaegan.config import Config, from_dict
-from vaegan.data import NUM_CLASSES, ImageDataset, load_split
+from vaegan.data import ImageDataset, load_split
+from vaegan.errors import VaeganError
 from vaegan.models import GenerativeModel, build_model
 from vaegan.runs import RunDir
 from vaegan.runs.checkpoint import state_must_fit
 from vaegan.runs.device import select_device
 from vaegan.speed import apply_speed_settings, inference_settings
+
+MAX_CLASSES = 100_000  # far above any dataset vaegan reads; a larger count is a damaged or foreign record
 
 
 @dataclass
@@ -46,11 +49,10 @@ def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
     """Open `run_dir` from its checkpoint; every problem is one VaeganError. Opening changes no process-wide
     setting: the model only gets the device's memory layout."""
     files = RunDir(run_dir)
-    payload = files.read_checkpoint(required=("config", "step", "model"))
+    payload = files.read_checkpoint(required=("config", "step", "model", "num_classes"))
     cfg = from_dict(payload["config"], where=f"config stored in {files.checkpoint}")
-    # Checkpoints record the class count; version-1 files did not, and then the dataset's count applies.
-    num_classes = payload.get("num_classes", NUM_CLASSES.get(cfg.data.name, 0) if cfg.model.conditional else 0)
-    model = build_model(cfg.model, num_classes)
+    _check_records(payload, files.checkpoint)
+    model = build_model(cfg.model, payload["num_classes"])
     with state_must_fit(files.path):
         model.load_state_dict(payload["model"])
         if payload.get("ema") is not None:
@@ -60,6 +62,21 @@ def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
     target = select_device(device)
     model = apply_speed_settings(model, inference_settings(target)).to(target).eval()
     return LoadedRun(files, cfg, model, target, payload["step"], uses_ema=payload.get("ema") is not None)
+
+
+def _check_records(payload: dict[str, Any], path: Path) -> None:
+    """The fields a model is built from, checked before anything is built (a checksum proves the file is intact,
+    not that a foreign writer filled it sensibly)."""
+    for key, top in (("num_classes", MAX_CLASSES), ("step", 2**62)):
+        value = payload[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+            raise VaeganError(f"{path} is not a usable checkpoint: its {key} is {value!r}, not an integer in "
+                              f"0..{top}")
+    ema = payload.get("ema")
+    if ema is not None and not (isinstance(ema, dict) and isinstance(ema.get("shadow"), dict)):
+        raise VaeganError(f"{path} is not a usable checkpoint: its ema record holds no shadow weights")
+    if not isinstance(payload["model"], dict):
+        raise VaeganError(f"{path} is not a usable checkpoint: its model record is not a set of named weights")
 
 
 TAIL_STEPS = 100
