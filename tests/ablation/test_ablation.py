@@ -233,3 +233,14 @@ def test_the_users_own_tables_are_never_overwritten_and_vaegans_own_are_updated(
     with pytest.raises(VaeganError, match="table.csv was not written by vaegan, or was changed since"):
         write_tables(grid, cells, out, budget)
     assert (out / "table.csv").read_text() == "edited\n"
+
+
+def test_slurm_without_slurm_on_the_machine_is_one_line(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("submitit")
+    (tmp_path / "grid.yaml").write_text(GRID)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    assert main(["ablate", str(tmp_path / "grid.yaml"), "--seeds", "1", "--out", str(tmp_path / "out"),
+                 "--executor", "slurm"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Slurm was not found (`sbatch` and `srun` not on PATH)" in err
+    assert "--executor local" in err and "--executor pool" in err
