@@ -88,11 +88,11 @@ def write_json(path: Path, record: Any) -> Path:
     return atomic_write(path, json.dumps(record, indent=2) + "\n")
 
 
-def sha256_file(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -131,7 +131,7 @@ class OutputFolder:
         for path in map(Path, paths):
             if not os.path.lexists(path):
                 continue
-            if path.is_symlink() or not path.is_file() or written.get(self._name(path)) != sha256_file(path):
+            if path.is_symlink() or not path.is_file() or written.get(self._name(path)) != sha256_of(path):
                 raise VaeganError(f"{path} was not written by vaegan, or was changed since; vaegan never "
                                   "overwrites such a file: move it away or choose another --out")
 
@@ -146,7 +146,7 @@ class OutputFolder:
         """List `paths` (just written by vaegan, by whichever writer) as vaegan's, with their current sha256."""
         written = self._written()
         try:
-            written.update({self._name(path): sha256_file(path) for path in map(Path, paths)})
+            written.update({self._name(path): sha256_of(path) for path in map(Path, paths)})
         except OSError as err:
             raise write_error(self.manifest, err) from None
         write_json(self.manifest, {"files": dict(sorted(written.items()))})

@@ -4,7 +4,6 @@ and read as a plain dict of tensors (weights_only) whose problems are one Vaegan
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import urllib.request
@@ -14,15 +13,7 @@ from pathlib import Path
 import torch
 
 from vaegan.errors import VaeganError
-from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, temp_prefix
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, sha256_of, temp_prefix
 
 
 @dataclass(frozen=True)
