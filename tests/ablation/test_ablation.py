@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from vaegan.ablation.grids import Claim, load_grid, regularization_grid
+from vaegan.ablation.grids import Claim, Grid, load_grid, regularization_grid
 from vaegan.ablation.runner import Cell
-from vaegan.ablation.table import aggregate, claim_line, mean_std
+from vaegan.ablation.table import aggregate, claim_line, mean_std, write_tables
 from vaegan.cli import main
 from vaegan.errors import VaeganError
 
@@ -213,3 +213,36 @@ def test_the_submitit_local_executor_runs_the_grid_and_slurm_without_submitit_sa
     monkeypatch.setitem(sys.modules, "submitit", None)  # as if it were not installed
     assert main([*ablate, "--executor", "slurm"]) == 2
     assert "pip install 'vaegan[slurm]'" in capsys.readouterr().err
+
+
+def test_the_users_own_tables_are_never_overwritten_and_vaegans_own_are_updated(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "table.md").write_text("my own table\n")
+    grid, budget = Grid("g", []), "budget: 1 step"
+    cells = [Cell("a", 0, out / "a" / "seed0", {"test_mse": 1.0})]
+    with pytest.raises(VaeganError, match="table.md was not written by vaegan.*move it away or choose another --out"):
+        write_tables(grid, cells, out, budget)
+    assert (out / "table.md").read_text() == "my own table\n"
+    assert not (out / "table.csv").exists()  # none of the three is written when one is refused
+
+    (out / "table.md").unlink()
+    write_tables(grid, cells, out, budget)
+    cells[0].values["test_mse"] = 2.0
+    write_tables(grid, cells, out, budget)  # a rerun updates its own tables
+    assert "| a | 2 ± 0 |" in (out / "table.md").read_text()
+    (out / "table.csv").write_text("edited\n")
+    with pytest.raises(VaeganError, match="table.csv was not written by vaegan, or was changed since"):
+        write_tables(grid, cells, out, budget)
+    assert (out / "table.csv").read_text() == "edited\n"
+
+
+def test_slurm_without_slurm_on_the_machine_is_one_line(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("submitit")
+    (tmp_path / "grid.yaml").write_text(GRID)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    assert main(["ablate", str(tmp_path / "grid.yaml"), "--seeds", "1", "--out", str(tmp_path / "out"),
+                 "--executor", "slurm"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Slurm was not found (`sbatch` and `srun` not on PATH)" in err
+    assert "--executor local" in err and "--executor pool" in err

@@ -67,3 +67,24 @@ def test_with_decoder_swaps_only_the_generator():
     view = model.with_decoder(other)
     assert view.decoder is other and view.encoder is model.encoder and view.discriminator is model.discriminator
     assert view.num_classes == 10 and view.latent_dim == 8
+
+
+@pytest.mark.parametrize("arch", ["conv", "resnet"])
+def test_model_batchnorm_and_dropout_apply_to_encoder_and_generator_of_either_arch(arch):
+    for batchnorm, dropout in ((False, 0.0), (True, 0.3)):
+        model = build_model(_cfg(name="vaegan", arch=arch, batchnorm=batchnorm, dropout=dropout))
+        for network in (model.encoder, model.decoder):
+            assert any(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules()) == batchnorm
+            assert any(isinstance(m, torch.nn.Dropout) and m.p == dropout for m in network.modules()) == (dropout > 0)
+    torch.manual_seed(0)
+    model, z = build_model(_cfg(arch=arch, dropout=0.5)).train(), torch.randn(2, 8)
+    assert not torch.equal(model.decoder(z), model.decoder(z))  # dropout is on in the generator while training
+
+
+def test_the_resnet_layout_with_batchnorm_and_no_dropout_is_unchanged():
+    """The cvaegan-cifar100-plus preset's networks: same state_dict keys and parameter count as before."""
+    from vaegan.config import load_preset
+
+    model = build_model(load_preset("cvaegan-cifar100-plus").model, num_classes=100)
+    assert sum(p.numel() for p in model.parameters()) == 944_228 and len(model.state_dict()) == 153
+    assert "decoder.body.3.running_mean" in model.state_dict()

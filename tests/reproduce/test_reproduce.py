@@ -103,3 +103,50 @@ def test_each_experiment_takes_the_given_classifier_of_its_own_dataset(tmp_path)
     path, info = metrics_classifier({"data.name": "shapes10", "model.channels": 4}, options)
     assert path == tmp_path / "out" / "classifier-shapes10.pt" and info["dataset"] == "shapes10"
     assert torch.load(path, weights_only=True)["format"] == FORMAT
+
+
+def test_the_users_own_report_is_never_overwritten_and_vaegans_own_is_updated(tmp_path, capsys, monkeypatch):
+    from vaegan.reproduce.claims import Finding
+    from vaegan.reproduce.experiments import EXPERIMENTS, Outcome
+
+    verdict = [SUPPORTED]
+    monkeypatch.setitem(EXPERIMENTS, "cifar100-vaegan", lambda options: Outcome(
+        "cifar100-vaegan", "stand-in", [Finding("a claim", "1.0", verdict[0], "a rule")]))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("my own notes\n")
+    assert main(["reproduce", "cifar100-vaegan", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{out / 'report.md'} was not written by vaegan" in err
+    assert (out / "report.md").read_text() == "my own notes\n"
+
+    (out / "report.md").unlink()
+    assert main(["reproduce", "cifar100-vaegan", "--out", str(out)]) == 0
+    verdict[0] = NOT_SUPPORTED
+    assert main(["reproduce", "cifar100-vaegan", "--out", str(out)]) == 0  # a rerun updates its own report
+    assert f"**{NOT_SUPPORTED}**" in (out / "report.md").read_text()
+    with open(out / "report.html", "a") as f:
+        f.write("<!-- the user's edit -->")
+    capsys.readouterr()
+    assert main(["reproduce", "cifar100-vaegan", "--out", str(out)]) == 2
+    assert "report.html was not written by vaegan, or was changed since" in capsys.readouterr().err
+    assert (out / "report.html").read_text().endswith("<!-- the user's edit -->")
+
+
+def test_the_users_own_pngs_in_the_figures_folder_are_never_overwritten(tmp_path, monkeypatch):
+    from vaegan.errors import VaeganError
+    from vaegan.reproduce import experiments
+
+    def run_figures(run, folder):
+        folder.mkdir(exist_ok=True)
+        (folder / "samples.png").write_bytes(b"vaegan's")
+        return [(folder / "samples.png", "samples")]
+    monkeypatch.setattr(experiments, "run_figures", run_figures)
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "samples.png").write_bytes(b"the user's")
+    with pytest.raises(VaeganError, match="samples.png was not written by vaegan"):
+        experiments._figures(None, tmp_path)
+    assert (figures / "samples.png").read_bytes() == b"the user's"
+    (figures / "samples.png").unlink()
+    assert experiments._figures(None, tmp_path) == experiments._figures(None, tmp_path)  # reruns update their own

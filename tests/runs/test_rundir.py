@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from vaegan.errors import VaeganError
-from vaegan.runs import RunDir
+from vaegan.runs import OutputFolder, RunDir
 from vaegan.runs.files import atomic_write, remove_stale_temp_files
 from vaegan.runs.metrics import MetricsLog, read_metrics
 
@@ -130,3 +130,21 @@ def test_lines_that_are_not_utf8_or_not_objects_are_skipped(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_bytes(b'{"step": 1}\n\xff\xfe{"step": 2}\n[1, 2]\n{"step": 3}\n{"st')
     assert [r["step"] for r in read_metrics(path)] == [1, 3]
+
+
+def test_an_output_folder_overwrites_only_its_own_unchanged_files(tmp_path):
+    folder = OutputFolder(tmp_path)
+    mine, theirs = tmp_path / "table.md", tmp_path / "notes.md"
+    theirs.write_text("the user's")
+    folder.write(mine, "vaegan's 1")
+    folder.write(mine, "vaegan's 2")  # a rerun updates vaegan's own file
+    assert mine.read_text() == "vaegan's 2"
+    with pytest.raises(VaeganError, match="notes.md was not written by vaegan.*move it away or choose another --out"):
+        folder.write(theirs, "vaegan's")
+    mine.write_text("edited by the user")
+    with pytest.raises(VaeganError, match="table.md was not written by vaegan, or was changed since"):
+        folder.write(mine, "vaegan's 3")
+    assert theirs.read_text() == "the user's" and mine.read_text() == "edited by the user"
+    (tmp_path / "link.md").symlink_to(theirs)
+    with pytest.raises(VaeganError, match="link.md"):
+        folder.check(tmp_path / "link.md")

@@ -11,6 +11,7 @@ from vaegan.models import build_model
 from vaegan.speed.fast_dropout import FastDropout
 from vaegan.speed.settings import (SpeedSettings, apply_speed_settings, set_host_memory_reuse,
                                          speed_defaults)
+import vaegan.training.step as step_module
 from vaegan.training import TrainStep, build_adam
 
 KEYS = {"loss", "recon", "kl", "mse_per_pixel"}
@@ -207,3 +208,55 @@ def test_a_non_finite_gradient_with_a_finite_loss_changes_nothing_and_is_counted
     assert out.skipped and torch.isfinite(out.values["loss"])
     assert_bitwise_equal(before, snapshot(model, optimizer))  # weights, BatchNorm buffers and Adam state
     assert not step(batch(seed=1)).skipped  # the next clean step trains as usual
+
+
+@pytest.fixture
+def fresh_probes():
+    """The protocol probes run again in this test and after it (their answers are cached per process)."""
+    probes = (step_module.non_finite_check_works, step_module.found_inf_skip_works)
+    for probe in probes:
+        probe.cache_clear()
+    yield
+    for probe in probes:
+        probe.cache_clear()
+
+
+def nan_gradient_step(model, optimizer, step) -> None:
+    """A clean step (Adam has state), then one whose gradient has a NaN but whose loss is finite: skipped."""
+    step(batch(seed=0))
+    before = snapshot(model, optimizer)
+    hook = model.decoder.project.weight.register_hook(lambda grad: grad * float("nan"))
+    out = step(batch(seed=1))
+    hook.remove()
+    assert out.skipped and torch.isfinite(out.values["loss"])
+    assert_bitwise_equal(before, snapshot(model, optimizer))
+
+
+def test_the_private_skip_protocols_hold_on_this_torch(fresh_probes):
+    assert step_module.non_finite_check_works(torch.device("cpu"))
+    if CPU.fused_adam:
+        assert step_module.skips_on_found_inf(build_adam([nn.Parameter(torch.zeros(2))], 1e-3, 0.0, (0.9, 0.999),
+                                                         fused=True))
+
+
+def test_a_no_op_non_finite_check_falls_back_warns_once_and_still_skips(fresh_probes, monkeypatch, caplog):
+    monkeypatch.setattr(torch, "_amp_foreach_non_finite_check_and_unscale_", lambda *args: None)
+    model, optimizer, step = build(CPU)
+    nan_gradient_step(model, optimizer, step)
+    nan_gradient_step(model, optimizer, step)
+    assert len(caplog.records) == 1 and "non-finite gradient check does not work" in caplog.records[0].message
+
+
+def test_an_optimizer_that_ignores_found_inf_falls_back_warns_once_and_still_skips(fresh_probes, caplog):
+    class IgnoresFoundInf(torch.optim.Adam):
+        def step(self, closure=None):
+            self.found_inf = None
+            return super().step(closure)
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent_dim=8, channels=8))
+    optimizer = IgnoresFoundInf(model.parameters(), lr=1e-3, fused=True)
+    step = TrainStep(model, optimizer, LossConfig(beta=BETA))
+    nan_gradient_step(model, optimizer, step)
+    nan_gradient_step(model, optimizer, step)
+    assert len(caplog.records) == 1 and "does not skip its step on found_inf" in caplog.records[0].message

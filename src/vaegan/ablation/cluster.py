@@ -8,6 +8,7 @@ file before sending it to a cluster. submitit is an optional extra: pip install 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,10 +26,22 @@ def _submitit():
     return submitit
 
 
+def _require_slurm() -> None:
+    """submitit needs `srun` to build its executor (else a RuntimeError) and `sbatch` to submit (else an
+    OSError): say so in one line, before any job is made."""
+    missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    if missing:
+        raise VaeganError(f"--executor slurm: Slurm was not found ({' and '.join(f'`{c}`' for c in missing)} not "
+                          "on PATH); run on the cluster's login node, or here with --executor local or the default "
+                          "--executor pool (--jobs N for cells in parallel)")
+
+
 def run_cluster(jobs: list, work: Callable, kind: str, folder: Path, timeout_minutes: int, gpus: int,
                 parallel: int) -> Iterator[tuple[object, dict | None, str | None]]:
     """Submit `work(job, "auto")` for every job as one array; yield (job, result, error) as each finishes."""
     submitit = _submitit()
+    if kind == "slurm":
+        _require_slurm()
 
     class CellTask(submitit.helpers.Checkpointable):
         """Requeued with the same arguments when stopped: the run directory holds the progress."""

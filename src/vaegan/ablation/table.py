@@ -1,4 +1,5 @@
-"""The grid's table (mean +- std over seeds) as Markdown, CSV and HTML, and one derived line per claim."""
+"""The grid's table (mean +- std over seeds) as Markdown, CSV and HTML, and one derived line per claim. They
+are written into the user's --out folder, where tables vaegan did not write are never overwritten."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from vaegan.ablation.grids import Claim, Grid
 from vaegan.ablation.runner import Cell
-from vaegan.runs import RunDir, atomic_write
+from vaegan.runs import OutputFolder, RunDir
 
 COLUMNS = [("train_mse", "train MSE/px"), ("test_mse", "test MSE/px"), ("gap", "gap (test-train)"),
            ("kl", "KL (nats)"), ("test_nelbo", "test -ELBO"), ("loss_std", "loss std, last 20%"),
@@ -54,7 +55,8 @@ def _cell(mean_and_std: tuple[float, float] | None) -> str:
 
 
 def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> dict[str, Path]:
-    """DIR/table.md, table.csv and table.html; returns their paths."""
+    """DIR/table.md, table.csv and table.html (all three refused, before any is written, if one is not
+    vaegan's); returns their paths."""
     table = aggregate(cells)
     columns = [(key, title) for key, title in COLUMNS if any(key in row for row in table.values())]
     seeds = len({c.seed for c in cells})
@@ -69,7 +71,9 @@ def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> 
     if claims:
         md += ["", *[f"- {line}" for line in claims]]
     paths = {"md": out / "table.md", "csv": out / "table.csv", "html": out / "table.html"}
-    atomic_write(paths["md"], "\n".join(md) + "\n")
+    folder = OutputFolder(out)
+    folder.check(*paths.values())
+    folder.write(paths["md"], "\n".join(md) + "\n")
 
     text = io.StringIO(newline="")
     writer = csv.writer(text)
@@ -79,7 +83,7 @@ def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> 
         for key, _ in columns:
             values += [f"{v:.6g}" for v in row[key]] if key in row else ["", ""]
         writer.writerow([variant, *values])
-    atomic_write(paths["csv"], text.getvalue())
+    folder.write(paths["csv"], text.getvalue())
 
     rows = "".join(f"<tr><th>{html.escape(variant)}</th>" + "".join(f"<td>{_cell(row.get(k))}</td>"
                                                                         for k, _ in columns) + "</tr>"
@@ -91,7 +95,7 @@ def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> 
             src = html.escape(os.path.relpath(sample, out))
             grids.append(f"<figure><img src=\"{src}\" alt=\"samples of {html.escape(variant)}\">"
                          f"<figcaption>{html.escape(variant)} (seed 0)</figcaption></figure>")
-    atomic_write(paths["html"], (
+    folder.write(paths["html"], (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport "
         "content=\"width=device-width, initial-scale=1\"><title>vaegan ablation</title><style>"
         "body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1rem}"

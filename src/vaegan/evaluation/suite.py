@@ -35,7 +35,7 @@ from vaegan.evaluation.statistics import (RunningMoments, frechet_distance, ince
 from vaegan.models import evaluation_mode
 from vaegan.objectives.feature_networks import load_classifier
 from vaegan.runs.cache import cache_dir
-from vaegan.runs.weights import sha256_of
+from vaegan.runs.files import sha256_of
 from vaegan.speed import autocast
 
 INCEPTION_METRICS = {"fid", "kid", "is"}

@@ -16,7 +16,7 @@ WITH_DISCRIMINATOR = ("vaegan", "gan")
 def _decoder(m, classes: int) -> nn.Module:
     if m.arch == "conv":
         return Decoder(m.latent_dim, m.batchnorm, m.dropout, m.channels, classes, m.embed_dim)
-    return ResNetDecoder(m.latent_dim, m.channels, classes, m.embed_dim)
+    return ResNetDecoder(m.latent_dim, m.channels, m.batchnorm, m.dropout, classes, m.embed_dim)
 
 
 def _encoder(m, classes: int) -> nn.Module:

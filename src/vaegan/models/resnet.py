@@ -10,21 +10,23 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from vaegan.models.conditioning import LabelConcat
 from vaegan.models.discriminator import FeatureStack
+from vaegan.models.vae import _dropout, _norm  # the conv E/G's layers for model.batchnorm and model.dropout
 
 
 class UpBlock(nn.Module):
-    """BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3, plus an upsampled 1x1 shortcut."""
+    """(BN)-ReLU-upsample-conv3x3-(BN)-ReLU-conv3x3, plus an upsampled 1x1 shortcut; dropout on the sum."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, batchnorm: bool = True, dropout: float = 0.0):
         super().__init__()
-        self.bn1, self.bn2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
+        self.bn1, self.bn2 = _norm(c_in, batchnorm), _norm(c_out, batchnorm)
         self.conv1, self.conv2 = nn.Conv2d(c_in, c_out, 3, 1, 1), nn.Conv2d(c_out, c_out, 3, 1, 1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1)
+        self.dropout = _dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
         h = self.conv2(F.relu(self.bn2(self.conv1(h))))
-        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+        return self.dropout(h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest")))
 
 
 class DownBlock(nn.Module):
@@ -40,8 +42,8 @@ class DownBlock(nn.Module):
         wrap = spectral_norm if spectral else (lambda m: m)
         self.conv1, self.conv2 = wrap(nn.Conv2d(c_in, c_out, 3, 1, 1)), wrap(nn.Conv2d(c_out, c_out, 3, 1, 1))
         self.shortcut = wrap(nn.Conv2d(c_in, c_out, 1)) if (c_in != c_out or downsample) else nn.Identity()
-        self.norm1 = nn.BatchNorm2d(c_in) if batchnorm and not first else nn.Identity()
-        self.norm2 = nn.BatchNorm2d(c_out) if batchnorm else nn.Identity()
+        self.norm1 = _norm(c_in, batchnorm and not first)
+        self.norm2 = _norm(c_out, batchnorm)
         self.downsample, self.first = downsample, first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,7 @@ class ResNetEncoder(nn.Module):
         c = channels
         self.blocks = nn.Sequential(DownBlock(3, c, first=True, batchnorm=batchnorm),
                                     DownBlock(c, c, batchnorm=batchnorm), DownBlock(c, c, batchnorm=batchnorm),
-                                    nn.ReLU(), nn.Dropout(dropout) if dropout else nn.Identity())
+                                    nn.ReLU(), _dropout(dropout))
         self.label = LabelConcat(num_classes, embed_dim)
         self.mu = nn.Linear(c * 16 + self.label.out_extra, latent_dim)
         self.logvar = nn.Linear(c * 16 + self.label.out_extra, latent_dim)
@@ -78,16 +80,18 @@ class ResNetEncoder(nn.Module):
 
 
 class ResNetDecoder(nn.Module):
-    """Linear to c x 4 x 4, three residual up blocks to 32x32, BN-ReLU-conv3x3-Tanh (label appended to z)."""
+    """Linear to c x 4 x 4, three residual up blocks to 32x32, (BN)-ReLU-conv3x3-Tanh (label appended to z).
+    BatchNorm and dropout as `model.batchnorm` and `model.dropout` ask, like the conv decoder's."""
 
-    def __init__(self, latent_dim: int, channels: int, num_classes: int = 0, embed_dim: int = 32):
+    def __init__(self, latent_dim: int, channels: int, batchnorm: bool = True, dropout: float = 0.0,
+                 num_classes: int = 0, embed_dim: int = 32):
         super().__init__()
         c = channels
         self.channels = c
         self.label = LabelConcat(num_classes, embed_dim)
         self.project = nn.Linear(latent_dim + self.label.out_extra, c * 16)
-        self.body = nn.Sequential(UpBlock(c, c), UpBlock(c, c), UpBlock(c, c), nn.BatchNorm2d(c), nn.ReLU(),
-                                  nn.Conv2d(c, 3, 3, 1, 1), nn.Tanh())
+        self.body = nn.Sequential(*(UpBlock(c, c, batchnorm, dropout) for _ in range(3)), _norm(c, batchnorm),
+                                  nn.ReLU(), nn.Conv2d(c, 3, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.body(self.project(self.label(z, y)).view(-1, self.channels, 4, 4))

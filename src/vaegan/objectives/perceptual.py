@@ -17,7 +17,7 @@ from torch import nn
 
 from vaegan.config import LossConfig
 from vaegan.objectives.feature_networks import VGG16_WEIGHTS, load_classifier, load_vgg16
-from vaegan.runs.weights import sha256_of
+from vaegan.runs.files import sha256_of
 
 EPS = 1e-10  # LPIPS's guard against zero-length feature vectors
 

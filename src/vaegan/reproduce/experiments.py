@@ -27,7 +27,7 @@ from vaegan.evaluation.run import LoadedRun, load_run
 from vaegan.evaluation.suite import evaluate
 from vaegan.models import evaluation_mode
 from vaegan.objectives.feature_networks import load_classifier
-from vaegan.runs import RunDir
+from vaegan.runs import OutputFolder, RunDir
 from vaegan.reproduce import EXPERIMENT_NAMES
 from vaegan.reproduce import claims as c
 from vaegan.runs.cache import cache_dir
@@ -238,8 +238,17 @@ def cifar100_vaegan(options: Options) -> Outcome:
     ]
     facts = [_classifier_fact(classifier, info),
              f"main run: {run.run_dir} at step {run.step} ({summary.get('epoch')} epochs)"]
-    figures = run_figures(run, RunDir(out).figures)
+    figures = _figures(run, out)
     return Outcome("cifar100-vaegan", "Conditional VAE-GAN on CIFAR-100", findings, facts, figures, tables)
+
+
+def _figures(run: LoadedRun, out: Path) -> list[tuple[Path, str]]:
+    """The main run's figures in OUT/.../figures, where PNGs vaegan did not write are never overwritten."""
+    folder, figures = OutputFolder(out), RunDir(out).figures
+    folder.check(*figures.glob("*.png"))
+    written = run_figures(run, figures)
+    folder.record(*(path for path, _ in written))
+    return written
 
 
 def _most_important_left_out(cells: list[Cell]) -> str:

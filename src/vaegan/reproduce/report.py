@@ -1,5 +1,6 @@
 """OUT/report.md and OUT/report.html of `vaegan reproduce`: per experiment its facts, one row per claim (the
-reference's words, the measured value, the verdict and its rule), its tables and figures."""
+reference's words, the measured value, the verdict and its rule), its tables and figures. OUT is the user's
+folder: a report.md or report.html there that vaegan did not write is never overwritten."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 from pathlib import Path
 
 from vaegan.reproduce.experiments import Outcome
-from vaegan.runs import atomic_write
+from vaegan.runs import OutputFolder
 from vaegan.viz.report import figure_html, html_page
 
 
@@ -25,7 +26,7 @@ def write_markdown(path: Path, header: list[str], outcomes: list[Outcome]) -> Pa
                   for f in outcome.findings]
         lines += ["", *(f"- table: {os.path.relpath(t, path.parent)}" for t in outcome.tables)]
         lines += [f"- figure: {os.path.relpath(p, path.parent)}: {caption}" for p, caption in outcome.figures]
-    atomic_write(path, "\n".join(lines) + "\n")
+    OutputFolder(path.parent).write(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -42,5 +43,5 @@ def write_html(path: Path, header: list[str], outcomes: list[Outcome]) -> Path:
                  *(f"<li><a href=\"{html.escape(os.path.relpath(t, path.parent))}\">{html.escape(t.name)}</a></li>"
                    for t in outcome.tables), "</ul>",
                  *(figure_html(path, p, caption) for p, caption in outcome.figures)]
-    atomic_write(path, html_page("vaegan reproduce", "".join(body)))
+    OutputFolder(path.parent).write(path, html_page("vaegan reproduce", "".join(body)))
     return path

@@ -4,12 +4,16 @@ Every file vaegan writes whole (checkpoints, summaries, eval.json, cached featur
 through `atomic_write`: the bytes land in a temporary file beside the target, named with the writer's process
 id, are flushed to disk, and only then renamed over the target (a rename is atomic within a filesystem). A
 killed writer leaves its temporary file behind; `remove_stale_temp_files` clears those whose process is gone.
+
+In a folder the user names (`--out` of reproduce and ablate), which may hold the user's own files, whole files go
+through `OutputFolder.write`: vaegan never overwrites what it did not write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -21,6 +25,7 @@ from typing import IO, Any
 from vaegan.errors import VaeganError
 
 TEMP_SUFFIX = ".tmp"
+OUTPUTS_MANIFEST = ".vaegan-outputs"  # in a user-named folder: the files vaegan wrote there, with their sha256
 _TEMP_NAME = re.compile(r"\..+\.(\d+)\.tmp")  # what atomic_write leaves when killed: .NAME.PID.tmp
 
 
@@ -83,6 +88,70 @@ def _sync_folder(folder: Path) -> None:
 
 def write_json(path: Path, record: Any) -> Path:
     return atomic_write(path, json.dumps(record, indent=2) + "\n")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class OutputFolder:
+    """A folder the user named, where vaegan's files may lie beside the user's own.
+
+    FOLDER/.vaegan-outputs lists every file vaegan wrote there with its sha256. A file that exists is replaced
+    only when it is listed and unchanged since vaegan wrote it, so neither the user's own report.md nor one of
+    vaegan's files that the user has since edited is ever overwritten; a rerun still updates vaegan's own files.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.manifest = self.path / OUTPUTS_MANIFEST
+
+    def _written(self) -> dict[str, str]:
+        """name (relative to the folder) -> sha256 of the files vaegan wrote here."""
+        if not self.manifest.is_file():
+            return {}
+        try:
+            files = json.loads(self.manifest.read_bytes().decode("utf-8"))["files"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+            raise VaeganError(f"{self.manifest} (the files vaegan wrote in {self.path}) is corrupt or unreadable "
+                              f"({type(err).__name__}); choose another --out") from None
+        if not isinstance(files, dict):
+            raise VaeganError(f"{self.manifest} (the files vaegan wrote in {self.path}) is corrupt; choose "
+                              "another --out")
+        return files
+
+    def _name(self, path: Path) -> str:
+        return Path(path).relative_to(self.path).as_posix()
+
+    def check(self, *paths: Path) -> None:
+        """Refuse, in one line, the first of `paths` that exists and is not vaegan's unchanged file."""
+        written = self._written()
+        for path in map(Path, paths):
+            if not os.path.lexists(path):
+                continue
+            if path.is_symlink() or not path.is_file() or written.get(self._name(path)) != sha256_of(path):
+                raise VaeganError(f"{path} was not written by vaegan, or was changed since; vaegan never "
+                                  "overwrites such a file: move it away or choose another --out")
+
+    def write(self, path: Path, content: bytes | str | Callable[[IO[bytes]], None]) -> Path:
+        """`atomic_write` of a file of this folder that is new or vaegan's own (see `check`), then recorded."""
+        self.check(path)
+        atomic_write(path, content)
+        self.record(path)
+        return Path(path)
+
+    def record(self, *paths: Path) -> None:
+        """List `paths` (just written by vaegan, by whichever writer) as vaegan's, with their current sha256."""
+        written = self._written()
+        try:
+            written.update({self._name(path): sha256_of(path) for path in map(Path, paths)})
+        except OSError as err:
+            raise write_error(self.manifest, err) from None
+        write_json(self.manifest, {"files": dict(sorted(written.items()))})
 
 
 def process_alive(pid: int) -> bool:

@@ -14,15 +14,7 @@ import torch
 
 from vaegan.errors import VaeganError
 from vaegan.runs.download import stream_url
-from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, temp_prefix
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, sha256_of, temp_prefix
 
 
 @dataclass(frozen=True)

@@ -122,13 +122,15 @@ def threads_for_free_cores(default: int) -> int:
 def resolve_speed(train, device: torch.device | str) -> SpeedSettings:
     """The settings a TrainConfig asks for on `device`: `train.speed=auto` = the device's defaults (on a CPU,
     threads for the cores that are free now), `eager` = all off; then `train.precision`, `compile`, `tf32`
-    and `threads` where they are set."""
+    and `threads` where they are set. gemm_weight_grad stays off under bf16: its kernel is written and measured
+    for fp32 (under autocast its saved fp32 inputs would meet bf16 output gradients)."""
     base = speed_defaults(device) if train.speed == "auto" else SpeedSettings()
     if train.speed == "auto" and train.threads is None and torch.device(device).type == "cpu":
         base = replace(base, num_threads=threads_for_free_cores(torch.get_num_threads()))
     chosen = {"precision": train.precision, "compile": train.compile, "tf32": train.tf32,
               "num_threads": train.threads}
-    return replace(base, **{name: value for name, value in chosen.items() if value is not None})
+    settings = replace(base, **{name: value for name, value in chosen.items() if value is not None})
+    return replace(settings, gemm_weight_grad=settings.gemm_weight_grad and settings.precision == "fp32")
 
 
 def recorded_speed(record: dict) -> SpeedSettings:

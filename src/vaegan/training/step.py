@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +17,8 @@ from vaegan.speed import SpeedSettings, autocast, to_input_layout
 from vaegan.training import distributed
 from vaegan.training.distributed import Ranks
 from vaegan.training.ema import GeneratorEMA
+
+log = logging.getLogger(__name__)
 
 
 def _autoencoder_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, cfg: LossConfig,
@@ -31,9 +35,57 @@ def _autoencoder_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
     return x_hat, loss
 
 
-def supports_found_inf(optimizer: torch.optim.Optimizer) -> bool:
-    """Whether `step()` takes GradScaler's `found_inf` tensor and skips itself on the device (fused Adam)."""
-    return bool(getattr(optimizer, "_step_supports_amp_scaling", False))
+# The step skips on the device through two private torch protocols that GradScaler uses. A torch release that
+# changed either would silently stop skipping bad steps, so each is probed once per process on a one-element
+# tensor; where one does not hold, the step uses public operations and one host sync instead, with one warning.
+
+
+@functools.cache
+def non_finite_check_works(device: torch.device) -> bool:
+    """Whether `torch._amp_foreach_non_finite_check_and_unscale_` sets found_inf for a NaN gradient on `device`
+    and leaves a finite one as it was (scale 1)."""
+    try:
+        grads = [torch.tensor([float("nan")], device=device), torch.tensor([2.0], device=device)]
+        found_inf = torch.zeros((), device=device)
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, torch.ones_like(found_inf))
+        works = found_inf.item() == 1 and grads[1].item() == 2.0
+    except (AttributeError, RuntimeError, TypeError):
+        works = False
+    if not works:
+        log.warning("torch %s: the private non-finite gradient check does not work as expected on %s; checking "
+                    "gradients with public operations instead", torch.__version__, device)
+    return works
+
+
+def skips_on_found_inf(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `step()` takes GradScaler's `found_inf` tensor (fused Adam advertises it) and, as probed for its
+    class, device and implementation, really updates on 0 and leaves parameter and state as they were on 1."""
+    if not getattr(optimizer, "_step_supports_amp_scaling", False):
+        return False
+    return found_inf_skip_works(type(optimizer), optimizer.param_groups[0]["params"][0].device,
+                                optimizer.defaults.get("fused"), optimizer.defaults.get("foreach"))
+
+
+@functools.cache
+def found_inf_skip_works(cls: type, device: torch.device, fused: bool | None, foreach: bool | None) -> bool:
+    param = torch.zeros(1, device=device, requires_grad=True)
+    param.grad = torch.ones_like(param)
+    try:
+        probe = cls([param], lr=0.1, fused=fused, foreach=foreach)
+        for found in (0.0, 1.0):
+            before = [param.detach().clone(), *(v.clone() for v in probe.state[param].values() if torch.is_tensor(v))]
+            probe.found_inf, probe.grad_scale = torch.tensor(found, device=device), None
+            probe.step()
+            after = [param.detach(), *(v for v in probe.state[param].values() if torch.is_tensor(v))]
+            works = (len(before) == len(after) and all(map(torch.equal, before, after))) == bool(found)
+            if not works:
+                break
+    except (RuntimeError, TypeError, ValueError):
+        works = False
+    if not works:
+        log.warning("torch %s: %s on %s does not skip its step on found_inf as expected; non-finite steps are "
+                    "skipped after one host sync instead", torch.__version__, cls.__name__, device)
+    return works
 
 
 @dataclass
@@ -55,7 +107,8 @@ class TrainStep:
 
     The step never waits for the device: the non-finite decision stays a device tensor (`found_inf`), which
     fused Adam reads to skip its own update (the mechanism GradScaler uses) and which selects the old or new
-    buffers and EMA weights. Optimisers without that support (Adam without `fused`) need one host sync.
+    buffers and EMA weights. Optimisers without that support (Adam without `fused`), or a torch whose private
+    protocols no longer behave as probed (see above), need one host sync.
 
     `speed` puts each batch in the model's memory format and, with `precision=bf16`, runs forward and losses
     under bf16 autocast (losses in fp32). Model-side settings (compile included) are applied by
@@ -117,13 +170,17 @@ class TrainStep:
         the check GradScaler uses; it multiplies the gradients by exactly 1."""
         grads = [p.grad for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]
                  if p.grad is not None]
-        if grads:
+        if not grads:
+            return
+        if non_finite_check_works(found_inf.device):
             torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, torch.ones_like(found_inf))
+        else:
+            found_inf.copy_(torch.maximum(found_inf, (~torch.stack([g.isfinite().all() for g in grads]).all()).float()))
 
     @staticmethod
     def _step(optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
         """Update unless `found_inf`: on the device where the optimisers support it, else after one sync."""
-        if all(supports_found_inf(optimizer) for optimizer in optimizers):
+        if all(skips_on_found_inf(optimizer) for optimizer in optimizers):
             for optimizer in optimizers:
                 optimizer.found_inf, optimizer.grad_scale = found_inf, None
                 try:
