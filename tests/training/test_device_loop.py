@@ -9,6 +9,7 @@ from vaegan.experiment import resume, train
 from vaegan.runs import RunDir
 from vaegan.runs.metrics import read_metrics
 from vaegan.training import Trainer
+from vaegan.training import step as step_module
 from vaegan.training import trainer as trainer_module
 
 SYNCS = ("item", "__bool__", "cpu", "tolist")
@@ -24,6 +25,8 @@ def test_the_loop_calls_no_host_sync_between_flushes(tmp_path, shapes, tiny, mon
     cfg = tiny(**{"train.device": device, "model.name": model, "model.conditional": True, "model.dropout": 0.3, "train.ema_decay": 0.9,
                   "train.max_steps": 12, "train.log_every": 4, "train.ckpt_every": 1000, "data.hflip": True,
                   "data.crop_padding": 2})
+    for probe in (step_module.non_finite_check_works, step_module.found_inf_skip_works):
+        probe.cache_clear()  # as in a fresh process: the protocol probes must run before the loop, not in it
     trainer = Trainer(cfg, RunDir(tmp_path / "run"), shapes[0])
     assert len(trainer.loader) > 12  # no epoch end (and its evaluation) inside the window
     calls, flushing = [], []

@@ -125,6 +125,9 @@ class TrainStep:
         self.loss, self.ema, self.perceptual = loss, ema, perceptual
         self.speed = speed or SpeedSettings()
         self.ranks = ranks
+        # The private protocols are probed here, once per process, so that no probe syncs inside a step.
+        self.device_check = non_finite_check_works(next(model.parameters()).device)
+        self.skips_on_device = {opt: skips_on_found_inf(opt) for opt in (optimizer, d_optimizer) if opt is not None}
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, adversarial: bool = True
                  ) -> StepOutput:
@@ -164,23 +167,21 @@ class TrainStep:
             self.ema.update(model.decoder, skipped)
         return StepOutput({k: v.detach().float() for k, v in values.items()}, skipped=skipped)
 
-    @staticmethod
-    def _check_gradients(optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
+    def _check_gradients(self, optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
         """Set `found_inf` to 1 where a gradient is not finite (a finite loss can have one). One fused kernel,
         the check GradScaler uses; it multiplies the gradients by exactly 1."""
         grads = [p.grad for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]
                  if p.grad is not None]
         if not grads:
             return
-        if non_finite_check_works(found_inf.device):
+        if self.device_check:
             torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, torch.ones_like(found_inf))
         else:
             found_inf.copy_(torch.maximum(found_inf, (~torch.stack([g.isfinite().all() for g in grads]).all()).float()))
 
-    @staticmethod
-    def _step(optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
+    def _step(self, optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
         """Update unless `found_inf`: on the device where the optimisers support it, else after one sync."""
-        if all(skips_on_found_inf(optimizer) for optimizer in optimizers):
+        if all(self.skips_on_device[optimizer] for optimizer in optimizers):
             for optimizer in optimizers:
                 optimizer.found_inf, optimizer.grad_scale = found_inf, None
                 try:
