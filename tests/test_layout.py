@@ -72,3 +72,9 @@ def test_tests_that_train_in_other_processes_are_marked_slow():
             if STARTS_TRAINING_PROCESSES.search(ast.get_source_segment(source, node)) and not marked:
                 unmarked.append(f"{path.relative_to(TESTS)}::{node.name}")
     assert unmarked == []
+
+
+def test_html_pages_share_one_page_style():
+    """Reports, comparisons, reproductions and ablation tables all go through viz.report.html_page."""
+    pages = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if "<!DOCTYPE html" in path.read_text()]
+    assert pages == ["viz/report.py"]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import html
 import io
-import os
 import statistics
 from pathlib import Path
 
 from vaegan.ablation.grids import Claim, Grid
 from vaegan.ablation.runner import Cell
 from vaegan.runs import OutputFolder, RunDir
+from vaegan.viz.report import figure_html, html_page
 
 COLUMNS = [("train_mse", "train MSE/px"), ("test_mse", "test MSE/px"), ("gap", "gap (test-train)"),
            ("kl", "KL (nats)"), ("test_nelbo", "test -ELBO"), ("loss_std", "loss std, last 20%"),
@@ -85,28 +85,18 @@ def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> 
         writer.writerow([variant, *values])
     folder.write(paths["csv"], text.getvalue())
 
-    rows = "".join(f"<tr><th>{html.escape(variant)}</th>" + "".join(f"<td>{_cell(row.get(k))}</td>"
+    rows = "".join(f"<tr><th>{html.escape(variant)}</th>" + "".join(f"<td class=num>{_cell(row.get(k))}</td>"
                                                                         for k, _ in columns) + "</tr>"
                    for variant, row in table.items())
     grids = []
     for variant in table:
         sample = next((RunDir(c.run_dir).sample_grid("final") for c in cells if c.variant == variant), None)
         if sample is not None and sample.is_file():
-            src = html.escape(os.path.relpath(sample, out))
-            grids.append(f"<figure><img src=\"{src}\" alt=\"samples of {html.escape(variant)}\">"
-                         f"<figcaption>{html.escape(variant)} (seed 0)</figcaption></figure>")
-    folder.write(paths["html"], (
-        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport "
-        "content=\"width=device-width, initial-scale=1\"><title>vaegan ablation</title><style>"
-        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1rem}"
-        "table{border-collapse:collapse;font-size:.85rem}"
-        "td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;white-space:nowrap;text-align:right}"
-        "th:first-child{text-align:left}"
-        ".grids{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:.8rem}"
-        "img{max-width:100%;image-rendering:pixelated}"
-        "</style></head><body>"
-        f"<h1>{html.escape(grid.name)}</h1><p>{html.escape(header)}</p><div style=overflow-x:auto><table><tr>"
+            grids.append(figure_html(paths["html"], sample, f"{variant} (seed 0)"))
+    folder.write(paths["html"], html_page(
+        f"vaegan ablation: {grid.name}",
+        f"<h1>{html.escape(grid.name)}</h1><p class=sub>{html.escape(header)}</p><div class=scroll><table><tr>"
         "<th>variant</th>" + "".join(f"<th>{html.escape(t)}</th>" for _, t in columns) + f"</tr>{rows}</table></div>"
         + ("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in claims) + "</ul>" if claims else "")
-        + f"<div class=grids>{''.join(grids)}</div></body></html>\n"))
+        + f"<div class=runs>{''.join(grids)}</div>"))
     return paths
