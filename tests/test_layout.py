@@ -78,3 +78,15 @@ def test_html_pages_share_one_page_style():
     """Reports, comparisons, reproductions and ablation tables all go through viz.report.html_page."""
     pages = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if "<!DOCTYPE html" in path.read_text()]
     assert pages == ["viz/report.py"]
+
+
+def test_the_package_warns_and_reports_progress_through_logging_only():
+    """One channel: the command line prints log records (cli.py), the training bar prints its lines (progress.py);
+    no other module prints, and no function takes a `log` callback."""
+    printing = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+                if re.search(r"\bprint\(", path.read_text())]
+    assert sorted(printing) == ["cli.py", "training/progress.py"]
+    callbacks = [f"{path.relative_to(PACKAGE)}:{node.name}" for path in PACKAGE.rglob("*.py")
+                 for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)
+                 and any(arg.arg == "log" for arg in node.args.args + node.args.kwonlyargs)]
+    assert callbacks == []

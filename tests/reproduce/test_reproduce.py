@@ -96,8 +96,7 @@ def test_each_experiment_takes_the_given_classifier_of_its_own_dataset(tmp_path)
     import torch
 
     options = Options(tmp_path / "out", 0.001, 1, [given(tmp_path, "cifar10"), given(tmp_path, "shapes10")], "cpu",
-                      {}, 100,
-                      log=lambda line: None)
+                      {}, 100)
     assert metrics_classifier({"data.name": "shapes10"}, options)[0] == tmp_path / "shapes10.pt"
     options.classifiers = [tmp_path / "cifar10.pt"]  # none of shapes10: one is trained into OUT
     path, info = metrics_classifier({"data.name": "shapes10", "model.channels": 4}, options)

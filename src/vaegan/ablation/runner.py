@@ -6,6 +6,7 @@ loses nothing. Every cell gets the same budget (steps), batch size and, per seed
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 from collections.abc import Callable, Iterator
@@ -24,6 +25,8 @@ from vaegan.evaluation.suite import Evaluation
 from vaegan.experiment import resume, train
 from vaegan.runs import RunDir
 from vaegan.runs.cache import cache_dir
+
+log = logging.getLogger(__name__)
 
 MEASURE_IMAGES = 2000  # train and test images each cell is measured on
 STABILITY_TAIL = 0.2  # the last 20% of the steps
@@ -162,7 +165,7 @@ Executor = Callable[[list[CellJob], Callable], Iterator[tuple[CellJob, dict | No
 
 
 def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
-             device: str = "auto", suite: SuiteOptions | None = None, log=print, executor: Executor | None = None
+             device: str = "auto", suite: SuiteOptions | None = None, executor: Executor | None = None
              ) -> tuple[list[Cell], str]:
     """Train and measure every cell, one after another in this process, or through `executor` (a process pool,
     see pool.py, or a cluster, see cluster.py); a cell that fails is kept as failed and the others go on.
@@ -171,15 +174,15 @@ def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides:
     results: dict[Path, tuple[dict, str | None]] = {}
     if executor is not None:
         for job, values, error in executor(jobs, train_and_measure):
-            log(f"{job.variant} seed {job.seed}: {'failed: ' + error if error else 'done'} ({job.run_dir})")
+            log.info("%s seed %d: %s (%s)", job.variant, job.seed, f"failed: {error}" if error else "done", job.run_dir)
             results[job.run_dir] = (values or {}, error)
     else:
         for job in jobs:
-            log(f"{job.variant} seed {job.seed}: {job.run_dir}")
+            log.info("%s seed %d: %s", job.variant, job.seed, job.run_dir)
             try:
                 results[job.run_dir] = (train_and_measure(job, device), None)
             except VaeganError as err:
-                log(f"{job.variant} seed {job.seed}: failed: {err}")
+                log.warning("%s seed %d failed: %s", job.variant, job.seed, err)
                 results[job.run_dir] = ({}, str(err))
     cells = [Cell(job.variant, job.seed, job.run_dir, *results[job.run_dir]) for job in jobs]
     return cells, budget_line

@@ -6,6 +6,7 @@ the classifier file and eval.json are reused.
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from vaegan.reproduce import claims as c
 from vaegan.runs.cache import cache_dir
 from vaegan.viz.report import run_figures
 
+log = logging.getLogger(__name__)
+
 EVAL_IMAGES = 2000  # samples and test images per evaluation metric
 BATCH_IMAGES = 16  # the reference's "reconstruction MSE on a batch": the first 16 test images
 COLOUR_IMAGES = 256
@@ -49,7 +52,6 @@ class Options:
     overrides: dict[str, Any]  # applied to every run (e.g. data.name=shapes10 for a stand-in)
     subset: int  # training images of the small-data comparison
     executor: Executor | None = None
-    log: Callable[[str], None] = print
 
 
 @dataclass
@@ -114,7 +116,7 @@ def metrics_classifier(dataset_overrides: dict[str, Any], options: Options) -> t
         return path, load_classifier(path, torch.device("cpu"))[1]
     train_set, test_set = (load_split(cfg.data, split, cfg.train.seed) for split in ("train", "test"))
     steps = max(1, round(options.budget * cfg.train.epochs * (len(train_set) // cfg.train.batch_size)))
-    options.log(f"training the metrics classifier on {cfg.data.name} for {steps} steps into {path} (pass "
+    log.info(f"training the metrics classifier on {cfg.data.name} for {steps} steps into {path} (pass "
                 f"--classifier with a fully trained one for meaningful classifier metrics)")
     cfg = apply_overrides(cfg, {"train.max_steps": steps, "train.device": options.device})
     return path, train_classifier(cfg, train_set, test_set, path)
@@ -136,7 +138,7 @@ def _suite(classifier: Path) -> SuiteOptions:
 
 def _grid(grid: Grid, out: Path, options: Options, suite: SuiteOptions, seeds: int, budget: float | None,
           overrides: dict[str, Any]) -> tuple[list[Cell], list[Path]]:
-    cells, budget_line = run_grid(grid, out, seeds, budget, overrides, options.device, suite, options.log,
+    cells, budget_line = run_grid(grid, out, seeds, budget, overrides, options.device, suite,
                                   options.executor)
     tables = write_tables(grid, cells, out, budget_line)
     failed = [cell for cell in cells if cell.error]
