@@ -37,10 +37,10 @@ def _report(summary: dict, run_dir: Path) -> None:
     speed = (f"{summary['images_per_second']} images/s" if summary["images_per_second"]
              else "final outputs completed")
     print(f"done: step {summary['step']}, {quality}{speed} on {summary['device']}{skipped}")
-    files = RunDir(run_dir)
-    outputs = [folder.name + "/" for folder in files.grid_folders()]
-    outputs += [str(path.relative_to(run_dir)) for path in (files.metrics, files.checkpoint, files.model,
-                                                            files.summary)]
+    rundir = RunDir(run_dir)
+    outputs = [folder.name + "/" for folder in rundir.grid_folders()]
+    outputs += [str(path.relative_to(run_dir)) for path in (rundir.metrics_file, rundir.checkpoint, rundir.model,
+                                                            rundir.summary)]
     print(f"outputs in {run_dir}: {', '.join(outputs)}")
 
 
@@ -115,7 +115,7 @@ def _open_run(args: argparse.Namespace, encoder_needed_to: str | None = None):
 
 
 def _figure_path(args: argparse.Namespace, run, name: str) -> Path:
-    return Path(args.out) if args.out else run.files.figure(name)
+    return Path(args.out) if args.out else run.rundir.figure(name)
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -173,7 +173,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     run = _open_run(args)
     page = write_report(run, latent_images=args.latent_images)
-    print(f"written to {page} (figures in {run.files.figures})")
+    print(f"written to {page} (figures in {run.rundir.figures})")
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
@@ -189,12 +189,12 @@ def _cmd_curves(args: argparse.Namespace) -> None:
     from vaegan.runs import RunDir
     from vaegan.viz.curves import plot_curves
 
-    files = RunDir(args.run)
-    records = files.records()
+    rundir = RunDir(args.run)
+    records = rundir.records()
     if not any(r.get("kind") == "train" for r in records):
-        raise VaeganError(f"{files.metrics} holds no training steps yet: nothing to plot")
-    out = Path(args.out) if args.out else files.figure("curves.png")
-    plot_curves(records, out, title=files.path.name)
+        raise VaeganError(f"{rundir.metrics_file} holds no training steps yet: nothing to plot")
+    out = Path(args.out) if args.out else rundir.figure("curves.png")
+    plot_curves(records, out, title=rundir.path.name)
     print(f"written to {out}")
 
 
@@ -214,7 +214,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():  # one line per cause: fid, kid, is share the missing weights
         print(f"{', '.join(names)}: skipped: {reason}")
-    print(f"written to {run.files.eval} ({record['generator']} generator, seed {record['seed']})")
+    print(f"written to {run.rundir.eval} ({record['generator']} generator, seed {record['seed']})")
 
 
 def _cmd_classifier_train(args: argparse.Namespace) -> None:

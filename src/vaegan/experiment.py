@@ -32,10 +32,10 @@ RECON_IMAGES = 32  # test images in the per-epoch reconstruction grids
 
 
 class Experiment(TrainingEvents):
-    def __init__(self, cfg: Config, files: RunDir, train_set: ImageDataset, test_set: ImageDataset,
+    def __init__(self, cfg: Config, rundir: RunDir, train_set: ImageDataset, test_set: ImageDataset,
                  recorded_speed: dict | None = None, ranks: Ranks = Ranks()):
-        self.cfg, self.files, self.test_set = cfg, files, test_set
-        self.trainer = Trainer(cfg, files, train_set, self, recorded_speed, ranks, data_record(train_set, test_set))
+        self.cfg, self.rundir, self.test_set = cfg, rundir, test_set
+        self.trainer = Trainer(cfg, rundir, train_set, self, recorded_speed, ranks, data_record(train_set, test_set))
         self.tensorboard: TensorBoardLog | None = None
 
     # ---- events of the loop --------------------------------------------------------------------------
@@ -66,7 +66,7 @@ class Experiment(TrainingEvents):
                                          combine_sums=distributed.total if ranks.distributed else None)
         if not ranks.main:
             return result
-        trainer.metrics.write(kind="test", step=trainer.position.step, epoch=trainer.position.epoch, **result)
+        trainer.metrics_log.write(kind="test", step=trainer.position.step, epoch=trainer.position.epoch, **result)
         if self.tensorboard is not None:
             self.tensorboard.scalars("test", trainer.position.step, result)
         return result
@@ -74,10 +74,10 @@ class Experiment(TrainingEvents):
     def figures(self, name: str) -> None:
         """Sample grid (fixed z) and, with an encoder, the real-vs-reconstruction grid of the first test images."""
         model, step = self.trainer.eval_model, self.trainer.position.step
-        written = [save_sample_grid(model, self.files.sample_grid(name), self.test_set.class_names)]
+        written = [save_sample_grid(model, self.rundir.sample_grid(name), self.test_set.class_names)]
         if model.encoder is not None:
             x, y = first_images(self.test_set, RECON_IMAGES, self.trainer.device)
-            written.append(self.files.recon_grid(name))
+            written.append(self.rundir.recon_grid(name))
             save_reconstructions(model, x, y, written[-1], f"step {step}")
         if self.tensorboard is not None:
             for png in written:
@@ -85,14 +85,14 @@ class Experiment(TrainingEvents):
 
     def logged_test(self, step: int) -> dict[str, float] | None:
         """The test metrics metrics.jsonl holds for `step` (a resumed run may have logged them before it stopped)."""
-        logged = [r for r in self.files.records() if r.get("kind") == "test" and r.get("step") == step]
+        logged = [r for r in self.rundir.records() if r.get("kind") == "test" and r.get("step") == step]
         return {k: v for k, v in logged[-1].items() if k not in ("kind", "step", "epoch", "time")} if logged else None
 
     def open_tensorboard(self) -> None:
         """Start the TensorBoard mirror when `train.tensorboard` is on; events a crashed leg wrote after the
         current step are replaced, as metrics.jsonl drops its lines after the checkpoint."""
         if self.cfg.train.tensorboard and self.tensorboard is None:
-            self.tensorboard = TensorBoardLog(self.files.tensorboard, first_step=self.trainer.position.step + 1)
+            self.tensorboard = TensorBoardLog(self.rundir.tensorboard, first_step=self.trainer.position.step + 1)
 
     def run(self) -> dict[str, Any]:
         """Train to the end of the schedule, then write the final outputs; returns the summary."""
@@ -114,7 +114,7 @@ class Experiment(TrainingEvents):
             return {}
         self.figures("final")
         state = trainer.eval_model.state_dict()
-        atomic_write(self.files.model, lambda f: torch.save(state, f))
+        atomic_write(self.rundir.model, lambda f: torch.save(state, f))
         trained_images = leg.steps * self.cfg.train.batch_size
         summary = {"step": pos.step, "epoch": pos.epoch, "test": final, "device": str(trainer.device),
                    "train_images": trainer.train_images,
@@ -123,7 +123,7 @@ class Experiment(TrainingEvents):
                    "nonfinite_steps": trainer.nonfinite_steps, "wall_seconds": round(leg.wall_seconds, 2),
                    "train_seconds": round(leg.step_seconds, 2),
                    "images_per_second": round(trained_images / leg.step_seconds, 1) if leg.steps else None}
-        self.files.write_json(self.files.summary, summary)
+        self.rundir.write_json(self.rundir.summary, summary)
         return summary
 
 
@@ -142,7 +142,7 @@ def data_record(train_set: ImageDataset, test_set: ImageDataset) -> dict[str, di
             for split, dataset in zip(DATA_SPLITS, (train_set, test_set))}
 
 
-def _check_same_data(files: RunDir, recorded: Any, current: dict[str, dict[str, Any]]) -> None:
+def _check_same_data(rundir: RunDir, recorded: Any, current: dict[str, dict[str, Any]]) -> None:
     """Refuse to resume on other data than the run started on: a folder that gained images, a replaced file.
     Checkpoints written before runs recorded their data hold none; they resume as before."""
     if recorded is None:
@@ -151,11 +151,11 @@ def _check_same_data(files: RunDir, recorded: Any, current: dict[str, dict[str, 
         then = recorded.get(split) if isinstance(recorded, dict) else None
         if not (isinstance(then, dict) and isinstance(then.get("images"), int)
                 and isinstance(then.get("sha256"), str)):
-            raise VaeganError(f"{files.checkpoint} holds a malformed record of the run's {what} data (data.{split}); "
+            raise VaeganError(f"{rundir.checkpoint} holds a malformed record of the run's {what} data (data.{split}); "
                               "train a new run")
         now = current[split]
         if then["sha256"] != now["sha256"]:
-            raise VaeganError(f"cannot resume {files}: its {what} data changed since it started ({then['images']} "
+            raise VaeganError(f"cannot resume {rundir}: its {what} data changed since it started ({then['images']} "
                               f"images then, {now['images']} now; fingerprint {then['sha256'][:12]} then, "
                               f"{now['sha256'][:12]} now); train a new run, or restore the data")
 
@@ -174,30 +174,30 @@ def _process_group(cfg: Config) -> Iterator[Ranks]:
     distributed.leave()
 
 
-def _owned(files: RunDir, ranks: Ranks, purpose: str):
+def _owned(rundir: RunDir, ranks: Ranks, purpose: str):
     """Rank 0 holds the run's lock; the other ranks write nothing there."""
-    return files.lock(purpose) if ranks.main else contextlib.nullcontext()
+    return rundir.lock(purpose) if ranks.main else contextlib.nullcontext()
 
 
 def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]:
     """Start a new run in `run_dir`. The folder and the data are checked before anything in it is touched, so a
     failure (missing data, a folder holding other files) never destroys an earlier run or a user's files.
     Under torchrun every rank calls this; rank 0 prepares the folder and writes it."""
-    files = RunDir(run_dir)
+    rundir = RunDir(run_dir)
     check_consistency(cfg)
     if cfg.train.tensorboard:
         require_tensorboard()
     with _process_group(cfg) as ranks:
         if ranks.main:
-            files.check_new_run(overwrite)
+            rundir.check_new_run(overwrite)
         train_set, test_set = _load_splits(cfg)
-        with _owned(files, ranks, "vaegan train"):
+        with _owned(rundir, ranks, "vaegan train"):
             if ranks.main:
-                files.check_new_run(overwrite)  # again, now that no other process can write the folder
-                files.remove_outputs()
-                files.write_text(files.config, to_yaml(cfg))
+                rundir.check_new_run(overwrite)  # again, now that no other process can write the folder
+                rundir.remove_outputs()
+                rundir.write_text(rundir.config, to_yaml(cfg))
             distributed.barrier(ranks)
-            experiment = Experiment(cfg, files, train_set, test_set, ranks=ranks)
+            experiment = Experiment(cfg, rundir, train_set, test_set, ranks=ranks)
             if ranks.main:
                 experiment.open_tensorboard()
             experiment.test()
@@ -208,30 +208,30 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
     """Continue a run from its checkpoint; only schedule keys (and where the data lives, not what it holds) may
     change. A run that reached its last step but was stopped before writing model.pt and summary.json gets them
     written. Under torchrun every rank calls this, with as many ranks as the run was trained with."""
-    files = RunDir(run_dir)
-    files.require_checkpoint()  # a mistyped path gets no lock file
-    payload = files.read_checkpoint()
-    saved = from_dict(payload["config"], where=f"config stored in {files.checkpoint}")
+    rundir = RunDir(run_dir)
+    rundir.require_checkpoint()  # a mistyped path gets no lock file
+    payload = rundir.read_checkpoint()
+    saved = from_dict(payload["config"], where=f"config stored in {rundir.checkpoint}")
     cfg = apply_overrides(saved, overrides or {})
     changed = frozen_differences(saved, cfg)
     if changed:
-        raise VaeganError(f"cannot resume {files} with a different {', '.join(changed)}: those keys define the "
+        raise VaeganError(f"cannot resume {rundir} with a different {', '.join(changed)}: those keys define the "
                           "experiment; only train.* schedule keys (epochs, max_steps, ckpt_every, ...) and "
                           "data.dir / data.download may change")
     if cfg.train.tensorboard:
         require_tensorboard()
     with _process_group(cfg) as ranks:
-        with _owned(files, ranks, "vaegan train --resume"):
-            payload = files.read_checkpoint()  # again, under the lock
+        with _owned(rundir, ranks, "vaegan train --resume"):
+            payload = rundir.read_checkpoint()  # again, under the lock
             train_set, test_set = _load_splits(cfg)
-            _check_same_data(files, payload.get("data"), data_record(train_set, test_set))
-            experiment = Experiment(cfg, files, train_set, test_set, recorded_speed=payload.get("speed"),
+            _check_same_data(rundir, payload.get("data"), data_record(train_set, test_set))
+            experiment = Experiment(cfg, rundir, train_set, test_set, recorded_speed=payload.get("speed"),
                                     ranks=ranks)
             experiment.trainer.restore(payload)
             trainer = experiment.trainer
-            if trainer.position.step >= trainer.total_steps and files.outputs_status(trainer.position.step).complete:
-                raise VaeganError(f"{files} already finished its {trainer.total_steps} steps; extend it with "
+            if trainer.position.step >= trainer.total_steps and rundir.outputs_status(trainer.position.step).complete:
+                raise VaeganError(f"{rundir} already finished its {trainer.total_steps} steps; extend it with "
                                   "train.max_steps=N or train.epochs=N")
             if ranks.main:
-                files.write_text(files.config, to_yaml(cfg))
+                rundir.write_text(rundir.config, to_yaml(cfg))
             return experiment.run()

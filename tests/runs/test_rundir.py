@@ -14,22 +14,22 @@ from vaegan.runs.metrics import MetricsLog, read_metrics
 
 def _fake_run(folder):
     """The files a finished run leaves, without training one."""
-    files = RunDir(folder)
-    for path in (files.config, files.metrics, files.checkpoint, files.model, files.summary,
-                 files.sample_grid("final"), files.recon_grid("epoch_001"), files.figure("curves.png")):
+    rundir = RunDir(folder)
+    for path in (rundir.config, rundir.metrics_file, rundir.checkpoint, rundir.model, rundir.summary,
+                 rundir.sample_grid("final"), rundir.recon_grid("epoch_001"), rundir.figure("curves.png")):
         atomic_write(path, b"x")
     (folder / ".vaegan.lock").write_text("")
-    return files
+    return rundir
 
 
 def test_a_folder_holding_a_users_file_is_never_replaced(tmp_path):
-    files = _fake_run(tmp_path / "run")
+    rundir = _fake_run(tmp_path / "run")
     (tmp_path / "run" / "notes.txt").write_text("mine")
     with pytest.raises(VaeganError, match=r"files vaegan did not write \(notes.txt\)"):
-        files.check_new_run(overwrite=True)
+        rundir.check_new_run(overwrite=True)
     (tmp_path / "run" / "samples" / "mine.txt").write_text("mine")
     with pytest.raises(VaeganError, match="samples/mine.txt"):
-        files.check_new_run(overwrite=True)
+        rundir.check_new_run(overwrite=True)
 
 
 def test_a_users_own_metrics_and_summary_are_not_a_run(tmp_path):
@@ -41,9 +41,9 @@ def test_a_users_own_metrics_and_summary_are_not_a_run(tmp_path):
 
 
 def test_overwrite_removes_exactly_the_run_files(tmp_path):
-    files = _fake_run(tmp_path / "run")
-    files.check_new_run(overwrite=True)
-    files.remove_outputs()
+    rundir = _fake_run(tmp_path / "run")
+    rundir.check_new_run(overwrite=True)
+    rundir.remove_outputs()
     assert [p.name for p in (tmp_path / "run").iterdir()] == [".vaegan.lock"]
 
 
@@ -91,28 +91,28 @@ def test_a_second_process_gets_one_line_naming_the_holder_and_a_killed_holder_fr
 
 
 def test_the_lock_clears_temporary_files_of_dead_writers_only(tmp_path, dead_pid):
-    files = _fake_run(tmp_path / "run")
-    stale = files.checkpoint.with_name(f".last.pt.{dead_pid}.tmp")
-    live = files.checkpoint.with_name(f".last.pt.{os.getpid()}.tmp")
-    stale_json = files.path / f".summary.json.{dead_pid}.tmp"
-    stale_png = files.sample_grid("epoch_001").with_name(f".epoch_001.png.{dead_pid}.tmp")
+    rundir = _fake_run(tmp_path / "run")
+    stale = rundir.checkpoint.with_name(f".last.pt.{dead_pid}.tmp")
+    live = rundir.checkpoint.with_name(f".last.pt.{os.getpid()}.tmp")
+    stale_json = rundir.path / f".summary.json.{dead_pid}.tmp"
+    stale_png = rundir.sample_grid("epoch_001").with_name(f".epoch_001.png.{dead_pid}.tmp")
     for path in (stale, live, stale_json, stale_png):
         path.write_bytes(b"partial")
-    with files.lock("test"):
+    with rundir.lock("test"):
         pass
     assert not stale.exists() and not stale_json.exists() and not stale_png.exists() and live.exists()
     assert remove_stale_temp_files(tmp_path / "absent") == []
 
 
 def test_status_says_whether_the_final_outputs_belong_to_the_checkpoint(tmp_path):
-    files = RunDir(tmp_path)
-    assert files.outputs_status(None).complete is False
-    files.write_json(files.summary, {"step": 5})
-    atomic_write(files.model, b"x")
-    assert files.outputs_status(5).complete and files.outputs_status(5).finished(5)
-    assert not files.outputs_status(5).finished(6) and not files.outputs_status(7).complete
-    files.summary.write_text('{"step": 5')  # cut short
-    assert not files.outputs_status(5).complete
+    rundir = RunDir(tmp_path)
+    assert rundir.outputs_status(None).complete is False
+    rundir.write_json(rundir.summary, {"step": 5})
+    atomic_write(rundir.model, b"x")
+    assert rundir.outputs_status(5).complete and rundir.outputs_status(5).finished(5)
+    assert not rundir.outputs_status(5).finished(6) and not rundir.outputs_status(7).complete
+    rundir.summary.write_text('{"step": 5')  # cut short
+    assert not rundir.outputs_status(5).complete
 
 
 def test_metrics_shorter_than_the_checkpoint_offset_are_never_padded(tmp_path):

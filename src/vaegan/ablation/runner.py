@@ -82,8 +82,8 @@ def run_cell(cfg: Config, run_dir: Path, steps: int) -> None:
 
 def training_values(run: LoadedRun) -> dict[str, float]:
     """Reconstruction, KL, generalisation gap, latent kNN and stability of a finished run."""
-    summary = run.files.read_json(run.files.summary)
-    losses = [r["loss"] for r in run.files.records()
+    summary = run.rundir.read_json(run.rundir.summary)
+    losses = [r["loss"] for r in run.rundir.records()
               if r.get("kind") == "train" and isinstance(r.get("loss"), (int, float))]
     tail = losses[-max(2, math.ceil(STABILITY_TAIL * len(losses))):]
     values: dict[str, float] = {"loss_std": statistics.stdev(tail) if len(tail) > 1 else 0.0,
@@ -118,10 +118,10 @@ def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> di
     cell trained further is measured again); suite metrics missing from the cache (a classifier or Inception
     weights given later) are added to it."""
     suite = suite or SuiteOptions()
-    files = RunDir(run_dir)
-    step = files.read_json(files.summary)["step"]  # run_cell left the outputs complete: the checkpoint's step
+    rundir = RunDir(run_dir)
+    step = rundir.read_json(rundir.summary)["step"]  # run_cell left the outputs complete: the checkpoint's step
     try:
-        cached = files.read_json(files.ablation) or {}
+        cached = rundir.read_json(rundir.ablation) or {}
     except VaeganError:
         cached = {}  # a damaged cache is measured again
     values = cached.get("values", {}) if cached.get("step") == step else {}
@@ -132,7 +132,7 @@ def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> di
     values = values or training_values(run)
     if wanted_suite:
         values.update(suite_values(run, suite))
-    files.write_json(files.ablation, {"step": run.step, "values": values})
+    rundir.write_json(rundir.ablation, {"step": run.step, "values": values})
     return values
 
 

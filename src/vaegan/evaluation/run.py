@@ -23,7 +23,7 @@ MAX_CLASSES = 100_000  # far above any dataset vaegan reads; a larger count is a
 
 @dataclass
 class LoadedRun:
-    files: RunDir
+    rundir: RunDir
     cfg: Config
     model: GenerativeModel  # in eval mode, on `device`; its generator is the EMA copy when the run keeps one
     device: torch.device
@@ -42,18 +42,18 @@ class LoadedRun:
 
     @property
     def run_dir(self) -> Path:
-        return self.files.path
+        return self.rundir.path
 
 
 def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
     """Open `run_dir` from its checkpoint; every problem is one VaeganError. Opening changes no process-wide
     setting: the model only gets the device's memory layout."""
-    files = RunDir(run_dir)
-    payload = files.read_checkpoint(required=("config", "step", "model", "num_classes"))
-    cfg = from_dict(payload["config"], where=f"config stored in {files.checkpoint}")
-    _check_records(payload, files.checkpoint)
+    rundir = RunDir(run_dir)
+    payload = rundir.read_checkpoint(required=("config", "step", "model", "num_classes"))
+    cfg = from_dict(payload["config"], where=f"config stored in {rundir.checkpoint}")
+    _check_records(payload, rundir.checkpoint)
     model = build_model(cfg.model, payload["num_classes"])
-    with state_must_fit(files.path):
+    with state_must_fit(rundir.path):
         model.load_state_dict(payload["model"])
         if payload.get("ema") is not None:
             shadow = copy.deepcopy(model.decoder)
@@ -61,7 +61,7 @@ def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
             model = model.with_decoder(shadow)
     target = select_device(device)
     model = apply_speed_settings(model, inference_settings(target)).to(target).eval()
-    return LoadedRun(files, cfg, model, target, payload["step"], uses_ema=payload.get("ema") is not None)
+    return LoadedRun(rundir, cfg, model, target, payload["step"], uses_ema=payload.get("ema") is not None)
 
 
 def _check_records(payload: dict[str, Any], path: Path) -> None:
@@ -86,10 +86,10 @@ def metrics_summary(run_dir: Path) -> dict[str, Any]:
     """The numbers a report shows: summary.json (final test metrics, speed, hardware) when the run finished, the
     last test record otherwise, the mean of each logged train value over the last 100 steps, and the metrics of
     eval.json (`vaegan evaluate`) when it exists."""
-    files = RunDir(run_dir)
-    summary = files.read_json(files.summary) or {}
-    evaluation = (files.read_json(files.eval) or {}).get("metrics") or {}
-    records = files.records()
+    rundir = RunDir(run_dir)
+    summary = rundir.read_json(rundir.summary) or {}
+    evaluation = (rundir.read_json(rundir.eval) or {}).get("metrics") or {}
+    records = rundir.records()
     train = [r for r in records if r.get("kind") == "train"]
     tests = [r for r in records if r.get("kind") == "test"]
     tail: dict[str, float] = {}

@@ -280,5 +280,5 @@ def evaluate(run: LoadedRun, metrics: list[str], n: int = 10_000, seed: int = 0,
         raise VaeganError(f"unknown metric(s) {', '.join(unknown)}: choose from {', '.join(METRICS)}")
     record = Evaluation(run, n, seed, inception_weights, classifier_path, cache or cache_dir(),
                         inception_precision).run_all(metrics)
-    run.files.write_json(run.files.eval, record)
+    run.rundir.write_json(run.rundir.eval, record)
     return record

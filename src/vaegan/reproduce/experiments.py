@@ -151,8 +151,8 @@ def _grid(grid: Grid, out: Path, options: Options, suite: SuiteOptions, seeds: i
 def _evaluation(run: LoadedRun, metrics: list[str], suite: SuiteOptions) -> dict[str, Any]:
     """The metrics of the run's evaluation record (`vaegan evaluate`) at its current step, computed only where
     missing."""
-    if run.files.eval.is_file():
-        record = run.files.read_json(run.files.eval)
+    if run.rundir.eval.is_file():
+        record = run.rundir.read_json(run.rundir.eval)
         if record.get("step") == run.step and set(metrics) <= set(record["metrics"]) | set(record["skipped"]):
             return record["metrics"]
     wanted = metrics + (["fid", "kid", "is"] if suite.inception_weights else [])
@@ -203,7 +203,7 @@ def cifar100_vaegan(options: Options) -> Outcome:
     vae = load_run(_cell(cells, "vae-cifar100").run_dir, options.device)
     metrics = _evaluation(run, ["recon", "latent", "sharp", "smooth", "fcd", "cc", "pr", "div"], suite)
     vae_sharp = _evaluation(vae, ["sharp"], suite)["sharp"]
-    records, summary = run.files.records(), run.files.read_json(run.files.summary)
+    records, summary = run.rundir.records(), run.rundir.read_json(run.rundir.summary)
     mse = c.epoch_means(records, "mse_per_pixel")
     chance = 1 / max(run.model.num_classes, 1)
     colour, alignment = colour_and_alignment(run)

@@ -81,7 +81,7 @@ class RunDir:
         return self.path / "config.yaml"
 
     @property
-    def metrics(self) -> Path:
+    def metrics_file(self) -> Path:
         return self.path / "metrics.jsonl"
 
     @property
@@ -139,10 +139,10 @@ class RunDir:
     # ---- reading and writing -------------------------------------------------------------------------
 
     def metrics_log(self) -> MetricsLog:
-        return MetricsLog(self.metrics)
+        return MetricsLog(self.metrics_file)
 
     def records(self) -> list[dict[str, Any]]:
-        return read_metrics(self.metrics)
+        return read_metrics(self.metrics_file)
 
     def read_json(self, path: Path) -> dict[str, Any] | None:
         """A JSON file of the run: None when absent; one VaeganError when it cannot be read."""

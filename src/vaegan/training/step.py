@@ -122,7 +122,7 @@ class TrainStep:
         if model.discriminator is not None and d_optimizer is None:
             raise ValueError("a model with a discriminator needs d_optimizer")
         self.model, self.optimizer, self.d_optimizer = model, optimizer, d_optimizer
-        self.loss, self.ema, self.perceptual = loss, ema, perceptual
+        self.loss_cfg, self.ema, self.perceptual = loss, ema, perceptual
         self.speed = speed or SpeedSettings()
         self.ranks = ranks
         # The private protocols are probed here, once per process, so that no probe syncs inside a step.
@@ -131,7 +131,7 @@ class TrainStep:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, adversarial: bool = True
                  ) -> StepOutput:
-        model, cfg = self.model, self.loss
+        model, cfg = self.model, self.loss_cfg
         model.train()
         x, y = to_input_layout(x, self.speed), model.labels(y)
         buffers = [b.clone() for b in model.buffers()]
@@ -194,7 +194,7 @@ class TrainStep:
 
     def _adversarial_losses(self, x, y, fakes, g_loss, values):
         """(E/G loss with the GAN and feature terms added, D loss); fills the logged D/G values."""
-        cfg, discriminator = self.loss, self.model.discriminator
+        cfg, discriminator = self.loss_cfg, self.model.discriminator
         fake = torch.cat(fakes)
         y_fake = None if y is None else y.repeat(len(fakes))
         match_features = cfg.feature_weight > 0  # config checks: a vaegan whose D sees reconstructions

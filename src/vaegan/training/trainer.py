@@ -89,7 +89,7 @@ class TrainingLeg:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, files: RunDir, train_set: ImageDataset, events: TrainingEvents | None = None,
+    def __init__(self, cfg: Config, rundir: RunDir, train_set: ImageDataset, events: TrainingEvents | None = None,
                  recorded_speed: dict | None = None, ranks: Ranks = Ranks(), data: dict | None = None):
         """`recorded_speed`: the speed record of the checkpoint a resumed run continues from; `data`: what the
         run trains on (its fingerprints), kept in every checkpoint so a resume can compare. With several
@@ -100,7 +100,7 @@ class Trainer:
         if cfg.train.batch_size % ranks.world_size:
             raise VaeganError(f"train.batch_size={cfg.train.batch_size} is the global batch and must divide by the "
                               f"{ranks.world_size} processes")
-        self.cfg, self.files, self.ranks, self.data = cfg, files, ranks, data
+        self.cfg, self.rundir, self.ranks, self.data = cfg, rundir, ranks, data
         self.events = events or TrainingEvents()
         self.device = select_device(cfg.train.device)
         self.speed = run_speed(cfg.train, self.device, recorded_speed)
@@ -117,7 +117,7 @@ class Trainer:
                                   channels_last=self.speed.channels_last)
         self.position = Position()
         self.nonfinite_steps = 0
-        self.metrics = files.metrics_log()
+        self.metrics_log = rundir.metrics_log()
         self.saved_step: int | None = None  # the step of the last checkpoint this process wrote or read
 
     @property
@@ -147,12 +147,12 @@ class Trainer:
         self.saved_step = pos.step
         if not self.ranks.main:
             return
-        ckpt.write_checkpoint(self.files.checkpoint, {
+        ckpt.write_checkpoint(self.rundir.checkpoint, {
             "config": self.cfg.to_dict(), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "d_optimizer": None if self.d_optimizer is None else self.d_optimizer.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(), "nonfinite_steps": self.nonfinite_steps,
             "rng": rng, "rng_ranks": rng_ranks, "world_size": self.ranks.world_size, "step": pos.step,
-            "epoch": pos.epoch, "batch": pos.batch, "metrics_offset": self.metrics.offset(),
+            "epoch": pos.epoch, "batch": pos.batch, "metrics_offset": self.metrics_log.offset(),
             "num_classes": self.num_classes, "speed": self.speed_record, "perceptual_sha256": self.perceptual_sha256,
             "data": self.data})
 
@@ -161,18 +161,18 @@ class Trainer:
         missing = [key for key, needed in (("d_optimizer", self.d_optimizer), ("ema", self.ema))
                    if needed is not None and payload.get(key) is None]
         if missing:
-            raise VaeganError(f"the checkpoint of {self.files} has no {', '.join(missing)} state, which this "
+            raise VaeganError(f"the checkpoint of {self.rundir} has no {', '.join(missing)} state, which this "
                               "model needs: it was written by another version of vaegan")
         saved_world = payload.get("world_size", 1)
         if saved_world != self.ranks.world_size:
-            raise VaeganError(f"{self.files} was trained by {saved_world} process(es); resume it with the same "
+            raise VaeganError(f"{self.rundir} was trained by {saved_world} process(es); resume it with the same "
                               f"number (torchrun --nproc_per_node={saved_world}), not {self.ranks.world_size}: the "
                               "data order and random streams depend on it")
         if payload.get("perceptual_sha256") != self.perceptual_sha256:
-            raise VaeganError(f"{self.files} was trained with another perceptual network file than "
+            raise VaeganError(f"{self.rundir} was trained with another perceptual network file than "
                               f"{self.cfg.loss.perceptual_weights or 'the one found now'} (its sha256 differs); "
                               f"resume it with the same file")
-        with ckpt.state_must_fit(self.files.path):
+        with ckpt.state_must_fit(self.rundir.path):
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
             if self.d_optimizer is not None:
@@ -183,9 +183,9 @@ class Trainer:
         ckpt.set_rng_state(payload["rng_ranks"][self.ranks.rank] if self.ranks.distributed else payload["rng"])
         self.position = Position(payload["step"], payload["epoch"], payload["batch"])
         self.saved_step = payload["step"]
-        if self.ranks.main and not self.metrics.truncate(payload["metrics_offset"]):
+        if self.ranks.main and not self.metrics_log.truncate(payload["metrics_offset"]):
             log.warning("%s is shorter than when the checkpoint was written (deleted or cut by hand); new records "
-                        "are appended to what is left", self.files.metrics)
+                        "are appended to what is left", self.rundir.metrics_file)
 
     # ---- loop ----------------------------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class Trainer:
                 break
         pending.clear()
         if self.ranks.main:
-            self.metrics.write_many(records)
+            self.metrics_log.write_many(records)
             for record in records:
                 self.events.step_end(self, record["step"], {k: v for k, v in record.items() if k not in RECORD_KEYS})
         progress.update(records[-1]["step"], records[-1])
@@ -261,7 +261,7 @@ class Trainer:
             raise VaeganError(self._divergence_message(streak))
 
     def _divergence_message(self, streak: Streak) -> str:
-        kept = (f"{self.files.checkpoint} still holds the last good state (step {self.saved_step})"
+        kept = (f"{self.rundir.checkpoint} still holds the last good state (step {self.saved_step})"
                 if self.saved_step is not None else "no checkpoint had been written yet")
         return (f"training diverged: {streak.length} non-finite losses or gradients in a row (steps "
                 f"{streak.first}-{streak.first + streak.length - 1}); {kept}. Lower optim.lr / optim.d_lr or loss.gan_weight, then start again or resume "

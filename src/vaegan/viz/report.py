@@ -69,7 +69,7 @@ def run_figures(run: LoadedRun, folder: Path, latent_images: int = 2000, seed: i
     """Every figure that applies to the run's model, written into `folder`: (path, caption) pairs."""
     model, test = run.model, run.dataset("test")
     figures = []
-    records = run.files.records()
+    records = run.rundir.records()
     if any(r.get("kind") == "train" for r in records):
         figures.append((plot_curves(records, folder / "curves.png", title=run.run_dir.name),
                         "Loss curves: smoothed (dark) over the raw per-step values (faint); test-set points per epoch."))
@@ -99,8 +99,8 @@ def run_figures(run: LoadedRun, folder: Path, latent_images: int = 2000, seed: i
 
 def write_report(run: LoadedRun, latent_images: int = 2000) -> Path:
     """RUN/report.html with every figure (in RUN/figures/), the metrics, the config and the hardware."""
-    page = run.files.report
-    figures = run_figures(run, run.files.figures, latent_images)
+    page = run.rundir.report
+    figures = run_figures(run, run.rundir.figures, latent_images)
     numbers = metrics_summary(run.run_dir)
     summary = numbers["summary"]
     cfg = run.cfg
@@ -123,7 +123,7 @@ def write_report(run: LoadedRun, latent_images: int = 2000) -> Path:
              "<h2>Figures</h2>" + "".join(figure_html(page, path, caption) for path, caption in figures),
              f"<h2>Speed and hardware</h2>{_table(speed + list(hardware.items()))}",
              f"<h2>Config</h2><pre>{html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False))}</pre>"]
-    run.files.write_text(page, html_page(f"vaegan report: {run.run_dir.name}", "".join(body)))
+    run.rundir.write_text(page, html_page(f"vaegan report: {run.run_dir.name}", "".join(body)))
     return page
 
 
