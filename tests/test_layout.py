@@ -90,3 +90,17 @@ def test_the_package_warns_and_reports_progress_through_logging_only():
                  for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)
                  and any(arg.arg == "log" for arg in node.args.args + node.args.kwonlyargs)]
     assert callbacks == []
+
+
+MEASUREMENT = re.compile(r"\d ?ms\b|GFLOP/s|\d images/s|\d% on CIFAR|minor faults|\d(\.\d+)?x as long")
+
+
+def test_docstrings_say_why_and_leave_measurements_to_docs():
+    """Timings, throughputs and accuracies belong in docs/ (performance.md), where they are dated and rerun."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)):
+                docstring = ast.get_docstring(node) or ""
+                found += [f"{path.relative_to(PACKAGE)}: {m.group(0)}" for m in MEASUREMENT.finditer(docstring)]
+    assert found == []

@@ -4,9 +4,8 @@ class-consistency, FCD, precision/recall and sample diversity (no downloads need
 The network and recipe follow the CIFAR speed-run classifiers (Keller Jordan's airbench, the DAWNBench
 ResNet-9): three conv groups that each halve the resolution with a max pool, BatchNorm and GELU, trained by
 SGD with Nesterov momentum, label smoothing and a linear warm-up then decay of the learning rate. Most of
-the work happens at 16x16 and below, so an epoch costs a fraction of a ResNet's on a CPU. The defaults
-(c = 32, 12 epochs of 256) reach 90.0% on CIFAR-10 and 65.5% on CIFAR-100 in about 15 minutes each on a
-2-core CPU (docs/performance.md).
+the work happens at 16x16 and below, so an epoch costs a fraction of a ResNet's on a CPU; the defaults' accuracy
+and training time are in docs/performance.md.
 """
 
 from __future__ import annotations

@@ -10,10 +10,9 @@ class FastDropout(nn.Dropout):
     """nn.Dropout with a cheaper random mask, for CPUs.
 
     ATen's CPU `bernoulli_` draws a double per element from the generator, serially (its parallel MKL path is
-    taken on Intel CPUs only), which made dropout ~25% of a training step on AMD. This layer keeps an element
-    when a 16-bit random integer is >= round(p * 2^16), reading four such integers from each 64-bit draw of
-    `random_`; forward + backward of the reference VAE's six dropouts cost ~50 ms per step instead of ~310 ms.
-    p is thus rounded to a multiple of 2^-16 (0.3 -> 0.3000031), and kept elements are scaled by
+    taken on Intel CPUs only), a large share of a training step on AMD (docs/performance.md). This layer keeps
+    an element when a 16-bit random integer is >= round(p * 2^16), reading four such integers from each 64-bit
+    draw of `random_`. p is thus rounded to a multiple of 2^-16 (0.3 -> 0.3000031), and kept elements are scaled by
     1 / (1 - rounded p), which keeps the layer unbiased.
 
     It draws from the global generator: deterministic for a fixed seed and resumable from

@@ -1,23 +1,10 @@
 """Convolution layers whose weight gradient is one large matrix multiply, for CPUs.
 
-On the AVX2 CPUs we measured (2-core AMD EPYC, torch 2.13 with oneDNN 3.12), oneDNN's weight-gradient kernels
-for the reference VAE's wide layers run at 55-120 GFLOP/s while MKL's sgemm on the same numbers runs at
-115-150. Forward and input-gradient kernels are fine (130-160 GFLOP/s) and stay with oneDNN. So these
-layers compute dW as im2col(input) x grad_output, a copy of the input's patches followed by a single GEMM.
-Per-layer times at batch 128 (benchmarks/throughput.py's model; medians of 11-21 interleaved repeats):
-
-    layer (in -> out, output size)     oneDNN dW   im2col + GEMM
-    Conv2d 128 -> 256, 8x8              92 ms       73 ms
-    Conv2d 256 -> 512, 4x4             135 ms       74 ms
-    ConvTranspose2d 512 -> 256, 8x8    146 ms       72 ms
-    ConvTranspose2d 256 -> 128, 16x16   95 ms       77 ms
-    ConvTranspose2d 128 -> 64, 32x32    97 ms       87 ms
-    Conv2d 3 -> 128 / ConvT 64 -> 3      7 / 8 ms    6 / 15 ms   (thin layers: left to oneDNN)
-    Conv2d 64 -> 64 3x3, 32x32 / 16x16 148 / 32 ms   102 / 25 ms (the ResNet blocks)
-    Conv2d 64 -> 64 1x1, 32x32          12 ms       17 ms       (1x1: the patch copy is pure overhead)
-
-It pays together with channels_last (the CPU default); on NCHW tensors the layout copies ate the gain in a
-whole-step comparison (0.94x eager alone, against 1.09-1.18x when added to the other CPU defaults).
+On AVX2 CPUs oneDNN's weight-gradient kernels for wide layers run well below MKL's sgemm on the same numbers,
+while its forward and input-gradient kernels are fine. So these layers compute dW as im2col(input) x
+grad_output, a copy of the input's patches followed by a single GEMM, and leave the rest to oneDNN. It pays
+together with channels_last (the CPU default) only; thin and 1x1 layers stay with oneDNN. The per-layer times
+behind MIN_CHANNELS are in docs/performance.md.
 
 The gradient is the same sum in another order (float rounding differs), and it is deterministic: runs stay
 bit-for-bit reproducible and resumable. Parameters, state_dict keys and forward results are unchanged.

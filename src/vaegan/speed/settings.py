@@ -4,7 +4,7 @@ that apply them. `train.speed=eager` turns every one off.
 No setting changes the experiment: the model computes the same function up to float rounding, Adam the same
 update, dropout the same distribution (p rounded to 2^-16), and a CPU run stays bit-for-bit reproducible and
 resumable for a fixed seed. Only `precision=bf16` (autocast of forward and losses; weights and optimiser state
-stay fp32) and TF32 round coarser, and neither is a CPU default (bf16 is ~100x slower on CPUs without
+stay fp32) and TF32 round coarser, and neither is a CPU default (bf16 is far slower on CPUs without
 AMX/AVX512-BF16).
 Each default was measured with benchmarks/throughput.py; docs/performance.md holds the numbers and what was
 tried and dropped. The settings a run used are recorded in its checkpoint and summary.json, and a resumed run
@@ -111,8 +111,8 @@ def busy_cores(seconds: float = 0.2) -> float | None:
 
 def threads_for_free_cores(default: int) -> int:
     """Intra-op threads for a CPU run: torch's default, fewer when other work holds cores. OpenMP threads spin
-    while they wait, so threads on busy cores cost far more than they add (benchmarks/cpu_load.py: two runs of
-    2 threads each on 2 cores took 2.5-3.4x as long per step as alone; 1 thread each, 1.85-1.9x)."""
+    while they wait, so threads on busy cores cost far more than they add (benchmarks/cpu_load.py; the numbers
+    are in docs/performance.md)."""
     busy = None if default == 1 else busy_cores()
     if busy is None:
         return default
@@ -184,8 +184,8 @@ def set_host_memory_reuse(enabled: bool) -> bool:
 
     PyTorch's CPU allocator has no cache: every activation is a fresh malloc, and glibc serves large blocks
     (above a threshold that starts at 128 KiB and adapts up to 32 MiB) with mmap and unmaps them on free, so
-    each training step page-faults its working set in again (75-95k minor faults, ~300-370 MB, per step of the
-    reference VAE at batch 128). With mmap off and the trim threshold at its maximum, freed blocks stay in the
+    each training step page-faults its working set in again (docs/performance.md counts the faults). With mmap
+    off and the trim threshold at its maximum, freed blocks stay in the
     heap and the next step reuses them: no faults. The price is that the process keeps its peak memory until it
     exits. Returns False where glibc is not available (macOS, Windows, musl), where this does nothing.
     """
