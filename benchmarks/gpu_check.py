@@ -32,7 +32,7 @@ PRESETS = ("vae-cifar10-regularized", "cvaegan-cifar100")
 REFERENCE_STEPS = 7800  # 20 epochs of 390 batches of 128
 SETTINGS = [("fp32", "off"), ("bf16", "off"), ("fp32", "default"), ("bf16", "default"),
             ("fp32", "reduce-overhead"), ("bf16", "reduce-overhead")]
-DEVICE_TESTS = ["tests/data/test_batch_loader.py", "tests/training/test_device_loop.py"]
+DEVICE_TESTS = ["tests/data/test_batch_loader.py", "tests/training/test_device_loop.py", "tests/speed/test_training_speed.py"]
 TINY = ["model.channels=8", "model.d_channels=8", "model.latent_dim=8", "model.embed_dim=4", "train.batch_size=8",
         "train.eval_images=32"]
 

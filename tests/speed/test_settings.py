@@ -1,10 +1,16 @@
-"""What train.speed and the keys beside it resolve to, and the CPU thread count under load."""
+"""What train.speed and the keys beside it resolve to, the defaults per device, the CPU thread count under load,
+and what applying the settings to a model changes (its layout and dropout layers, never its weights)."""
+
+import sys
 
 import pytest
 import torch
+from torch import nn
 
-from vaegan.config import Config, apply_overrides
+from vaegan.config import Config, ModelConfig, apply_overrides
+from vaegan.models import build_model
 from vaegan.speed import settings as speed
+from vaegan.speed.fast_dropout import FastDropout
 
 
 def train_cfg(**overrides):
@@ -65,3 +71,43 @@ def test_a_bf16_cpu_step_with_speed_auto_runs_and_matches_eager():
     assert torch.isclose(auto_loss, eager_loss, rtol=1e-3)
     # bf16 rounds to 2^-8; in another memory layout the gradients differ by up to ~7% after 15 layers
     assert all((a - e).norm() <= 0.15 * e.norm() for a, e in zip(auto_steps, eager_steps))
+
+
+def test_speed_defaults_per_device():
+    cpu = speed.speed_defaults("cpu")
+    assert cpu.channels_last and cpu.compile == "off" and cpu.precision == "fp32" and not cpu.tf32
+    assert cpu.reuse_host_memory == sys.platform.startswith("linux")
+    assert cpu.fused_adam == (tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4))
+    cuda = speed.speed_defaults(torch.device("cuda"))
+    assert cpu.gemm_weight_grad
+    assert cuda.channels_last and cuda.fused_adam and not cuda.fast_dropout and cuda.compile == "off"
+    assert cuda.tf32 and cuda.cudnn_benchmark and cuda.precision == "fp32"
+    assert not cuda.gemm_weight_grad
+    assert not cuda.reuse_host_memory
+    assert speed.speed_defaults("mps") == speed.SpeedSettings()
+    assert speed.SpeedSettings().describe() == "eager"
+
+
+def test_apply_speed_settings_keeps_the_state_dict_and_swaps_only_dropout():
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(latent_dim=8, dropout=0.3, channels=8))
+    torch.manual_seed(0)
+    all_on = speed.SpeedSettings(channels_last=True, fast_dropout=True, gemm_weight_grad=True)
+    fast = speed.apply_speed_settings(build_model(ModelConfig(latent_dim=8, dropout=0.3, channels=8)), all_on)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), fast.state_dict().values(), strict=True))
+    fast.load_state_dict(plain.state_dict())  # checkpoints move freely between the two
+    dropouts = [m for m in fast.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts and all(type(m) is FastDropout and m.p == 0.3 for m in dropouts)
+    convs = [m.weight for m in fast.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    plain.eval(), fast.eval()
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert torch.allclose(plain(x)[0], fast(x)[0], atol=1e-5)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_host_memory_reuse_can_be_switched_on_and_back_off():
+    try:
+        assert speed.set_host_memory_reuse(True) in (True, False)  # False only without glibc (e.g. musl)
+    finally:
+        speed.set_host_memory_reuse(False)

@@ -1,6 +1,5 @@
 import copy
 import io
-import sys
 
 import pytest
 import torch
@@ -8,9 +7,7 @@ from torch import nn
 
 from vaegan.config import LossConfig, ModelConfig
 from vaegan.models import build_model
-from vaegan.speed.fast_dropout import FastDropout
-from vaegan.speed.settings import (SpeedSettings, apply_speed_settings, set_host_memory_reuse,
-                                         speed_defaults)
+from vaegan.speed.settings import SpeedSettings, apply_speed_settings, speed_defaults
 import vaegan.training.step as step_module
 from vaegan.training import TrainStep, build_adam
 
@@ -116,55 +113,6 @@ def test_speed_settings_do_not_change_the_math():
     assert torch.allclose(first[0], first[1], rtol=1e-5)
 
 
-def test_apply_speed_settings_keeps_the_state_dict_and_swaps_only_dropout():
-    torch.manual_seed(0)
-    plain = build_model(ModelConfig(latent_dim=8, dropout=0.3, channels=8))
-    torch.manual_seed(0)
-    fast = apply_speed_settings(build_model(ModelConfig(latent_dim=8, dropout=0.3, channels=8)), ALL_ON)
-    assert_bitwise_equal(plain.state_dict(), fast.state_dict())
-    fast.load_state_dict(plain.state_dict())  # checkpoints move freely between the two
-    dropouts = [m for m in fast.modules() if isinstance(m, nn.Dropout)]
-    assert dropouts and all(type(m) is FastDropout and m.p == 0.3 for m in dropouts)
-    convs = [m.weight for m in fast.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
-    plain.eval(), fast.eval()
-    x = batch()
-    assert torch.allclose(plain(x)[0], fast(x)[0], atol=1e-5)
-
-
-def test_fast_dropout_has_dropout_statistics_and_gradient():
-    layer = FastDropout(0.3)
-    x = torch.ones(64, 32, 16, 16).contiguous(memory_format=torch.channels_last).requires_grad_()
-    y = layer(x)
-    assert y.is_contiguous(memory_format=torch.channels_last)
-    kept = y.detach() > 0
-    assert abs(kept.float().mean().item() - 0.7) < 0.005
-    assert torch.allclose(y.detach()[kept], torch.tensor(1 / 0.7), rtol=1e-4)
-    y.sum().backward()
-    assert torch.equal(x.grad, y.detach())
-    layer.eval()
-    assert layer(x) is x
-    assert FastDropout(0.0)(x) is x
-    assert not FastDropout(1.0)(x).any()
-    odd = torch.ones(7, 5)  # sizes that are not a multiple of four
-    assert FastDropout(0.5)(odd).shape == (7, 5)
-
-
-def test_speed_defaults_per_device():
-    cpu = speed_defaults("cpu")
-    assert cpu.channels_last and cpu.compile == "off" and cpu.precision == "fp32" and not cpu.tf32
-    assert cpu.reuse_host_memory == sys.platform.startswith("linux")
-    assert cpu.fused_adam == (tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4))
-    cuda = speed_defaults(torch.device("cuda"))
-    assert cpu.gemm_weight_grad
-    assert cuda.channels_last and cuda.fused_adam and not cuda.fast_dropout and cuda.compile == "off"
-    assert cuda.tf32 and cuda.cudnn_benchmark and cuda.precision == "fp32"
-    assert not cuda.gemm_weight_grad
-    assert not cuda.reuse_host_memory
-    assert speed_defaults("mps") == SpeedSettings()
-    assert SpeedSettings().describe() == "eager"
-
-
 def test_loading_optimizer_state_of_another_layout_is_realigned():
     """Fused Adam pairs param, grad and state by raw offset: a contiguous state loaded into a channels_last run
     (a checkpoint from a plain run) must be re-laid out, or the update silently mixes up elements."""
@@ -185,14 +133,6 @@ def test_loading_optimizer_state_of_another_layout_is_realigned():
     plain_opt.step()
     fast_opt.step()
     assert torch.allclose(plain, fast, atol=1e-7)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
-def test_host_memory_reuse_can_be_switched_on_and_back_off():
-    try:
-        assert set_host_memory_reuse(True) in (True, False)  # False only without glibc (e.g. musl)
-    finally:
-        set_host_memory_reuse(False)
 
 
 @pytest.mark.parametrize("settings", [EAGER, CPU], ids=["eager", "cpu-defaults"])
