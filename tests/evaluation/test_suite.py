@@ -175,3 +175,16 @@ def test_a_classifier_file_of_the_earlier_network_asks_for_a_new_one(setup, tmp_
     write_checkpoint(old, payload, file_format=FORMAT, version=VERSION)
     with pytest.raises(VaeganError, match="holds an earlier network .* `vaegan classifier train`"):
         load_classifier(old, torch.device("cpu"))
+
+
+def test_classifier_train_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
+    from vaegan.cli import main
+
+    out = tmp_path / "notes.pt"
+    out.write_text("the user's notes")
+    args = ["classifier", "train", "--dataset", "shapes10", "--out", str(out), "train.max_steps=2",
+            "model.channels=4", "train.device=cpu"]
+    assert main(args) == 2
+    assert "was not written by vaegan" in capsys.readouterr().err and out.read_text() == "the user's notes"
+    out.unlink()
+    assert main(args) == 0 and main(args) == 0  # its own file is replaced by a rerun

@@ -186,3 +186,18 @@ def test_the_same_seed_gives_byte_identical_pngs(runs, tmp_path, command):
         assert _run(command[0], str(runs["cvaegan"]), *command[1:], "--out", str(out)) == 0
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_compare_never_overwrites_a_page_or_png_it_did_not_write_and_updates_its_own(runs, tmp_path, capsys):
+    page, theirs = tmp_path / "cmp.html", tmp_path / "cmp-figures" / "vae" / "samples.png"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"the user's picture")
+    assert main(["compare", str(runs["vae"]), "--out", str(page), "--device", "cpu"]) == 2
+    assert "was not written by vaegan" in capsys.readouterr().err and not page.exists()
+    assert theirs.read_bytes() == b"the user's picture"
+    theirs.unlink()
+    assert main(["compare", str(runs["vae"]), "--out", str(page), "--device", "cpu"]) == 0
+    assert main(["compare", str(runs["vae"]), "--out", str(page), "--device", "cpu"]) == 0  # vaegan's own: updated
+    page.write_text("edited by hand")
+    assert main(["compare", str(runs["vae"]), "--out", str(page), "--device", "cpu"]) == 2
+    assert page.read_text() == "edited by hand"

@@ -24,6 +24,7 @@ from vaegan.errors import VaeganError
 from vaegan.models import evaluation_mode
 from vaegan.models.classifier import Classifier
 from vaegan.objectives.feature_networks import FORMAT, NETWORK, VERSION
+from vaegan.runs import OutputFolder
 from vaegan.runs.checkpoint import write_checkpoint
 from vaegan.runs.device import select_device
 
@@ -74,6 +75,8 @@ def train_classifier(cfg: ClassifierConfig, train_set: ImageDataset, test_set: I
     """Train (see the module docstring for the recipe); save atomically to `out` with its test accuracy."""
     if train_set.num_classes < 2:
         raise VaeganError(f"{train_set.name} has one class: a classifier needs two or more to tell apart")
+    folder = OutputFolder(Path(out).parent)
+    folder.check(out)  # before training: a file vaegan did not write at `out` is never replaced
     device = select_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     model = Classifier(train_set.num_classes, cfg.model.channels).to(device).to(memory_format=torch.channels_last)
@@ -106,6 +109,7 @@ def train_classifier(cfg: ClassifierConfig, train_set: ImageDataset, test_set: I
     write_checkpoint(out, {"state": model.state_dict(), "network": NETWORK, "channels": cfg.model.channels,
                            "num_classes": train_set.num_classes, "class_names": train_set.class_names, **result},
                      file_format=FORMAT, version=VERSION)
+    folder.record(out)
     return result
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from vaegan.evaluation.latent import KNN_K
 from vaegan.evaluation.run import LoadedRun, metrics_summary
-from vaegan.runs import atomic_write
+from vaegan.runs import OutputFolder
 from vaegan.viz.curves import plot_curves
 from vaegan.viz.figures import interpolation_figure, reconstruction_figure
 from vaegan.viz.latent_map import latent_map_figure
@@ -131,8 +131,9 @@ def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
     """One page: a metrics table of the runs, then each run's sample grid and reconstructions side by side
     (same seed, same test images)."""
     page = Path(page)
-    rows = []
-    cards = []
+    folder, figures = OutputFolder(page.parent), page.parent / f"{page.stem}-figures"
+    folder.check(page, *figures.rglob("*.png"))  # before any work: files vaegan did not write stay as they are
+    rows, cards, written = [], [], []
     for run in runs:
         numbers = metrics_summary(run.run_dir)
         test, tail = numbers["test"], numbers["train_tail"]
@@ -141,14 +142,14 @@ def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
                      test.get("mse_per_pixel", "-"), test.get("kl", "-"), tail.get("d_loss", "-"),
                      tail.get("gan", "-"), numbers["summary"].get("images_per_second", "-")]
                     + [evaluated.get(name, {}).get("value", "-") for name in EVALUATED])
-        folder = page.parent / f"{page.stem}-figures" / run.run_dir.name
-        images = [figure_html(page, save_sample_grid(run.model, folder / "samples.png", run.class_names, seed=seed),
-                          f"samples (seed {seed})")]
+        run_figures_folder = figures / run.run_dir.name
+        written.append(save_sample_grid(run.model, run_figures_folder / "samples.png", run.class_names, seed=seed))
+        images = [figure_html(page, written[-1], f"samples (seed {seed})")]
         if run.model.encoder is not None:
-            recon = reconstruction_figure(run.model, run.dataset("test"), 16, folder / "reconstructions.png",
-                                          run.device)
-            images.append(figure_html(page, folder / "reconstructions.png",
-                                  f"reconstructions; test MSE per pixel {recon['split_mse_per_pixel']:.4f}"))
+            written.append(run_figures_folder / "reconstructions.png")
+            recon = reconstruction_figure(run.model, run.dataset("test"), 16, written[-1], run.device)
+            images.append(figure_html(page, written[-1],
+                                      f"reconstructions; test MSE per pixel {recon['split_mse_per_pixel']:.4f}"))
         cards.append(f"<div><h2>{html.escape(run.run_dir.name)}</h2>{''.join(images)}</div>")
     header = ["run", "model", "steps", "test MSE/pixel", "test KL", "D loss", "G adv. loss", "images/s",
               *(name.upper() for name in EVALUATED)]
@@ -158,5 +159,5 @@ def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
     body = (f"<h1>Comparison of {len(runs)} runs</h1><p class=sub>Test metrics are final; D and G losses are means "
             f"of the last 100 training steps; {', '.join(n.upper() for n in EVALUATED)} come from each run's "
             f"eval.json (`vaegan evaluate`) where it exists.</p>{table}<div class=runs>{''.join(cards)}</div>")
-    atomic_write(page, html_page("vaegan comparison", body))
-    return page
+    folder.record(*written)
+    return folder.write(page, html_page("vaegan comparison", body))
