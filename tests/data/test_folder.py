@@ -286,3 +286,17 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_folder(tmp_path,
         train, _ = read_folder(tmp_path / "data", not_a_folder)
     assert len(train) == 18 and not_a_folder.read_bytes() == b"a user's file"
     assert any(m.startswith("could not cache the decoded images") for m in caplog.messages)
+
+
+def test_an_image_rewritten_with_its_old_size_and_time_is_decoded_again(tmp_path):
+    """The cache is keyed by the files' content: cp -p or rsync -t keep size and mtime, not the pixels."""
+    (tmp_path / "data").mkdir()
+    image = tmp_path / "data" / "a.bmp"  # uncompressed: the same size whatever the pixels
+    uniform(image, (10, 10, 10), (32, 32))
+    info = image.stat()
+    first, _ = read_folder(tmp_path / "data", tmp_path / "cache")
+    uniform(image, (200, 10, 10), (32, 32))
+    assert image.stat().st_size == info.st_size
+    os.utime(image, ns=(info.st_atime_ns, info.st_mtime_ns))
+    second, _ = read_folder(tmp_path / "data", tmp_path / "cache")
+    assert first.images[0, 0, 0, 0] == 10 and second.images[0, 0, 0, 0] == 200

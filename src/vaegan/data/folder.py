@@ -9,7 +9,7 @@ transparent pixels over white), resized so the shorter side is 32 pixels (bicubi
 symlink leading nowhere and a special file (a named pipe would block the read) are skipped and named; an image
 that cannot be read is skipped and named, and more than MAX_BAD_SHARE of them refuses the folder. Pillow's
 decompression-bomb guard stays on. The decoded pixels are cached in the cache folder, keyed by every file's
-path, size and mtime, so a changed folder is read again.
+name and content, so a changed folder is read again.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def read_folder(root: Path, cache: Path | None) -> tuple[ImageDataset, ImageData
         raise VaeganError(f"the classes of {test_root} ({_names(test.classes)}) differ from those of {root} "
                           f"({_names(train.classes)}); the test split must hold the same class folders")
     # Named by the training files, so features cached under a dataset's name never outlive a change to it.
-    train_key = _cache_key(root, train)  # stats every file: computed once, for the name and the cache
+    train_key = _cache_key(root, train)  # reads every file: computed once, for the name and the cache
     name = f"{root.name}-{train_key[:8]}"
     return (_decoded(root, train_key, name, "train", train, cache),
             _decoded(test_root, _cache_key(test_root, test), name, "test", test, cache) if test else None)
@@ -127,11 +127,17 @@ def _list_split(folder: Path, resolved_root: Path, exclude: str | None = None) -
 
 
 def _cache_key(folder: Path, listing: _Listing) -> str:
+    """A hash of every file's name and bytes: a file rewritten with its old size and time (cp -p, rsync -t)
+    still changes the key. Reading the bytes costs far less than decoding them again."""
     digest = hashlib.sha256(f"{_CACHE_VERSION} {SIDE} {folder}".encode())
     for name in sorted(listing.classes):
         for path in listing.classes[name]:
-            info = path.stat()
-            digest.update(f"\0{name}/{path.name}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+            try:
+                with open(path, "rb") as f:
+                    content = hashlib.file_digest(f, "sha256").hexdigest()
+            except OSError as err:  # decoding will skip and name it; the key only has to be stable
+                content = f"unreadable {err.errno}"
+            digest.update(f"\0{name}/{path.name}\0{content}".encode())
     return digest.hexdigest()[:32]
 
 
