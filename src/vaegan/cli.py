@@ -272,7 +272,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     from vaegan.ablation.cluster import run_cluster
     from vaegan.ablation.grids import load_grid
     from vaegan.ablation.runner import SuiteOptions, run_grid
-    from vaegan.ablation.table import claim_line, write_tables
+    from vaegan.ablation.table import check_tables, claim_line, write_tables
     from vaegan.evaluation.inception import INCEPTION_WEIGHTS
     from vaegan.runs.cache import cache_dir
 
@@ -288,6 +288,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
                                      timeout_minutes=args.timeout_min, gpus=args.gpus_per_job, parallel=args.jobs)
     else:
         executor = _pool_executor(args)
+    check_tables(out)
     cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device, suite,
                                   executor=executor)
     paths = write_tables(grid, cells, out, budget_line)

@@ -246,3 +246,13 @@ def test_slurm_without_slurm_on_the_machine_is_one_line(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Slurm was not found (`sbatch` and `srun` not on PATH)" in err
     assert "--executor local" in err and "--executor pool" in err
+
+
+def test_a_table_vaegan_did_not_write_is_refused_before_any_cell_trains(tmp_path, capsys):
+    (tmp_path / "grid.yaml").write_text(GRID)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "table.html").write_text("my page")
+    assert main(["ablate", str(tmp_path / "grid.yaml"), "--seeds", "1", "--out", str(out), "--device", "cpu"]) == 2
+    assert "table.html was not written by vaegan" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["table.html"]

@@ -108,8 +108,8 @@ def test_the_users_own_report_is_never_overwritten_and_vaegans_own_is_updated(tm
     from vaegan.reproduce.claims import Finding
     from vaegan.reproduce.experiments import EXPERIMENTS, Outcome
 
-    verdict = [SUPPORTED]
-    monkeypatch.setitem(EXPERIMENTS, "cifar100-vaegan", lambda options: Outcome(
+    verdict, runs = [SUPPORTED], []
+    monkeypatch.setitem(EXPERIMENTS, "cifar100-vaegan", lambda options: runs.append(1) or Outcome(
         "cifar100-vaegan", "stand-in", [Finding("a claim", "1.0", verdict[0], "a rule")]))
     out = tmp_path / "out"
     out.mkdir()
@@ -117,7 +117,7 @@ def test_the_users_own_report_is_never_overwritten_and_vaegans_own_is_updated(tm
     assert main(["reproduce", "cifar100-vaegan", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{out / 'report.md'} was not written by vaegan" in err
-    assert (out / "report.md").read_text() == "my own notes\n"
+    assert (out / "report.md").read_text() == "my own notes\n" and runs == []  # refused before any work
 
     (out / "report.md").unlink()
     assert main(["reproduce", "cifar100-vaegan", "--out", str(out)]) == 0

@@ -54,6 +54,14 @@ def _cell(mean_and_std: tuple[float, float] | None) -> str:
     return "-" if mean_and_std is None else f"{mean_and_std[0]:.4g} ± {mean_and_std[1]:.2g}"
 
 
+def check_tables(out: Path) -> dict[str, Path]:
+    """The three tables' paths in `out`, after refusing (in one line) any of them that vaegan did not write:
+    called before a grid trains, so that the refusal costs no work, and again before writing."""
+    paths = {"md": out / "table.md", "csv": out / "table.csv", "html": out / "table.html"}
+    OutputFolder(out).check(*paths.values())
+    return paths
+
+
 def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> dict[str, Path]:
     """DIR/table.md, table.csv and table.html (all three refused, before any is written, if one is not
     vaegan's); returns their paths."""
@@ -70,9 +78,8 @@ def write_tables(grid: Grid, cells: list[Cell], out: Path, budget_line: str) -> 
            for variant, row in table.items()]
     if claims:
         md += ["", *[f"- {line}" for line in claims]]
-    paths = {"md": out / "table.md", "csv": out / "table.csv", "html": out / "table.html"}
+    paths = check_tables(out)
     folder = OutputFolder(out)
-    folder.check(*paths.values())
     folder.write(paths["md"], "\n".join(md) + "\n")
 
     text = io.StringIO(newline="")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vaegan.reproduce.experiments import EXPERIMENTS, Options, Outcome, check_classifiers
 from vaegan.reproduce.report import write_html, write_markdown
-from vaegan.runs import RunDir
+from vaegan.runs import OutputFolder, RunDir
 
 
 def reproduce(which: str, options: Options) -> tuple[Path, Path, list[Outcome]]:
@@ -16,12 +16,13 @@ def reproduce(which: str, options: Options) -> tuple[Path, Path, list[Outcome]]:
     started = time.monotonic()
     names = list(EXPERIMENTS) if which == "all" else [which]
     check_classifiers(names, options)
+    pages = RunDir(options.out)
+    OutputFolder(options.out).check(pages.report_markdown, pages.report)  # refused before any work, not after
     outcomes = [EXPERIMENTS[name](options) for name in names]
     header = [f"budget {options.budget:g} of the references' 20-epoch schedules, {options.seeds} seed(s)",
               f"wall time of this invocation {(time.monotonic() - started) / 60:.1f} min (finished parts of an "
               "earlier invocation are reused, not retimed)",
               "overrides applied to every run: " + (", ".join(f"{k}={v}" for k, v in options.overrides.items())
                                                     or "none")]
-    pages = RunDir(options.out)
     return (write_markdown(pages.report_markdown, header, outcomes), write_html(pages.report, header, outcomes),
             outcomes)
