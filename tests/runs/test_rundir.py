@@ -148,3 +148,10 @@ def test_an_output_folder_overwrites_only_its_own_unchanged_files(tmp_path):
     (tmp_path / "link.md").symlink_to(theirs)
     with pytest.raises(VaeganError, match="link.md"):
         folder.check(tmp_path / "link.md")
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "out").write_text("the user's file")
+    with pytest.raises(VaeganError, match="out is a file, not a folder: choose another --out"):
+        OutputFolder(tmp_path / "out").check(tmp_path / "out" / "table.md")
+    assert (tmp_path / "out").read_text() == "the user's file"

@@ -128,7 +128,10 @@ class OutputFolder:
         return Path(path).relative_to(self.path).as_posix()
 
     def check(self, *paths: Path) -> None:
-        """Refuse, in one line, the first of `paths` that exists and is not vaegan's unchanged file."""
+        """Refuse, in one line, a folder that is a file, and the first of `paths` that exists and is not
+        vaegan's unchanged file."""
+        if os.path.lexists(self.path) and not self.path.is_dir():
+            raise VaeganError(f"{self.path} is a file, not a folder: choose another --out")
         written = self._written()
         for path in map(Path, paths):
             if not os.path.lexists(path):
