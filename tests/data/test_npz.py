@@ -157,3 +157,15 @@ def test_32x32_images_are_used_bit_for_bit_without_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         train, _ = read_npz(save(tmp_path / "small.npz", x=x))
     assert torch.equal(train.images, torch.from_numpy(x.transpose(0, 3, 1, 2))) and "resized" not in caplog.text
+
+
+def test_greyscale_arrays_become_three_equal_channels_as_a_folder_of_grey_files_does(tmp_path):
+    grey = np.random.default_rng(0).integers(0, 256, (3, 40, 36), dtype=np.uint8)
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i, image in enumerate(grey):
+        Image.fromarray(image).save(folder / f"{i}.png")  # mode L
+    expected = read_folder(folder, None)[0].images
+    for layout in (grey, grey[..., None], grey[:, None]):
+        train, _ = read_npz(save(tmp_path / "grey.npz", x=layout))
+        assert torch.equal(train.images, expected)

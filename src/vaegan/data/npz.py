@@ -1,11 +1,11 @@
 """Arrays of the user's own images as a dataset (`data.name=npz`, `data.dir=FILE.npz`).
 
-The file holds `x` (uint8 RGB, [N, H, W, 3] or [N, 3, H, W]; [N, 3, H, 3] is read as channels last) and optionally
+The file holds `x` (uint8 RGB, [N, H, W, 3] or [N, 3, H, W]; [N, 3, H, 3] is read as channels last; greyscale
+[N, H, W], [N, H, W, 1] or [N, 1, H, W] becomes three equal channels, as a folder's grey files do) and optionally
 `y` (integer labels), `class_names` (strings) and a test split `x_test` / `y_test`; without `y` the dataset is
 unconditional (one class). Images of another size than 32x32 are resized as data.name=folder resizes its files
 (resize.py: shorter side to 32, bicubic, centre crop) and a warning says so; 32x32 images are used as they are,
-bit for bit. Each member
-is read by `_member`, with allow_pickle=False (an object array is refused rather than unpickled) and its declared
+bit for bit. Each member is read by `_member`, with allow_pickle=False (an object array is refused rather than unpickled) and its declared
 size checked against the bytes it holds before anything is allocated, so any member that cannot be read ends in
 one error naming the file and the member.
 """
@@ -99,9 +99,16 @@ def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.n
 def _images(x: np.ndarray, path: Path, key: str) -> torch.Tensor:
     if x.dtype != np.uint8:
         raise VaeganError(f"{path}: {key} has dtype {x.dtype}; it must be uint8 pixels 0-255")
+    if x.ndim == 3 and x.shape[2] in (3, 4):
+        raise VaeganError(f"{path}: {key} has shape {list(x.shape)}, one colour image rather than a batch; it must be "
+                          f"[N, H, W, 3] (x[None] for a single image)")
+    if x.ndim == 3 or (x.ndim == 4 and x.shape[3] == 1):  # greyscale, channels last
+        x = np.repeat(x.reshape(*x.shape[:3], 1), 3, axis=3)
+    elif x.ndim == 4 and x.shape[1] == 1:  # greyscale, channels first
+        x = np.repeat(x, 3, axis=1)
     if x.ndim != 4 or 3 not in (x.shape[1], x.shape[3]) or 0 in x.shape:
         raise VaeganError(f"{path}: {key} has shape {list(x.shape)}; it must be RGB images [N, H, W, 3] or "
-                          f"[N, 3, H, W] with N, H, W >= 1")
+                          f"[N, 3, H, W], or greyscale [N, H, W], with N, H, W >= 1")
     hwc = x if x.shape[3] == 3 else x.transpose(0, 2, 3, 1)
     if hwc.shape[1:3] != (SIDE, SIDE):
         log.warning("resized %d images of %s in %s from %dx%d to %dx%d (shorter side to %d, centre crop, as "
