@@ -11,10 +11,10 @@ from vaegan.data.dataset import ImageDataset
 from vaegan.data.download import cifar_folder
 from vaegan.data.folder import read_folder
 from vaegan.data.npz import read_npz
-from vaegan.seeding import derive_seed
 from vaegan.data.shapes10 import make_shapes10
 from vaegan.errors import VaeganError
 from vaegan.runs.cache import cache_dir
+from vaegan.seeding import derive_seed
 
 OWN_DATA = {"folder": "folder of images", "npz": ".npz file"}  # data.dir names what to read
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "shapes10": 10}  # own data counts the classes it holds

@@ -94,6 +94,8 @@ def check_classifiers(experiments: list[str], options: Options) -> None:
     """Refuse a --classifier file that none of `experiments` can use (trained on another dataset) before any
     work starts, rather than train or use another one in its place."""
     given = _given_classifiers(options)
+    if not given:
+        return  # nothing to match: own data is not read to name it
     needed = {experiment: _dataset_name(apply_overrides(ClassifierConfig(), classifier_data(experiment, options)))
               for experiment in experiments}
     for path, info in given:
@@ -107,10 +109,11 @@ def metrics_classifier(dataset_overrides: dict[str, Any], options: Options) -> t
     """The classifier behind FCD, class consistency and diversity: the given file trained on the experiment's
     dataset, else OUT/classifier-DATASET.pt, trained there (at the budget's share of its schedule) when missing."""
     cfg = apply_overrides(ClassifierConfig(), dataset_overrides)
-    dataset = _dataset_name(cfg)
-    for given, info in _given_classifiers(options):
+    given = _given_classifiers(options)
+    dataset = _dataset_name(cfg) if given else None  # own data is read to name it only when there is a match to find
+    for path, info in given:
         if info["dataset"] == dataset:
-            return given, info
+            return path, info
     path = options.out / f"classifier-{cfg.data.name}.pt"
     if path.is_file():
         return path, load_classifier(path, torch.device("cpu"))[1]
