@@ -20,6 +20,7 @@ from vaegan.data import ImageDataset, load_split, sequential_batches
 from vaegan.errors import StoppedByAnotherRank, VaeganError
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.runs import RunDir, atomic_write
+from vaegan.runs.checkpoint import is_count
 from vaegan.runs.hardware import describe_hardware
 from vaegan.runs.device import select_device
 from vaegan.training import Trainer, TrainingEvents, TrainingLeg, distributed
@@ -149,7 +150,7 @@ def _check_same_data(rundir: RunDir, recorded: Any, current: dict[str, dict[str,
         return
     for split, what in DATA_SPLITS.items():
         then = recorded.get(split) if isinstance(recorded, dict) else None
-        if not (isinstance(then, dict) and isinstance(then.get("images"), int)
+        if not (isinstance(then, dict) and is_count(then.get("images"))
                 and isinstance(then.get("sha256"), str)):
             raise VaeganError(f"{rundir.checkpoint} holds a malformed record of the run's {what} data (data.{split}); "
                               "train a new run")

@@ -14,7 +14,7 @@ from vaegan.data import ImageDataset, load_split
 from vaegan.errors import VaeganError
 from vaegan.models import GenerativeModel, build_model
 from vaegan.runs import RunDir
-from vaegan.runs.checkpoint import state_must_fit
+from vaegan.runs.checkpoint import is_count, state_must_fit
 from vaegan.runs.device import select_device
 from vaegan.speed import apply_speed_settings, inference_settings
 
@@ -65,11 +65,10 @@ def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
 
 
 def _check_records(payload: dict[str, Any], path: Path) -> None:
-    """The fields a model is built from, checked before anything is built (a checksum proves the file is intact,
-    not that a foreign writer filled it sensibly)."""
+    """The fields a model is built from, checked before anything is built (see is_count)."""
     for key, top in (("num_classes", MAX_CLASSES), ("step", 2**62)):
         value = payload[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+        if not is_count(value, 0, top):
             raise VaeganError(f"{path} is not a usable checkpoint: its {key} is {value!r}, not an integer in "
                               f"0..{top}")
     ema = payload.get("ema")

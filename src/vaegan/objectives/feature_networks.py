@@ -12,7 +12,7 @@ import torch
 from vaegan.errors import VaeganError
 from vaegan.models.classifier import Classifier
 from vaegan.models.vgg16 import VGG16Features, file_layout
-from vaegan.runs.checkpoint import read_checkpoint, state_must_fit
+from vaegan.runs.checkpoint import is_count, read_checkpoint, state_must_fit
 from vaegan.runs.weights import WeightsFile, read_state_dict
 
 FORMAT = "vaegan-classifier"
@@ -48,7 +48,7 @@ def _check_classifier_record(path: Path, payload: dict[str, Any]) -> None:
                            "classifier train`")
     channels, classes, names = payload["channels"], payload["num_classes"], payload.get("class_names")
     for field, value in (("channels", channels), ("num_classes", classes)):
-        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        if not is_count(value, 1):
             raise invalid(field, f"{value!r}, not a positive integer")
     if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)
                                   and len(names) == classes):

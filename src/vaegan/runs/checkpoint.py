@@ -130,6 +130,12 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *, fil
     return payload
 
 
+def is_count(value: Any, low: int = 0, high: int = 2**62) -> bool:
+    """Whether a record read from a file holds a whole number in low..high (True and 2.0 are not counts): checked
+    before anything is built from it, since a checksum proves a file intact, not sensibly filled."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 @contextmanager
 def state_must_fit(run_dir: Path) -> Iterator[None]:
     """Turn a state_dict that does not fit its module (missing keys, other shapes) into one VaeganError."""
