@@ -25,6 +25,7 @@ from vaegan.runs.hardware import describe_hardware
 from vaegan.runs.device import select_device
 from vaegan.training import Trainer, TrainingEvents, TrainingLeg, distributed
 from vaegan.training.distributed import Ranks
+from vaegan.training.fused import FusedTrainer, Member
 from vaegan.viz import save_sample_grid
 from vaegan.viz.figures import first_images, save_reconstructions
 from vaegan.viz.tensorboard import TensorBoardLog, require_tensorboard
@@ -33,11 +34,18 @@ RECON_IMAGES = 32  # test images in the per-epoch reconstruction grids
 
 
 class Experiment(TrainingEvents):
-    def __init__(self, cfg: Config, rundir: RunDir, train_set: ImageDataset, test_set: ImageDataset,
-                 recorded_speed: dict | None = None, ranks: Ranks = Ranks()):
-        self.cfg, self.rundir, self.test_set = cfg, rundir, test_set
-        self.trainer = Trainer(cfg, rundir, train_set, self, recorded_speed, ranks, data_record(train_set, test_set))
+    def __init__(self, cfg: Config, rundir: RunDir, test_set: ImageDataset, trainer: Trainer | Member):
+        """`trainer`: the run's own Trainer, or its member of a fused group (vaegan.training.fused)."""
+        self.cfg, self.rundir, self.test_set, self.trainer = cfg, rundir, test_set, trainer
+        trainer.events = self
         self.tensorboard: TensorBoardLog | None = None
+
+    @classmethod
+    def alone(cls, cfg: Config, rundir: RunDir, train_set: ImageDataset, test_set: ImageDataset,
+              recorded_speed: dict | None = None, ranks: Ranks = Ranks()) -> Experiment:
+        """A run trained by its own Trainer."""
+        trainer = Trainer(cfg, rundir, train_set, None, recorded_speed, ranks, data_record(train_set, test_set))
+        return cls(cfg, rundir, test_set, trainer)
 
     # ---- events of the loop --------------------------------------------------------------------------
 
@@ -124,6 +132,8 @@ class Experiment(TrainingEvents):
                    "nonfinite_steps": trainer.nonfinite_steps, "wall_seconds": round(leg.wall_seconds, 2),
                    "train_seconds": round(leg.step_seconds, 2),
                    "images_per_second": round(trained_images / leg.step_seconds, 1) if leg.steps else None}
+        if isinstance(trainer, Member):  # trained fused: with which runs, at which speed for all of them
+            summary["fused"] = trainer.fused_record
         self.rundir.write_json(self.rundir.summary, summary)
         return summary
 
@@ -198,18 +208,15 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]
                 rundir.remove_outputs()
                 rundir.write_text(rundir.config, to_yaml(cfg))
             distributed.barrier(ranks)
-            experiment = Experiment(cfg, rundir, train_set, test_set, ranks=ranks)
+            experiment = Experiment.alone(cfg, rundir, train_set, test_set, ranks=ranks)
             if ranks.main:
                 experiment.open_tensorboard()
             experiment.test()
             return experiment.run()
 
 
-def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Continue a run from its checkpoint; only schedule keys (and where the data lives, not what it holds) may
-    change. A run that reached its last step but was stopped before writing model.pt and summary.json gets them
-    written. Under torchrun every rank calls this, with as many ranks as the run was trained with."""
-    rundir = RunDir(run_dir)
+def _resumed_config(rundir: RunDir, overrides: dict[str, Any] | None) -> tuple[Config, dict[str, Any]]:
+    """The config a run resumes with (its own, with schedule overrides) and its checkpoint."""
     rundir.require_checkpoint()  # a mistyped path gets no lock file
     payload = rundir.read_checkpoint()
     saved = from_dict(payload["config"], where=f"config stored in {rundir.checkpoint}")
@@ -219,6 +226,15 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
         raise VaeganError(f"cannot resume {rundir} with a different {', '.join(changed)}: those keys define the "
                           "experiment; only train.* schedule keys (epochs, max_steps, ckpt_every, ...) and "
                           "data.dir / data.download may change")
+    return cfg, payload
+
+
+def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Continue a run from its checkpoint; only schedule keys (and where the data lives, not what it holds) may
+    change. A run that reached its last step but was stopped before writing model.pt and summary.json gets them
+    written. Under torchrun every rank calls this, with as many ranks as the run was trained with."""
+    rundir = RunDir(run_dir)
+    cfg, payload = _resumed_config(rundir, overrides)
     if cfg.train.tensorboard:
         require_tensorboard()
     with _process_group(cfg) as ranks:
@@ -226,8 +242,8 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
             payload = rundir.read_checkpoint()  # again, under the lock
             train_set, test_set = _load_splits(cfg)
             _check_same_data(rundir, payload.get("data"), data_record(train_set, test_set))
-            experiment = Experiment(cfg, rundir, train_set, test_set, recorded_speed=payload.get("speed"),
-                                    ranks=ranks)
+            experiment = Experiment.alone(cfg, rundir, train_set, test_set, recorded_speed=payload.get("speed"),
+                                          ranks=ranks)
             experiment.trainer.restore(payload)
             trainer = experiment.trainer
             if trainer.position.step >= trainer.total_steps and rundir.outputs_status(trainer.position.step).complete:
@@ -236,3 +252,60 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
             if ranks.main:
                 rundir.write_text(rundir.config, to_yaml(cfg))
             return experiment.run()
+
+
+def train_fused(cfgs: list[Config], run_dirs: list[Path], resume_overrides: dict[str, Any] | None = None
+                ) -> list[dict[str, Any] | VaeganError]:
+    """Train runs whose configs share a fuse key (vaegan.training.fused) as one fused group, each into its own
+    folder: all new (`cfgs`), or, with `resume_overrides` (schedule keys, as `resume` takes), all resumed from
+    checkpoints at one step (`cfgs` is then ignored). Returns each run's summary, or the error that ended it (a
+    run that diverged ends FAILED while the others finish)."""
+    rundirs = [RunDir(path) for path in run_dirs]
+    resuming = resume_overrides is not None
+    if resuming:
+        cfgs, payloads = map(list, zip(*(_resumed_config(rundir, resume_overrides) for rundir in rundirs)))
+    for cfg in cfgs:
+        check_consistency(cfg)
+        if cfg.train.tensorboard:
+            require_tensorboard()
+    if not resuming:
+        for rundir in rundirs:
+            rundir.check_new_run(False)
+    with contextlib.ExitStack() as held:
+        for rundir in rundirs:
+            held.enter_context(rundir.lock("vaegan fused training"))
+        splits = [_load_splits(cfg) for cfg in cfgs]
+        records = [data_record(*split) for split in splits]
+        if resuming:
+            payloads = [rundir.read_checkpoint() for rundir in rundirs]  # again, under the locks
+            for rundir, payload, record in zip(rundirs, payloads, records):
+                _check_same_data(rundir, payload.get("data"), record)
+        else:
+            for rundir, cfg in zip(rundirs, cfgs):
+                rundir.check_new_run(False)
+                rundir.remove_outputs()
+                rundir.write_text(rundir.config, to_yaml(cfg))
+        group = FusedTrainer(cfgs, rundirs, [train for train, _ in splits], records,
+                             [p.get("speed") for p in payloads] if resuming else None)
+        experiments = [Experiment(cfg, rundir, test, member)
+                       for cfg, rundir, (_, test), member in zip(cfgs, rundirs, splits, group.members)]
+        if resuming:
+            group.restore(payloads)
+            for rundir, cfg in zip(rundirs, cfgs):
+                rundir.write_text(rundir.config, to_yaml(cfg))
+        for experiment in experiments:
+            experiment.open_tensorboard()
+            if not resuming:
+                experiment.test()
+        try:
+            leg = group.fit()
+            return [VaeganError(member.failed) if member.failed else experiment.finish(leg)
+                    for experiment, member in zip(experiments, group.members)]
+        except VaeganError:
+            if group.live:
+                raise
+            return [VaeganError(member.failed) for member in group.members]
+        finally:
+            for experiment in experiments:
+                if experiment.tensorboard is not None:
+                    experiment.tensorboard.close()

@@ -31,7 +31,7 @@ def test_the_loop_calls_no_host_sync_between_flushes(tmp_path, shapes, tiny, mon
     trainer = Trainer(cfg, RunDir(tmp_path / "run"), shapes[0])
     assert len(trainer.loader) > 12  # no epoch end (and its evaluation) inside the window
     calls, flushing = [], []
-    real_flush = trainer_module.Trainer._flush
+    real_flush = trainer_module.Trainer.flush
 
     def flush(self, *args):
         flushing.append(True)
@@ -39,7 +39,7 @@ def test_the_loop_calls_no_host_sync_between_flushes(tmp_path, shapes, tiny, mon
             return real_flush(self, *args)
         finally:
             flushing.pop()
-    monkeypatch.setattr(trainer_module.Trainer, "_flush", flush)
+    monkeypatch.setattr(trainer_module.Trainer, "flush", flush)
     for name in SYNCS:
         real = getattr(torch.Tensor, name)
 

@@ -79,12 +79,12 @@ RANKS_STATE = textwrap.dedent("""
     ranks = join_from_environment("cpu")
     poisoned_call = int(os.environ.get("POISON_CALL_ON_RANK_1", "0"))
     if ranks.rank == 1 and poisoned_call:  # a non-finite loss whose gradient is finite, on this rank alone
-        original, calls = step._autoencoder_loss, []
+        original, calls = step.autoencoder_terms, []
         def poisoned(*args):
-            x_hat, loss, *rest = original(*args)
+            loss = original(*args)
             calls.append(1)
-            return (x_hat, loss + loss.detach() * float("nan") if len(calls) == poisoned_call else loss, *rest)
-        step._autoencoder_loss = poisoned
+            return loss + loss.detach() * float("nan") if len(calls) == poisoned_call else loss
+        step.autoencoder_terms = poisoned
     trainer = Trainer(cfg, RunDir(sys.argv[1]), load_dataset("shapes10", "train"), ranks=ranks)
     trainer.fit()
     state = {**trainer.model.state_dict(), **{"ema." + k: v for k, v in trainer.ema.shadow.state_dict().items()},

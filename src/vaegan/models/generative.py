@@ -10,16 +10,24 @@ import torch
 from torch import nn
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise_scale: float = 1.0) -> torch.Tensor:
+def standard_normal(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """N(0, I) noise of `like`'s dtype and device from the global generator: a model's training noise (the
+    fused models of several runs draw each run's rows from that run's own stream instead)."""
+    return torch.randn(shape, dtype=like.dtype, device=like.device)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise_scale: float = 1.0, noise=standard_normal
+                   ) -> torch.Tensor:
     """z = mu + noise_scale * eps * sigma; noise_scale < 1 shrinks the sampling noise (0.3 in the reference)."""
-    eps = torch.randn_like(mu)
+    eps = noise(mu.shape, mu)
     return mu + noise_scale * eps * torch.exp(0.5 * logvar)
 
 
 class GenerativeModel(nn.Module):
     def __init__(self, decoder: nn.Module, encoder: nn.Module | None = None,
                  discriminator: nn.Module | None = None, *, latent_dim: int, num_classes: int = 0,
-                 noise_scale: float = 1.0):
+                 noise_scale: float = 1.0, noise=standard_normal):
+        """`noise(shape, like)` draws the training noise (reparameterisation and prior samples)."""
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -27,6 +35,7 @@ class GenerativeModel(nn.Module):
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.noise_scale = noise_scale
+        self.noise = noise
 
     @property
     def conditional(self) -> bool:
@@ -55,12 +64,14 @@ class GenerativeModel(nn.Module):
             raise ValueError("this model has no encoder: it cannot reconstruct")
         y = self.labels(y)
         mu, logvar = self.encoder(x, y)
-        z = reparameterize(mu, logvar, self.noise_scale) if self.training else mu
+        z = reparameterize(mu, logvar, self.noise_scale, self.noise) if self.training else mu
         return self.decoder(z, y), mu, logvar
 
     def prior_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = next(self.decoder.parameters()).device
-        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+        weight = next(self.decoder.parameters())
+        if generator is None:
+            return self.noise((n, self.latent_dim), weight)
+        return torch.randn(n, self.latent_dim, generator=generator, device=weight.device)
 
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None
                ) -> torch.Tensor:
@@ -70,4 +81,4 @@ class GenerativeModel(nn.Module):
     def with_decoder(self, decoder: nn.Module) -> GenerativeModel:
         """The same model with another generator (the EMA copy), sharing E and D."""
         return GenerativeModel(decoder, self.encoder, self.discriminator, latent_dim=self.latent_dim,
-                               num_classes=self.num_classes, noise_scale=self.noise_scale)
+                               num_classes=self.num_classes, noise_scale=self.noise_scale, noise=self.noise)

@@ -7,6 +7,7 @@ RNG state, the data-order position (epoch, batch within it), the step, the resol
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import pickle
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from vaegan.errors import VaeganError
-from vaegan.runs.files import atomic_write
+from vaegan.runs.files import atomic_write_all
 
 FORMAT = "vaegan-checkpoint"
 VERSION = 2  # a checksummed container around the payload (see write_checkpoint)
@@ -85,12 +86,23 @@ def write_checkpoint(path: Path, payload: dict[str, Any], file_format: str = FOR
     torch's zip archives carry no checksum that torch.load verifies: flipped bytes inside a weight tensor load
     silently. The container lets `read_checkpoint` refuse any change to the payload.
     """
+    return write_checkpoints([(path, payload)], file_format, version)[0]
+
+
+def write_checkpoints(checkpoints: list[tuple[Path, dict[str, Any]]], file_format: str = FORMAT,
+                      version: int = VERSION) -> list[Path]:
+    """`write_checkpoint` for several files that change together (see `atomic_write_all`)."""
+    return atomic_write_all([(path, functools.partial(_save_container, payload, file_format, version))
+                             for path, payload in checkpoints])
+
+
+def _save_container(payload: dict[str, Any], file_format: str, version: int, f) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     blob = buffer.getvalue()
     container = {"format": file_format, "version": version, "sha256": hashlib.sha256(blob).hexdigest(),
                  "payload": torch.frombuffer(bytearray(blob), dtype=torch.uint8)}
-    return atomic_write(path, lambda f: torch.save(container, f))
+    torch.save(container, f)
 
 
 def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *, file_format: str = FORMAT,

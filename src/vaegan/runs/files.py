@@ -51,25 +51,41 @@ def atomic_write(path: Path, content: bytes | str | Callable[[IO[bytes]], None])
     Any failure (disk full, read-only folder, a serialiser error) removes the temporary file, leaves the old
     `path` as it was, and is raised as one VaeganError naming the file.
     """
-    path = Path(path)
-    tmp = temp_path(path)
+    return atomic_write_all([(Path(path), content)])[0]
+
+
+def atomic_write_all(files: list[tuple[Path, bytes | str | Callable[[IO[bytes]], None]]]) -> list[Path]:
+    """Write several files as `atomic_write` does, renaming none before all are written and flushed: files
+    that belong together (the checkpoints of fused runs) change together, unless a kill lands between two
+    renames, microseconds apart. A failure leaves every one of them as it was."""
+    temps = []
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            if callable(content):
-                content(f)
-            else:
-                f.write(content.encode() if isinstance(content, str) else content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:
-        raise write_error(path, err) from None
+        for path, content in files:
+            path = Path(path)
+            temps.append((temp_path(path), path))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(temps[-1][0], "wb") as f:
+                    if callable(content):
+                        content(f)
+                    else:
+                        f.write(content.encode() if isinstance(content, str) else content)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except (OSError, RuntimeError) as err:
+                raise write_error(path, err) from None
+        for tmp, path in temps:
+            try:
+                os.replace(tmp, path)
+            except OSError as err:
+                raise write_error(path, err) from None
     finally:
-        with contextlib.suppress(OSError):  # e.g. no folder to hold it: then there is nothing to remove
-            tmp.unlink(missing_ok=True)
-    _sync_folder(path.parent)
-    return path
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):  # e.g. no folder to hold it: then there is nothing to remove
+                tmp.unlink(missing_ok=True)
+    for folder in {path.parent for _, path in temps}:
+        _sync_folder(folder)
+    return [path for _, path in temps]
 
 
 def _sync_folder(folder: Path) -> None:

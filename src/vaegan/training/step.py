@@ -21,18 +21,39 @@ from vaegan.training.ema import GeneratorEMA
 log = logging.getLogger(__name__)
 
 
-def _autoencoder_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, cfg: LossConfig,
-                      perceptual: PerceptualLoss | None, values: dict[str, torch.Tensor]
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x_hat, the VAE loss plus the weighted perceptual term); fills the logged values."""
-    x_hat, mu, logvar = model(x, y)
+def autoencoder_terms(x_hat: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, cfg: LossConfig,
+                      perceptual: PerceptualLoss | None, values: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The VAE loss plus the weighted perceptual term of one run's batch; fills the logged values."""
     out = vae_loss(x_hat.float(), x, mu.float(), logvar.float(), cfg.beta, cfg.reduction)  # fp32 under autocast
     values.update(recon=out.recon, kl=out.kl, mse_per_pixel=out.mse_per_pixel)
     loss = out.loss
     if perceptual is not None:
         values["perceptual"] = perceptual(x_hat, x)
         loss = loss + cfg.perceptual_weight * values["perceptual"]
-    return x_hat, loss
+    return loss
+
+
+def generator_terms(fake_logits: torch.Tensor, fake_features: list[torch.Tensor] | None,
+                    real_features: list[torch.Tensor] | None, cfg: LossConfig, values: dict[str, torch.Tensor]
+                    ) -> torch.Tensor:
+    """E/G's weighted GAN term (and feature matching of the reconstructions' D features with the reals');
+    fills the logged values."""
+    values["gan"] = generator_loss(fake_logits.float(), cfg.gan_loss)
+    terms = cfg.gan_weight * values["gan"]
+    if fake_features is not None:
+        values["feature"] = feature_matching_loss([f.float() for f in fake_features],
+                                                  [f.float() for f in real_features])
+        terms = terms + cfg.feature_weight * values["feature"]
+    return terms
+
+
+def discriminator_terms(real_logits: torch.Tensor, fake_logits: torch.Tensor, cfg: LossConfig,
+                        values: dict[str, torch.Tensor]) -> torch.Tensor:
+    """D's loss; fills the logged values."""
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()
+    d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
+    values.update(d_loss=d_loss, d_real=real_logits.mean(), d_fake=fake_logits.mean())
+    return d_loss
 
 
 # The step skips on the device through two private torch protocols that GradScaler uses. A torch release that
@@ -140,7 +161,8 @@ class TrainStep:
             g_loss = x.new_zeros(())
             fakes = []
             if model.encoder is not None:
-                x_hat, g_loss = _autoencoder_loss(model, x, y, cfg, self.perceptual, values)
+                x_hat, mu, logvar = model(x, y)
+                g_loss = autoencoder_terms(x_hat, x, mu, logvar, cfg, self.perceptual, values)
                 if cfg.d_on_recon:
                     fakes.append(x_hat)
             d_loss = None
@@ -197,26 +219,19 @@ class TrainStep:
         cfg, discriminator = self.loss_cfg, self.model.discriminator
         fake = torch.cat(fakes)
         y_fake = None if y is None else y.repeat(len(fakes))
-        match_features = cfg.feature_weight > 0  # config checks: a vaegan whose D sees reconstructions
+        fake_features = real_features = None
         discriminator.requires_grad_(False)  # E/G's loss needs gradients through D, not for D's weights
         try:
-            if match_features:
+            if cfg.feature_weight > 0:  # config checks: a vaegan whose D sees reconstructions
                 y_both = None if y is None else torch.cat([y_fake, y])
                 logits, features = discriminator(torch.cat([fake, x]), y_both, return_features=True)
                 fake_logits = logits[:len(fake)]
-                values["feature"] = feature_matching_loss([f[:len(x)].float() for f in features],
-                                                          [f[len(fake):].float() for f in features])
-                g_loss = g_loss + cfg.feature_weight * values["feature"]
+                fake_features, real_features = [f[:len(x)] for f in features], [f[len(fake):] for f in features]
             else:
                 fake_logits = discriminator(fake, y_fake)
         finally:
             discriminator.requires_grad_(True)
-        fake_logits = fake_logits.float()
-        values["gan"] = generator_loss(fake_logits, cfg.gan_loss)
-        g_loss = g_loss + cfg.gan_weight * values["gan"]
+        g_loss = g_loss + generator_terms(fake_logits, fake_features, real_features, cfg, values)
         y_all = None if y is None else torch.cat([y, y_fake])
-        logits = discriminator(torch.cat([x, fake.detach()]), y_all).float()
-        real_logits, fake_logits = logits[:len(x)], logits[len(x):]
-        d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
-        values.update(d_loss=d_loss, d_real=real_logits.mean(), d_fake=fake_logits.mean())
-        return g_loss, d_loss
+        logits = discriminator(torch.cat([x, fake.detach()]), y_all)
+        return g_loss, discriminator_terms(logits[:len(x)], logits[len(x):], cfg, values)

@@ -88,7 +88,90 @@ class TrainingLeg:
     wall_seconds: float
 
 
-class Trainer:
+class TrainingLoop:
+    """The schedule every trainer runs: epochs of batches, the pending steps' values flushed to the host every
+    `log_every` steps (and before each checkpoint and epoch end), checkpoints every `train.ckpt_every` steps,
+    at every epoch end and at the end. Subclasses say what a batch, a step, a flush and a checkpoint are."""
+
+    cfg: Config
+    position: Position
+    log_every: int
+    saved_step: int | None
+    images_per_step: int
+    progress_enabled: bool
+
+    @property
+    def epoch_length(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.train.max_steps or self.cfg.train.epochs * self.epoch_length
+
+    def adversarial(self) -> bool:
+        """Whether the GAN terms are on: after `vae_warmup_epochs` of VAE-only training."""
+        return self.position.epoch >= self.cfg.train.vae_warmup_epochs
+
+    def batches(self, epoch: int, start: int):
+        raise NotImplementedError
+
+    def step_batch(self, x: torch.Tensor, y: torch.Tensor, adversarial: bool):
+        raise NotImplementedError
+
+    def flush(self, pending: list[PendingStep], progress: Progress) -> None:
+        raise NotImplementedError
+
+    def checkpoint_allowed(self) -> bool:
+        raise NotImplementedError
+
+    def save_checkpoint(self) -> None:
+        raise NotImplementedError
+
+    def end_epoch(self) -> None:
+        raise NotImplementedError
+
+    def fit(self) -> TrainingLeg:
+        """Train until `total_steps`, checkpointing every `ckpt_every` steps, at every epoch end and at the end."""
+        cfg = self.cfg.train
+        pos = self.position
+        first_step, started, other_seconds = pos.step, time.perf_counter(), 0.0
+        pending: list[PendingStep] = []
+        progress = Progress(self.total_steps, pos.step, self.images_per_step, enabled=self.progress_enabled)
+        try:
+            while pos.step < self.total_steps:
+                adversarial = self.adversarial()
+                for x, y in self.batches(pos.epoch, pos.batch):
+                    out = self.step_batch(x, y, adversarial)
+                    pos.step += 1
+                    pos.batch += 1
+                    pending.append(PendingStep(pos.step, pos.epoch, out.values, out.skipped))
+                    checkpoint_due = pos.step % cfg.ckpt_every == 0
+                    last = pos.step >= self.total_steps or pos.batch == self.epoch_length
+                    if pos.step % self.log_every == 0 or checkpoint_due or last:
+                        self.flush(pending, progress)
+                    if checkpoint_due and self.checkpoint_allowed():
+                        tick = time.perf_counter()
+                        self.save_checkpoint()
+                        other_seconds += time.perf_counter() - tick
+                    if pos.step >= self.total_steps:
+                        break
+                if pos.batch == self.epoch_length:
+                    tick = time.perf_counter()
+                    pos.epoch += 1
+                    pos.batch = 0
+                    self.end_epoch()
+                    if self.checkpoint_allowed():
+                        self.save_checkpoint()
+                    other_seconds += time.perf_counter() - tick
+        finally:
+            progress.close()
+        if self.saved_step != pos.step:
+            self.save_checkpoint()
+        wall = time.perf_counter() - started
+        return TrainingLeg(pos.step - first_step, wall - other_seconds, wall)
+
+
+class Trainer(TrainingLoop):
     def __init__(self, cfg: Config, rundir: RunDir, train_set: ImageDataset, events: TrainingEvents | None = None,
                  recorded_speed: dict | None = None, ranks: Ranks = Ranks(), data: dict | None = None):
         """`recorded_speed`: the speed record of the checkpoint a resumed run continues from; `data`: what the
@@ -117,12 +200,14 @@ class Trainer:
                                   channels_last=self.speed.channels_last)
         self.position = Position()
         self.nonfinite_steps = 0
+        self.streak = Streak()
         self.metrics_log = rundir.metrics_log()
         self.saved_step: int | None = None  # the step of the last checkpoint this process wrote or read
+        self.images_per_step, self.progress_enabled = cfg.train.batch_size, ranks.main
 
     @property
-    def total_steps(self) -> int:
-        return self.cfg.train.max_steps or self.cfg.train.epochs * len(self.loader)
+    def epoch_length(self) -> int:
+        return len(self.loader)
 
     @property
     def speed_record(self) -> dict:
@@ -133,45 +218,24 @@ class Trainer:
         """The model used for figures and test metrics: with the EMA generator when EMA is on."""
         return self.model if self.ema is None else self.model.with_decoder(self.ema.shadow)
 
-    def adversarial(self) -> bool:
-        """Whether the GAN terms are on: after `vae_warmup_epochs` of VAE-only training."""
-        return self.position.epoch >= self.cfg.train.vae_warmup_epochs
-
     # ---- checkpoints ---------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
         """Called on every rank (it gathers each rank's RNG state); rank 0 writes."""
-        pos = self.position
         rng = ckpt.rng_state()
         rng_ranks = distributed.gather(rng, self.ranks.world_size) if self.ranks.distributed else None
-        self.saved_step = pos.step
+        self.saved_step = self.position.step
         if not self.ranks.main:
             return
-        ckpt.write_checkpoint(self.rundir.checkpoint, {
-            "config": self.cfg.to_dict(), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "d_optimizer": None if self.d_optimizer is None else self.d_optimizer.state_dict(),
-            "ema": None if self.ema is None else self.ema.state_dict(), "nonfinite_steps": self.nonfinite_steps,
-            "rng": rng, "rng_ranks": rng_ranks, "world_size": self.ranks.world_size, "step": pos.step,
-            "epoch": pos.epoch, "batch": pos.batch, "metrics_offset": self.metrics_log.offset(),
-            "num_classes": self.num_classes, "speed": self.speed_record, "perceptual_sha256": self.perceptual_sha256,
-            "data": self.data})
+        ckpt.write_checkpoint(self.rundir.checkpoint, checkpoint_payload(
+            self, self.model.state_dict(), self.optimizer.state_dict(),
+            None if self.d_optimizer is None else self.d_optimizer.state_dict(),
+            None if self.ema is None else self.ema.state_dict(), rng, rng_ranks=rng_ranks,
+            world_size=self.ranks.world_size))
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Load a checkpoint's state; one that does not fit the model its config describes is refused."""
-        missing = [key for key, needed in (("d_optimizer", self.d_optimizer), ("ema", self.ema))
-                   if needed is not None and payload.get(key) is None]
-        if missing:
-            raise VaeganError(f"the checkpoint of {self.rundir} has no {', '.join(missing)} state, which this "
-                              "model needs: it was written by another version of vaegan")
-        saved_world = payload.get("world_size", 1)
-        if saved_world != self.ranks.world_size:
-            raise VaeganError(f"{self.rundir} was trained by {saved_world} process(es); resume it with the same "
-                              f"number (torchrun --nproc_per_node={saved_world}), not {self.ranks.world_size}: the "
-                              "data order and random streams depend on it")
-        if payload.get("perceptual_sha256") != self.perceptual_sha256:
-            raise VaeganError(f"{self.rundir} was trained with another perceptual network file than "
-                              f"{self.cfg.loss.perceptual_weights or 'the one found now'} (its sha256 differs); "
-                              f"resume it with the same file")
+        check_checkpoint_fits(self, payload, self.d_optimizer, self.ema)
         with ckpt.state_must_fit(self.rundir.path):
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
@@ -189,48 +253,19 @@ class Trainer:
 
     # ---- loop ----------------------------------------------------------------------------------------
 
-    def fit(self) -> TrainingLeg:
-        """Train until `total_steps`, checkpointing every `ckpt_every` steps, at every epoch end and at the end."""
-        cfg = self.cfg.train
-        pos = self.position
-        first_step, started, other_seconds = pos.step, time.perf_counter(), 0.0
-        pending: list[PendingStep] = []
-        streak = Streak()
-        progress = Progress(self.total_steps, pos.step, cfg.batch_size, enabled=self.ranks.main)
-        try:
-            while pos.step < self.total_steps:
-                adversarial = self.adversarial()
-                for x, y in self.loader.epoch_batches(pos.epoch, start=pos.batch):
-                    out = self.step_fn(x, y, adversarial=adversarial)
-                    pos.step += 1
-                    pos.batch += 1
-                    pending.append(PendingStep(pos.step, pos.epoch, out.values, out.skipped))
-                    checkpoint_due = pos.step % cfg.ckpt_every == 0
-                    last = pos.step >= self.total_steps or pos.batch == len(self.loader)
-                    if pos.step % self.log_every == 0 or checkpoint_due or last:
-                        self._flush(pending, streak, progress)
-                    if checkpoint_due and streak.length == 0:
-                        tick = time.perf_counter()
-                        self.save_checkpoint()
-                        other_seconds += time.perf_counter() - tick
-                    if pos.step >= self.total_steps:
-                        break
-                if pos.batch == len(self.loader):
-                    tick = time.perf_counter()
-                    pos.epoch += 1
-                    pos.batch = 0
-                    self.events.epoch_end(self)
-                    if streak.length == 0:
-                        self.save_checkpoint()
-                    other_seconds += time.perf_counter() - tick
-        finally:
-            progress.close()
-        if self.saved_step != pos.step:
-            self.save_checkpoint()
-        wall = time.perf_counter() - started
-        return TrainingLeg(pos.step - first_step, wall - other_seconds, wall)
+    def batches(self, epoch: int, start: int):
+        return self.loader.epoch_batches(epoch, start=start)
 
-    def _flush(self, pending: list[PendingStep], streak: Streak, progress: Progress) -> None:
+    def step_batch(self, x: torch.Tensor, y: torch.Tensor, adversarial: bool):
+        return self.step_fn(x, y, adversarial=adversarial)
+
+    def checkpoint_allowed(self) -> bool:
+        return self.streak.length == 0  # the last good checkpoint stays while a non-finite streak lasts
+
+    def end_epoch(self) -> None:
+        self.events.epoch_end(self)
+
+    def flush(self, pending: list[PendingStep], progress: Progress) -> None:
         """Bring the pending steps' values to the host in one transfer, write their records, and stop the run
         when `max_nonfinite` of them in a row were skipped."""
         if not pending:
@@ -239,30 +274,74 @@ class Trainer:
         if self.ranks.distributed:  # the logged values of the whole global batch; skips agree already
             flat = distributed.average(flat, self.ranks.world_size)
         flat = flat.tolist()
-        records, offset = [], 0
+        rows, offset = [], 0
         for p in pending:
-            values = dict(zip(p.values, flat[offset:offset + len(p.values)]))
-            skipped = bool(flat[offset + len(p.values)])
+            rows.append((p.step, p.epoch, dict(zip(p.values, flat[offset:offset + len(p.values)])),
+                         bool(flat[offset + len(p.values)])))
             offset += len(p.values) + 1
-            self.nonfinite_steps += skipped
-            streak.first = p.step if streak.length == 0 else streak.first
-            streak.length = streak.length + 1 if skipped else 0
-            records.append({"kind": "train", "step": p.step, "epoch": p.epoch, "skipped": skipped,
-                            "nonfinite_steps": self.nonfinite_steps, **values})
-            if streak.length >= self.cfg.train.max_nonfinite:
-                break
+        records, self.nonfinite_steps = train_records(rows, self.streak, self.nonfinite_steps,
+                                                      self.cfg.train.max_nonfinite)
         pending.clear()
         if self.ranks.main:
             self.metrics_log.write_many(records)
             for record in records:
                 self.events.step_end(self, record["step"], {k: v for k, v in record.items() if k not in RECORD_KEYS})
         progress.update(records[-1]["step"], records[-1])
-        if streak.length >= self.cfg.train.max_nonfinite:
-            raise VaeganError(self._divergence_message(streak))
+        if self.streak.length >= self.cfg.train.max_nonfinite:
+            raise VaeganError(divergence_message(self.streak, self.rundir, self.saved_step))
 
-    def _divergence_message(self, streak: Streak) -> str:
-        kept = (f"{self.rundir.checkpoint} still holds the last good state (step {self.saved_step})"
-                if self.saved_step is not None else "no checkpoint had been written yet")
-        return (f"training diverged: {streak.length} non-finite losses or gradients in a row (steps "
-                f"{streak.first}-{streak.first + streak.length - 1}); {kept}. Lower optim.lr / optim.d_lr or loss.gan_weight, then start again or resume "
-                "with a changed schedule")
+
+def check_checkpoint_fits(run, payload: dict[str, Any], d_optimizer: Any, ema: Any) -> None:
+    """Refuse a checkpoint `run` (a Trainer or a fused member) cannot continue from: missing optimiser or EMA
+    state its model needs, another number of processes, another perceptual network file."""
+    missing = [key for key, needed in (("d_optimizer", d_optimizer), ("ema", ema))
+               if needed is not None and payload.get(key) is None]
+    if missing:
+        raise VaeganError(f"the checkpoint of {run.rundir} has no {', '.join(missing)} state, which this "
+                          "model needs: it was written by another version of vaegan")
+    saved_world = payload.get("world_size", 1)
+    if saved_world != run.ranks.world_size:
+        raise VaeganError(f"{run.rundir} was trained by {saved_world} process(es); resume it with the same "
+                          f"number (torchrun --nproc_per_node={saved_world}), not {run.ranks.world_size}: the "
+                          "data order and random streams depend on it")
+    if payload.get("perceptual_sha256") != run.perceptual_sha256:
+        raise VaeganError(f"{run.rundir} was trained with another perceptual network file than "
+                          f"{run.cfg.loss.perceptual_weights or 'the one found now'} (its sha256 differs); "
+                          f"resume it with the same file")
+
+
+def checkpoint_payload(run, model: dict, optimizer: dict, d_optimizer: dict | None, ema: dict | None, rng: dict,
+                       *, rng_ranks: list | None = None, world_size: int = 1) -> dict[str, Any]:
+    """What a run's checkpoint holds; `run` (a Trainer, or a member of a fused group) gives its config, position,
+    metrics log, skip count, data and speed records."""
+    pos = run.position
+    return {"config": run.cfg.to_dict(), "model": model, "optimizer": optimizer, "d_optimizer": d_optimizer,
+            "ema": ema, "nonfinite_steps": run.nonfinite_steps, "rng": rng, "rng_ranks": rng_ranks,
+            "world_size": world_size, "step": pos.step, "epoch": pos.epoch, "batch": pos.batch,
+            "metrics_offset": run.metrics_log.offset(), "num_classes": run.num_classes, "speed": run.speed_record,
+            "perceptual_sha256": run.perceptual_sha256, "data": run.data}
+
+
+def train_records(rows: list[tuple[int, int, dict[str, float], bool]], streak: Streak, nonfinite_steps: int,
+                  max_nonfinite: int) -> tuple[list[dict[str, Any]], int]:
+    """The `train` records of one run's flushed steps ((step, epoch, values, skipped) each) and its new count of
+    skipped steps; `streak` follows the skips, and the records stop at the step where it reaches
+    `max_nonfinite` (the run ends there)."""
+    records = []
+    for step, epoch, values, skipped in rows:
+        nonfinite_steps += skipped
+        streak.first = step if streak.length == 0 else streak.first
+        streak.length = streak.length + 1 if skipped else 0
+        records.append({"kind": "train", "step": step, "epoch": epoch, "skipped": skipped,
+                        "nonfinite_steps": nonfinite_steps, **values})
+        if streak.length >= max_nonfinite:
+            break
+    return records, nonfinite_steps
+
+
+def divergence_message(streak: Streak, rundir: RunDir, saved_step: int | None) -> str:
+    kept = (f"{rundir.checkpoint} still holds the last good state (step {saved_step})"
+            if saved_step is not None else "no checkpoint had been written yet")
+    return (f"training diverged: {streak.length} non-finite losses or gradients in a row (steps "
+            f"{streak.first}-{streak.first + streak.length - 1}); {kept}. Lower optim.lr / optim.d_lr or "
+            "loss.gan_weight, then start again or resume with a changed schedule")
