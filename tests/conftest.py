@@ -55,6 +55,22 @@ def tiny_run(tmp_path_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def classifier_file():
+    """make(path, seed) -> path of a small untrained metrics-classifier file (a perceptual network for shapes10)."""
+    from vaegan.models.classifier import Classifier
+    from vaegan.objectives.feature_networks import FORMAT, NETWORK, VERSION
+    from vaegan.runs import checkpoint
+
+    def make(path: Path, seed: int) -> str:
+        torch.manual_seed(seed)
+        checkpoint.write_checkpoint(path, {"state": Classifier(10, 4).state_dict(), "network": NETWORK, "channels": 4,
+                                           "num_classes": 10, "dataset": "shapes10", "test_accuracy": 0.5},
+                                    file_format=FORMAT, version=VERSION)
+        return str(path)
+    return make
+
+
 @pytest.fixture
 def dead_pid() -> int:
     """The id of a process that has exited (and been reaped), as a killed download's was."""

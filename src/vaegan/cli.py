@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from vaegan.ablation import FUSE_CHOICES
 from vaegan.ablation.cluster import EXECUTORS
 from vaegan.config import DATASET_NAMES, apply_overrides, load_preset, parse_override_args, preset_description, preset_names
 from vaegan.errors import StoppedByAnotherRank, VaeganError
@@ -259,7 +260,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
 
     out = Path(args.out or f"runs/reproduce-{args.experiment}")
     options = Options(out, args.budget, args.seeds, [Path(path) for path in args.classifier or []], args.device,
-                      parse_override_args(args.overrides), args.subset, _pool_executor(args))
+                      parse_override_args(args.overrides), args.subset, _pool_executor(args), args.fuse)
     markdown, page, outcomes = reproduce(args.experiment, options)
     for outcome in outcomes:
         print(f"{outcome.title}:")
@@ -290,7 +291,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         executor = _pool_executor(args)
     check_tables(out)
     cells, budget_line = run_grid(grid, out, args.seeds, args.budget, overrides, args.device, suite,
-                                  executor=executor)
+                                  executor=executor, fuse=args.fuse)
     paths = write_tables(grid, cells, out, budget_line)
     print(budget_line)
     for claim in grid.claims:
@@ -418,6 +419,10 @@ def _add_job_options(command: argparse.ArgumentParser, jobs_help: str, per_devic
     command.add_argument("--jobs", type=_positive_int, default=1, help=jobs_help)
     command.add_argument("--devices", help="the devices the jobs share, e.g. cuda:0,cuda:1 or cpu (default --device)")
     command.add_argument("--jobs-per-device", type=_positive_int, help=per_device_help)
+    command.add_argument("--fuse", choices=FUSE_CHOICES, default="auto",
+                         help="auto (default): cells trained here whose configs build the same tensor shapes (seeds, "
+                         "variants that differ in values only) train as one fused model, each in its own run folder; "
+                         "off: one after another. Cells given to --jobs or --executor train one per job")
 
 
 def _add_ablate(commands: Commands) -> None:

@@ -25,7 +25,7 @@ from vaegan.runs.hardware import describe_hardware
 from vaegan.runs.device import select_device
 from vaegan.training import Trainer, TrainingEvents, TrainingLeg, distributed
 from vaegan.training.distributed import Ranks
-from vaegan.training.fused import FusedTrainer, Member
+from vaegan.training.fused import FusedTrainer
 from vaegan.viz import save_sample_grid
 from vaegan.viz.figures import first_images, save_reconstructions
 from vaegan.viz.tensorboard import TensorBoardLog, require_tensorboard
@@ -34,8 +34,8 @@ RECON_IMAGES = 32  # test images in the per-epoch reconstruction grids
 
 
 class Experiment(TrainingEvents):
-    def __init__(self, cfg: Config, rundir: RunDir, test_set: ImageDataset, trainer: Trainer | Member):
-        """`trainer`: the run's own Trainer, or its member of a fused group (vaegan.training.fused)."""
+    def __init__(self, cfg: Config, rundir: RunDir, test_set: ImageDataset, trainer: Trainer):
+        """`trainer`: the run's Trainer (alone, or a member of a fused group: vaegan.training.fused)."""
         self.cfg, self.rundir, self.test_set, self.trainer = cfg, rundir, test_set, trainer
         trainer.events = self
         self.tensorboard: TensorBoardLog | None = None
@@ -132,8 +132,8 @@ class Experiment(TrainingEvents):
                    "nonfinite_steps": trainer.nonfinite_steps, "wall_seconds": round(leg.wall_seconds, 2),
                    "train_seconds": round(leg.step_seconds, 2),
                    "images_per_second": round(trained_images / leg.step_seconds, 1) if leg.steps else None}
-        if isinstance(trainer, Member):  # trained fused: with which runs, at which speed for all of them
-            summary["fused"] = trainer.fused_record
+        if trainer.fused is not None:  # trained fused: with which runs
+            summary["fused"] = trainer.fused
         self.rundir.write_json(self.rundir.summary, summary)
         return summary
 
@@ -287,24 +287,25 @@ def train_fused(cfgs: list[Config], run_dirs: list[Path], resume_overrides: dict
                 rundir.write_text(rundir.config, to_yaml(cfg))
         group = FusedTrainer(cfgs, rundirs, [train for train, _ in splits], records,
                              [p.get("speed") for p in payloads] if resuming else None)
-        experiments = [Experiment(cfg, rundir, test, member)
-                       for cfg, rundir, (_, test), member in zip(cfgs, rundirs, splits, group.members)]
+        experiments = [Experiment(cfg, rundir, test, trainer)
+                       for cfg, rundir, (_, test), trainer in zip(cfgs, rundirs, splits, group.trainers)]
         if resuming:
             group.restore(payloads)
             for rundir, cfg in zip(rundirs, cfgs):
                 rundir.write_text(rundir.config, to_yaml(cfg))
-        for experiment in experiments:
-            experiment.open_tensorboard()
-            if not resuming:
-                experiment.test()
         try:
-            leg = group.fit()
-            return [VaeganError(member.failed) if member.failed else experiment.finish(leg)
-                    for experiment, member in zip(experiments, group.members)]
-        except VaeganError:
-            if group.live:
-                raise
-            return [VaeganError(member.failed) for member in group.members]
+            for experiment in experiments:
+                experiment.open_tensorboard()
+                if not resuming:
+                    experiment.test()
+            try:
+                leg = group.fit()
+            except VaeganError:
+                if group.live:
+                    raise
+                return [VaeganError(why) for why in group.failed]
+            return [VaeganError(why) if why else experiment.finish(leg)
+                    for experiment, why in zip(experiments, group.failed)]
         finally:
             for experiment in experiments:
                 if experiment.tensorboard is not None:

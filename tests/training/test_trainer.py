@@ -156,20 +156,9 @@ def test_tensorboard_asked_for_but_missing_is_one_clear_error_before_touching_th
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
 
 
-def _classifier_file(path, seed):
-    from vaegan.models.classifier import Classifier
-    from vaegan.objectives.feature_networks import FORMAT, NETWORK, VERSION
-
-    torch.manual_seed(seed)
-    ckpt.write_checkpoint(path, {"state": Classifier(10, 4).state_dict(), "network": NETWORK, "channels": 4,
-                                 "num_classes": 10, "dataset": "shapes10", "test_accuracy": 0.5},
-                          file_format=FORMAT, version=VERSION)
-    return str(path)
-
-
-def test_a_run_with_the_perceptual_loss_logs_it_and_resumes_bit_exactly(tmp_path, shapes):
+def test_a_run_with_the_perceptual_loss_logs_it_and_resumes_bit_exactly(tmp_path, shapes, classifier_file):
     train_set = shapes[0].head(48)
-    perceptual = {"loss.perceptual_weight": 0.5, "loss.perceptual_weights": _classifier_file(tmp_path / "c.pt", 0)}
+    perceptual = {"loss.perceptual_weight": 0.5, "loss.perceptual_weights": classifier_file(tmp_path / "c.pt", 0)}
     straight = Trainer(tiny_config(**perceptual, **{"train.max_steps": 6}), RunDir(tmp_path / "a"), train_set)
     straight.fit()
     first = Trainer(tiny_config(**perceptual, **{"train.max_steps": 3}), RunDir(tmp_path / "b"), train_set)
@@ -186,6 +175,6 @@ def test_a_run_with_the_perceptual_loss_logs_it_and_resumes_bit_exactly(tmp_path
     plain_state, perceptual_state = plain.model.state_dict(), straight.model.state_dict()
     assert any(not torch.equal(value, perceptual_state[key]) for key, value in plain_state.items())
     other = tiny_config(**{**perceptual, "train.max_steps": 6,
-                           "loss.perceptual_weights": _classifier_file(tmp_path / "d.pt", 1)})
+                           "loss.perceptual_weights": classifier_file(tmp_path / "d.pt", 1)})
     with pytest.raises(VaeganError, match="another perceptual network file"):
         Trainer(other, RunDir(tmp_path / "b"), train_set).restore(payload)

@@ -1,1 +1,3 @@
 """Ablation grids: many normal runs on one budget, aggregated over seeds into tables and claims."""
+
+FUSE_CHOICES = ("auto", "off")  # auto: cells that can train as one fused group do (runner.fused_groups)

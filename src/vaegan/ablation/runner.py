@@ -2,6 +2,10 @@
 
 A finished cell is only read, an interrupted one resumed, so stopping `vaegan ablate` and starting it again
 loses nothing. Every cell gets the same budget (steps), batch size and, per seed, the same data order.
+
+With `fuse="auto"` the cells trained in this process whose configs build the same tensor shapes (the seeds of a
+variant, variants that differ in values only) train as one fused group (vaegan.training.fused): one model,
+one step for all, each cell still its own run folder with its own numbers.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vaegan.ablation import FUSE_CHOICES
 from vaegan.ablation.grids import Grid
 from vaegan.config import Config, apply_overrides, from_dict
 from vaegan.data import load_split, sequential_batches
@@ -22,9 +27,10 @@ from vaegan.evaluation.latent import encode_means, knn_accuracy
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun, load_run
 from vaegan.evaluation.suite import Evaluation
-from vaegan.experiment import resume, train
+from vaegan.experiment import resume, train, train_fused
 from vaegan.runs import RunDir
 from vaegan.runs.cache import cache_dir
+from vaegan.training.fused.trainer import fuse_key
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +142,64 @@ def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> di
     return values
 
 
+def _cell_config(job: CellJob, device: str) -> Config:
+    cfg = from_dict(job.config)
+    return cfg if device == "auto" else apply_overrides(cfg, {"train.device": device})
+
+
 def train_and_measure(job: CellJob, device: str) -> dict[str, float]:
     """One cell, start to numbers, on `device` (a pool worker's slot, or the --device of a sequential run)."""
-    cfg = from_dict(job.config)
-    if device != "auto":
-        cfg = apply_overrides(cfg, {"train.device": device})
-    run_cell(cfg, job.run_dir, job.steps)
+    run_cell(_cell_config(job, device), job.run_dir, job.steps)
     return measure(job.run_dir, device, job.suite)
+
+
+def fused_groups(jobs: list[CellJob]) -> list[list[CellJob]]:
+    """The cells in groups that can train fused (one fuse key and one budget), in the order of their first cell."""
+    groups: dict[tuple, list[CellJob]] = {}
+    sizes: dict[str, tuple[int, int]] = {}  # a data config's train split: (images, classes), read once
+    for job in jobs:
+        cfg = from_dict(job.config)
+        data = repr(cfg.data)
+        if data not in sizes:
+            train_set = load_split(cfg.data, "train", cfg.train.seed)
+            sizes[data] = (len(train_set), train_set.num_classes)
+        groups.setdefault((fuse_key(cfg, *sizes[data]), job.steps), []).append(job)
+    return list(groups.values())
+
+
+def train_and_measure_group(jobs: list[CellJob], device: str) -> dict[Path, tuple[dict[str, float], str | None]]:
+    """Cells of one fused group, start to numbers: the finished ones are only measured, the new ones train as one
+    group, the interrupted ones resume as one group per checkpoint step; a cell that fails (its run diverged,
+    its folder refused) is kept as failed and the others go on."""
+    if len(jobs) == 1:
+        return {jobs[0].run_dir: _attempt(train_and_measure, jobs[0], device)}
+    errors: dict[Path, str] = {}
+    legs: dict[int | None, list[CellJob]] = {}
+    for job in jobs:
+        status = RunDir(job.run_dir).status()
+        if not status.finished(job.steps):
+            legs.setdefault(status.step, []).append(job)
+    for step, leg in legs.items():
+        try:
+            if step is None:
+                cfgs = [apply_overrides(_cell_config(job, device), {"train.max_steps": job.steps}) for job in leg]
+                outcomes = train_fused(cfgs, [job.run_dir for job in leg])
+            else:
+                outcomes = train_fused([], [job.run_dir for job in leg], {"train.max_steps": max(leg[0].steps, step)})
+        except VaeganError as err:
+            outcomes = [err] * len(leg)
+        errors.update({job.run_dir: str(outcome) for job, outcome in zip(leg, outcomes)
+                       if isinstance(outcome, VaeganError)})
+    return {job.run_dir: ({}, errors[job.run_dir]) if job.run_dir in errors
+            else _attempt(measure, job.run_dir, device, job.suite) for job in jobs}
+
+
+def _attempt(work: Callable, *args) -> tuple[dict[str, float], str | None]:
+    """(values, None), or ({}, why) when `work` ends in a VaeganError."""
+    try:
+        return work(*args), None
+    except VaeganError as err:
+        return {}, str(err)
 
 
 def plan_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
@@ -165,11 +222,13 @@ Executor = Callable[[list[CellJob], Callable], Iterator[tuple[CellJob, dict | No
 
 
 def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
-             device: str = "auto", suite: SuiteOptions | None = None, executor: Executor | None = None
-             ) -> tuple[list[Cell], str]:
-    """Train and measure every cell, one after another in this process, or through `executor` (a process pool,
-    see pool.py, or a cluster, see cluster.py); a cell that fails is kept as failed and the others go on.
-    Returns the cells in grid order and the budget line."""
+             device: str = "auto", suite: SuiteOptions | None = None, executor: Executor | None = None,
+             fuse: str = "auto") -> tuple[list[Cell], str]:
+    """Train and measure every cell, in this process (fused groups with `fuse="auto"`, else one after another),
+    or through `executor` (a process pool, see pool.py, or a cluster, see cluster.py, one cell per job); a cell
+    that fails is kept as failed and the others go on. Returns the cells in grid order and the budget line."""
+    if fuse not in FUSE_CHOICES:
+        raise VaeganError(f"unknown fuse setting {fuse!r}; choose one of {', '.join(FUSE_CHOICES)}")
     jobs, budget_line = plan_grid(grid, out, seeds, budget, overrides, suite)
     results: dict[Path, tuple[dict, str | None]] = {}
     if executor is not None:
@@ -177,12 +236,13 @@ def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides:
             log.info("%s seed %d: %s (%s)", job.variant, job.seed, f"failed: {error}" if error else "done", job.run_dir)
             results[job.run_dir] = (values or {}, error)
     else:
-        for job in jobs:
-            log.info("%s seed %d: %s", job.variant, job.seed, job.run_dir)
-            try:
-                results[job.run_dir] = (train_and_measure(job, device), None)
-            except VaeganError as err:
-                log.warning("%s seed %d failed: %s", job.variant, job.seed, err)
-                results[job.run_dir] = ({}, str(err))
+        for group in fused_groups(jobs) if fuse == "auto" else [[job] for job in jobs]:
+            names = ", ".join(f"{job.variant} seed {job.seed}" for job in group)
+            log.info("%s: %s", f"fused ({len(group)} runs): {names}" if len(group) > 1 else names,
+                     ", ".join(str(job.run_dir) for job in group))
+            results.update(train_and_measure_group(group, device))
+            for job in group:
+                if results[job.run_dir][1]:
+                    log.warning("%s seed %d failed: %s", job.variant, job.seed, results[job.run_dir][1])
     cells = [Cell(job.variant, job.seed, job.run_dir, *results[job.run_dir]) for job in jobs]
     return cells, budget_line

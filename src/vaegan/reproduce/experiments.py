@@ -52,6 +52,7 @@ class Options:
     overrides: dict[str, Any]  # applied to every run (e.g. data.name=shapes10 for a stand-in)
     subset: int  # training images of the small-data comparison
     executor: Executor | None = None
+    fuse: str = "auto"  # cells that can train fused do (see vaegan.ablation.runner)
 
 
 @dataclass
@@ -142,7 +143,7 @@ def _suite(classifier: Path) -> SuiteOptions:
 def _grid(grid: Grid, out: Path, options: Options, suite: SuiteOptions, seeds: int, budget: float | None,
           overrides: dict[str, Any]) -> tuple[list[Cell], list[Path]]:
     cells, budget_line = run_grid(grid, out, seeds, budget, overrides, options.device, suite,
-                                  options.executor)
+                                  options.executor, options.fuse)
     tables = write_tables(grid, cells, out, budget_line)
     failed = [cell for cell in cells if cell.error]
     if failed:

@@ -87,6 +87,14 @@ def speed_defaults(device: torch.device | str) -> SpeedSettings:
     return SpeedSettings()  # mps and anything else: plain eager
 
 
+def grouped_member_layers(device: torch.device | str) -> bool:
+    """How a fused model (vaegan.training.fused) runs its members' layers: on a GPU as one grouped kernel per
+    layer (one batch of 32x32 images leaves it idle, K batches fill it); on a CPU, which one batch keeps busy,
+    member by member with the run's own kernels (oneDNN's grouped convolution backward was 1.3x slower than two
+    separate runs of the reference VAE-GAN, docs/performance.md)."""
+    return torch.device(device).type != "cpu"
+
+
 def speed_request(train) -> dict:
     """What a run's config asks of the speed settings (`train.speed` and the keys that override single ones)."""
     return {"speed": train.speed, "precision": train.precision, "compile": train.compile, "tf32": train.tf32,

@@ -9,11 +9,6 @@ import torch
 from torch import nn
 
 
-def _per_member(value: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
-    """A scalar as it is; one value per member shaped to broadcast over `tensor`'s member dimension."""
-    return value if value.dim() == 0 else value.view(-1, *(1,) * (tensor.dim() - 1))
-
-
 class GeneratorEMA:
     """shadow <- d * shadow + (1 - d) * weights after every update, with d = min(decay, (1 + n) / (10 + n)).
 
@@ -21,16 +16,12 @@ class GeneratorEMA:
     being dominated by the random initial weights. Buffers (BatchNorm statistics) are copied, not averaged.
     The update count n lives on the device, so a skipped training step (a device-side flag) is left out
     without the host waiting for the device.
-
-    For a fused model (vaegan.training.fused) `decay` holds one value per member and `skip` one flag per
-    member: each member's weights average with its own decay and count.
     """
 
-    def __init__(self, module: nn.Module, decay: float | torch.Tensor):
+    def __init__(self, module: nn.Module, decay: float):
         self.decay = decay
         self.shadow = copy.deepcopy(module).eval().requires_grad_(False)
-        self.updates = torch.zeros(torch.as_tensor(decay).shape, dtype=torch.float64,
-                                   device=next(module.parameters()).device)
+        self.updates = torch.zeros((), dtype=torch.float64, device=next(module.parameters()).device)
 
     def current_decay(self) -> torch.Tensor:
         return torch.clamp((1 + self.updates) / (10 + self.updates), max=self.decay)
@@ -41,9 +32,9 @@ class GeneratorEMA:
         keep = torch.ones_like(self.updates) if skip is None else (~skip).to(self.updates.dtype)
         weight = ((1.0 - self.current_decay()) * keep).float()
         for shadow, live in zip(self.shadow.parameters(), module.parameters(), strict=True):
-            shadow.lerp_(live, _per_member(weight, live))
+            shadow.lerp_(live, weight)
         for shadow, live in zip(self.shadow.buffers(), module.buffers(), strict=True):
-            shadow.copy_(live if skip is None else torch.where(_per_member(skip, live), shadow, live))
+            shadow.copy_(live if skip is None else torch.where(skip, shadow, live))
         self.updates += keep
 
     def state_dict(self) -> dict[str, Any]:

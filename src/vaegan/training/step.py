@@ -179,9 +179,9 @@ class TrainStep:
             loss.backward()
         if self.ranks.distributed:  # gradients, BatchNorm statistics and the loss check, averaged over the ranks
             distributed.average_step(optimizers, model, found_inf, self.ranks.world_size)
-        self._check_gradients(optimizers, found_inf)
+        self.check_gradients(optimizers, found_inf)
         skipped = found_inf > 0
-        self._step(optimizers, found_inf)
+        self.update(optimizers, found_inf)
         with torch.no_grad():  # the saved buffers are the same on every rank, so a skip keeps the ranks equal
             for saved, live in zip(buffers, model.buffers(), strict=True):
                 live.copy_(torch.where(skipped, saved, live))
@@ -189,7 +189,7 @@ class TrainStep:
             self.ema.update(model.decoder, skipped)
         return StepOutput({k: v.detach().float() for k, v in values.items()}, skipped=skipped)
 
-    def _check_gradients(self, optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
+    def check_gradients(self, optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
         """Set `found_inf` to 1 where a gradient is not finite (a finite loss can have one). One fused kernel,
         the check GradScaler uses; it multiplies the gradients by exactly 1."""
         grads = [p.grad for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]
@@ -201,7 +201,7 @@ class TrainStep:
         else:
             found_inf.copy_(torch.maximum(found_inf, (~torch.stack([g.isfinite().all() for g in grads]).all()).float()))
 
-    def _step(self, optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
+    def update(self, optimizers: list[torch.optim.Optimizer], found_inf: torch.Tensor) -> None:
         """Update unless `found_inf`: on the device where the optimisers support it, else after one sync."""
         if all(self.skips_on_device[optimizer] for optimizer in optimizers):
             for optimizer in optimizers:

@@ -204,6 +204,7 @@ class Trainer(TrainingLoop):
         self.metrics_log = rundir.metrics_log()
         self.saved_step: int | None = None  # the step of the last checkpoint this process wrote or read
         self.images_per_step, self.progress_enabled = cfg.train.batch_size, ranks.main
+        self.fused: dict[str, Any] | None = None  # as a member of a fused group: its runs and its place among them
 
     @property
     def epoch_length(self) -> int:
@@ -222,20 +223,43 @@ class Trainer(TrainingLoop):
 
     def save_checkpoint(self) -> None:
         """Called on every rank (it gathers each rank's RNG state); rank 0 writes."""
+        payload = self.checkpoint()
+        if payload is not None:
+            ckpt.write_checkpoint(self.rundir.checkpoint, payload)
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """What the checkpoint at this step holds (None on ranks other than 0); called on every rank."""
+        pos = self.position
         rng = ckpt.rng_state()
         rng_ranks = distributed.gather(rng, self.ranks.world_size) if self.ranks.distributed else None
-        self.saved_step = self.position.step
+        self.saved_step = pos.step
         if not self.ranks.main:
-            return
-        ckpt.write_checkpoint(self.rundir.checkpoint, checkpoint_payload(
-            self, self.model.state_dict(), self.optimizer.state_dict(),
-            None if self.d_optimizer is None else self.d_optimizer.state_dict(),
-            None if self.ema is None else self.ema.state_dict(), rng, rng_ranks=rng_ranks,
-            world_size=self.ranks.world_size))
+            return None
+        return {
+            "config": self.cfg.to_dict(), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "d_optimizer": None if self.d_optimizer is None else self.d_optimizer.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(), "nonfinite_steps": self.nonfinite_steps,
+            "rng": rng, "rng_ranks": rng_ranks, "world_size": self.ranks.world_size, "step": pos.step,
+            "epoch": pos.epoch, "batch": pos.batch, "metrics_offset": self.metrics_log.offset(),
+            "num_classes": self.num_classes, "speed": self.speed_record, "perceptual_sha256": self.perceptual_sha256,
+            "data": self.data, "fused": self.fused}
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Load a checkpoint's state; one that does not fit the model its config describes is refused."""
-        check_checkpoint_fits(self, payload, self.d_optimizer, self.ema)
+        missing = [key for key, needed in (("d_optimizer", self.d_optimizer), ("ema", self.ema))
+                   if needed is not None and payload.get(key) is None]
+        if missing:
+            raise VaeganError(f"the checkpoint of {self.rundir} has no {', '.join(missing)} state, which this "
+                              "model needs: it was written by another version of vaegan")
+        saved_world = payload.get("world_size", 1)
+        if saved_world != self.ranks.world_size:
+            raise VaeganError(f"{self.rundir} was trained by {saved_world} process(es); resume it with the same "
+                              f"number (torchrun --nproc_per_node={saved_world}), not {self.ranks.world_size}: the "
+                              "data order and random streams depend on it")
+        if payload.get("perceptual_sha256") != self.perceptual_sha256:
+            raise VaeganError(f"{self.rundir} was trained with another perceptual network file than "
+                              f"{self.cfg.loss.perceptual_weights or 'the one found now'} (its sha256 differs); "
+                              f"resume it with the same file")
         with ckpt.state_must_fit(self.rundir.path):
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
@@ -289,37 +313,6 @@ class Trainer(TrainingLoop):
         progress.update(records[-1]["step"], records[-1])
         if self.streak.length >= self.cfg.train.max_nonfinite:
             raise VaeganError(divergence_message(self.streak, self.rundir, self.saved_step))
-
-
-def check_checkpoint_fits(run, payload: dict[str, Any], d_optimizer: Any, ema: Any) -> None:
-    """Refuse a checkpoint `run` (a Trainer or a fused member) cannot continue from: missing optimiser or EMA
-    state its model needs, another number of processes, another perceptual network file."""
-    missing = [key for key, needed in (("d_optimizer", d_optimizer), ("ema", ema))
-               if needed is not None and payload.get(key) is None]
-    if missing:
-        raise VaeganError(f"the checkpoint of {run.rundir} has no {', '.join(missing)} state, which this "
-                          "model needs: it was written by another version of vaegan")
-    saved_world = payload.get("world_size", 1)
-    if saved_world != run.ranks.world_size:
-        raise VaeganError(f"{run.rundir} was trained by {saved_world} process(es); resume it with the same "
-                          f"number (torchrun --nproc_per_node={saved_world}), not {run.ranks.world_size}: the "
-                          "data order and random streams depend on it")
-    if payload.get("perceptual_sha256") != run.perceptual_sha256:
-        raise VaeganError(f"{run.rundir} was trained with another perceptual network file than "
-                          f"{run.cfg.loss.perceptual_weights or 'the one found now'} (its sha256 differs); "
-                          f"resume it with the same file")
-
-
-def checkpoint_payload(run, model: dict, optimizer: dict, d_optimizer: dict | None, ema: dict | None, rng: dict,
-                       *, rng_ranks: list | None = None, world_size: int = 1) -> dict[str, Any]:
-    """What a run's checkpoint holds; `run` (a Trainer, or a member of a fused group) gives its config, position,
-    metrics log, skip count, data and speed records."""
-    pos = run.position
-    return {"config": run.cfg.to_dict(), "model": model, "optimizer": optimizer, "d_optimizer": d_optimizer,
-            "ema": ema, "nonfinite_steps": run.nonfinite_steps, "rng": rng, "rng_ranks": rng_ranks,
-            "world_size": world_size, "step": pos.step, "epoch": pos.epoch, "batch": pos.batch,
-            "metrics_offset": run.metrics_log.offset(), "num_classes": run.num_classes, "speed": run.speed_record,
-            "perceptual_sha256": run.perceptual_sha256, "data": run.data}
 
 
 def train_records(rows: list[tuple[int, int, dict[str, float], bool]], streak: Streak, nonfinite_steps: int,

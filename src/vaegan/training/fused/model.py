@@ -1,10 +1,11 @@
-"""K models of one architecture as one module with a member dimension.
+"""K models of one architecture computed as one: grouped layers over the members' own layers (for GPUs).
 
 Activations are member-major: a fused batch is [K*B, ...] with member k's rows at k*B..(k+1)*B-1, so every
 row-wise operation of the models (activations, pooling, flatten, view, concatenation of features, sums over
-pixels) runs unchanged, and only layers with weights or noise are replaced. Parameters and buffers are the
-members' tensors stacked along a new first dimension under the same names, so a member's state_dict is one
-index away (`member_state`) and spectral norm keeps its `parametrizations.weight.original/_u/_v` keys.
+pixels) runs unchanged, and only layers with weights or noise are replaced. The replacements own nothing: they
+stack the members' own parameters in each forward (so gradients reach each member's parameters, which its own
+optimiser updates) and write BatchNorm statistics and spectral-norm vectors back into each member's buffers.
+A member's model, optimiser and EMA therefore stay exactly its run's own, checkpointed as a run alone would be.
 """
 
 from __future__ import annotations
@@ -41,12 +42,17 @@ class MemberRandom:
     def __init__(self, device: torch.device, states: list[torch.Tensor]):
         self.device, self.states = device, states
 
-    def get(self) -> torch.Tensor:
-        if self.device.type == "cuda":
-            return torch.cuda.get_rng_state(self.device)
-        if self.device.type == "mps":
+    @staticmethod
+    def current(device: torch.device) -> torch.Tensor:
+        """The state of `device`'s global generator now."""
+        if device.type == "cuda":
+            return torch.cuda.get_rng_state(device)
+        if device.type == "mps":
             return torch.mps.get_rng_state()
         return torch.get_rng_state()
+
+    def get(self) -> torch.Tensor:
+        return self.current(self.device)
 
     def set(self, state: torch.Tensor) -> None:
         if self.device.type == "cuda":
@@ -56,12 +62,12 @@ class MemberRandom:
         else:
             torch.set_rng_state(state)
 
-    def draw(self, member: int, fn, *args):
-        """fn(*args) drawing from `member`'s stream."""
+    def draw(self, member: int, fn, *args, **kwargs):
+        """fn(*args, **kwargs) drawing from `member`'s stream."""
         outer = self.get()
         self.set(self.states[member])
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         finally:
             self.states[member] = self.get()
             self.set(outer)
@@ -75,8 +81,8 @@ class MemberRandom:
 
 class MemberLayers(nn.Module):
     """Layers without weights that draw noise (dropout) or differ between members (dropout in one, none in
-    another): member k's own layer on its rows, drawing from its own stream. `channels_last`: the memory
-    format the runs alone had, since dropout draws its mask in memory order."""
+    another): member k's own layer on its rows, in its run's memory format (dropout draws its mask in memory
+    order), drawing from its own stream."""
 
     def __init__(self, layers: list[nn.Module], random: MemberRandom, channels_last: bool):
         super().__init__()
@@ -85,168 +91,149 @@ class MemberLayers(nn.Module):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        chunks = [rows.contiguous(memory_format=self.memory_format) if rows.dim() == 4 else rows
-                  for rows in x.chunk(len(self.layers))]
-        return torch.cat([self.random.draw(k, layer, rows) for k, (layer, rows) in enumerate(zip(self.layers, chunks))])
+        parts = [rows.contiguous(memory_format=self.memory_format) if rows.dim() == 4 else rows
+                 for rows in x.chunk(len(self.layers))]
+        return torch.cat([self.random.draw(k, layer, rows) for k, (layer, rows) in enumerate(zip(self.layers, parts))])
 
 
-class MemberSpectralNorm(nn.Module):
-    """torch's spectral_norm parametrization (dim 0, one power iteration per training forward) per member."""
+class _GroupedLayer(nn.Module):
+    """The members' layers of one kind as one; `weight()` stacks their weights (spectrally normalised where
+    they are, with one batched power iteration whose vectors go back to each member)."""
 
-    def __init__(self, template: nn.Module, members: int):
+    def __init__(self, layers: list[nn.Module]):
         super().__init__()
-        self.eps = template.eps
-        self.register_buffer("_u", template._u.new_empty(members, *template._u.shape))
-        self.register_buffer("_v", template._v.new_empty(members, *template._v.shape))
+        self.layers = nn.ModuleList(layers)
+        self.members = len(layers)
+        self.spectral = parametrize.is_parametrized(layers[0], "weight")
+        if self.spectral and layers[0].parametrizations.weight[0].dim != 0:
+            raise ValueError("spectral norm over a dimension other than 0 is not fused")
 
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        matrix = weight.flatten(2)  # [K, out, in...]
-        if self.training:
+    def weight(self) -> torch.Tensor:
+        if not self.spectral:
+            return torch.stack([layer.weight for layer in self.layers])
+        norms = [layer.parametrizations.weight[0] for layer in self.layers]
+        weight = torch.stack([layer.parametrizations.weight.original for layer in self.layers])
+        matrix = weight.flatten(2)  # [K, out, in...], as torch's spectral_norm flattens dim 0's complement
+        u, v = torch.stack([n._u for n in norms]), torch.stack([n._v for n in norms])
+        if self.training:  # one power iteration, as spectral_norm does in each training forward
             with torch.no_grad():
-                self._v.copy_(F.normalize(torch.bmm(matrix.transpose(1, 2), self._u.unsqueeze(2)).squeeze(2),
-                                          dim=1, eps=self.eps))
-                self._u.copy_(F.normalize(torch.bmm(matrix, self._v.unsqueeze(2)).squeeze(2), dim=1, eps=self.eps))
-        u, v = self._u.clone(), self._v.clone()
+                v = F.normalize(torch.bmm(matrix.transpose(1, 2), u.unsqueeze(2)).squeeze(2), dim=1, eps=norms[0].eps)
+                u = F.normalize(torch.bmm(matrix, v.unsqueeze(2)).squeeze(2), dim=1, eps=norms[0].eps)
+                torch._foreach_copy_([n._u for n in norms], list(u.unbind(0)))
+                torch._foreach_copy_([n._v for n in norms], list(v.unbind(0)))
         sigma = (u * torch.bmm(matrix, v.unsqueeze(2)).squeeze(2)).sum(dim=1)
         return weight / sigma.view(-1, *(1,) * (weight.dim() - 1))
 
-
-class _MemberLayer(nn.Module):
-    """A layer whose parameters gain a member dimension; the values come from `load_state_dict` (stacked)."""
-
-    def __init__(self, template: nn.Module, members: int):
-        super().__init__()
-        self.members = members
-        sn = parametrize.is_parametrized(template, "weight")
-        weight = template.parametrizations.weight.original if sn else template.weight
-        self.weight = nn.Parameter(weight.detach().new_empty(members, *weight.shape))
-        bias = getattr(template, "bias", None)
-        self.bias = None if bias is None else nn.Parameter(bias.detach().new_empty(members, *bias.shape))
-        if sn:
-            parametrization = template.parametrizations.weight[0]
-            if parametrization.dim != 0:
-                raise ValueError(f"spectral norm over dim {parametrization.dim} is not fused")
-            parametrize.register_parametrization(self, "weight", MemberSpectralNorm(parametrization, members),
-                                                 unsafe=True)
+    def bias(self) -> torch.Tensor | None:
+        if self.layers[0].bias is None:
+            return None
+        return torch.stack([layer.bias for layer in self.layers])
 
 
-class MemberConv2d(_MemberLayer):
-    def __init__(self, template: nn.Conv2d, members: int):
-        super().__init__(template, members)
-        if template.padding_mode != "zeros":
+class GroupedConv(_GroupedLayer):
+    """Conv2d or ConvTranspose2d of K members as one grouped convolution."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__(layers)
+        first = layers[0]
+        if first.padding_mode != "zeros":
             raise ValueError("only zero-padded convolutions are fused")
-        self.stride, self.padding, self.dilation = template.stride, template.padding, template.dilation
-        self.groups = template.groups
+        self.transposed = isinstance(first, nn.ConvTranspose2d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.members
-        out = F.conv2d(_to_groups(x, k), self.weight.flatten(0, 1), None if self.bias is None else self.bias.flatten(),
-                       self.stride, self.padding, self.dilation, k * self.groups)
+        first, k = self.layers[0], self.members
+        bias = self.bias()
+        bias = None if bias is None else bias.flatten()
+        weight = self.weight().flatten(0, 1)
+        if self.transposed:
+            out = F.conv_transpose2d(_to_groups(x, k), weight, bias, first.stride, first.padding,
+                                     first.output_padding, k * first.groups, first.dilation)
+        else:
+            out = F.conv2d(_to_groups(x, k), weight, bias, first.stride, first.padding, first.dilation,
+                           k * first.groups)
         return _from_groups(out, k)
 
 
-class MemberConvTranspose2d(_MemberLayer):
-    def __init__(self, template: nn.ConvTranspose2d, members: int):
-        super().__init__(template, members)
-        self.stride, self.padding, self.dilation = template.stride, template.padding, template.dilation
-        self.output_padding, self.groups = template.output_padding, template.groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.members
-        out = F.conv_transpose2d(_to_groups(x, k), self.weight.flatten(0, 1),
-                                 None if self.bias is None else self.bias.flatten(), self.stride, self.padding,
-                                 self.output_padding, k * self.groups, self.dilation)
-        return _from_groups(out, k)
-
-
-class MemberLinear(_MemberLayer):
+class GroupedLinear(_GroupedLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(self.members, -1, x.shape[-1])
-        weight = self.weight.transpose(1, 2)
-        out = torch.bmm(x, weight) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), x, weight)
+        weight, bias = self.weight().transpose(1, 2), self.bias()
+        out = torch.bmm(x, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight)
         return out.reshape(-1, out.shape[-1])
 
 
-class MemberEmbedding(_MemberLayer):
-    def __init__(self, template: nn.Embedding, members: int):
-        super().__init__(template, members)
-        if template.padding_idx is not None or template.max_norm is not None:
+class GroupedEmbedding(_GroupedLayer):
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__(layers)
+        if layers[0].padding_idx is not None or layers[0].max_norm is not None:
             raise ValueError("embeddings with padding_idx or max_norm are not fused")
+
+    def bias(self) -> None:
+        return None
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         if y.is_floating_point():
             raise ValueError("a fused model takes integer labels only")
-        weight = self.weight  # computed once (spectral norm)
-        classes = weight.shape[1]
-        offsets = torch.arange(self.members, device=y.device).repeat_interleave(len(y) // self.members) * classes
-        return F.embedding(y + offsets, weight.flatten(0, 1))
+        weight = self.weight()
+        offsets = torch.arange(self.members, device=y.device).repeat_interleave(len(y) // self.members)
+        return F.embedding(y + offsets * weight.shape[1], weight.flatten(0, 1))
 
 
-class MemberBatchNorm2d(nn.Module):
-    def __init__(self, template: nn.BatchNorm2d, members: int):
+class GroupedBatchNorm2d(nn.Module):
+    """BatchNorm2d of K members as one over K*C channels; the running statistics go back to each member."""
+
+    def __init__(self, layers: list[nn.BatchNorm2d]):
         super().__init__()
-        if not (template.affine and template.track_running_stats and template.momentum is not None):
+        first = layers[0]
+        if not (first.affine and first.track_running_stats and first.momentum is not None):
             raise ValueError("only affine BatchNorm with running statistics and a momentum is fused")
-        self.members, self.momentum, self.eps = members, template.momentum, template.eps
-        channels = template.num_features
-        self.weight = nn.Parameter(torch.empty(members, channels))
-        self.bias = nn.Parameter(torch.empty(members, channels))
-        self.register_buffer("running_mean", torch.empty(members, channels))
-        self.register_buffer("running_var", torch.empty(members, channels))
-        self.register_buffer("num_batches_tracked", torch.zeros(members, dtype=torch.long))
+        self.layers = nn.ModuleList(layers)
+        self.members = len(layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, k = self.layers[0], self.members
+        means = torch.cat([layer.running_mean for layer in self.layers])
+        variances = torch.cat([layer.running_var for layer in self.layers])
+        out = F.batch_norm(_to_groups(x, k), means, variances, torch.cat([layer.weight for layer in self.layers]),
+                           torch.cat([layer.bias for layer in self.layers]), self.training, first.momentum, first.eps)
         if self.training:
-            self.num_batches_tracked.add_(1)
-        out = F.batch_norm(_to_groups(x, self.members), self.running_mean.view(-1), self.running_var.view(-1),
-                           self.weight.flatten(), self.bias.flatten(), self.training, self.momentum, self.eps)
-        return _from_groups(out, self.members)
+            torch._foreach_copy_([layer.running_mean for layer in self.layers], list(means.chunk(k)))
+            torch._foreach_copy_([layer.running_var for layer in self.layers], list(variances.chunk(k)))
+            torch._foreach_add_([layer.num_batches_tracked for layer in self.layers], 1)
+        return _from_groups(out, k)
 
 
-MEMBER_LAYERS = ((nn.Conv2d, MemberConv2d), (nn.ConvTranspose2d, MemberConvTranspose2d), (nn.Linear, MemberLinear),
-                 (nn.Embedding, MemberEmbedding), (nn.BatchNorm2d, MemberBatchNorm2d))
+GROUPED = ((nn.Conv2d, GroupedConv), (nn.ConvTranspose2d, GroupedConv), (nn.Linear, GroupedLinear),
+           (nn.Embedding, GroupedEmbedding), (nn.BatchNorm2d, GroupedBatchNorm2d))
 
 
 def _fuse_children(fused: nn.Module, members: list[nn.Module], random: MemberRandom, channels_last: bool) -> None:
-    """Replace, in place, every child of `fused` (a copy of members[0]) by its fused counterpart."""
+    """Replace, in place, every child of `fused` (a copy of members[0]'s structure) by its grouped counterpart."""
     for name, child in list(fused.named_children()):
         layers = [getattr(member, name) for member in members]
-        noisy = any(isinstance(layer, nn.Dropout) for layer in layers)
         kind = parametrize.type_before_parametrizations(child)
+        noisy = any(isinstance(layer, nn.Dropout) for layer in layers)
         if noisy or any(parametrize.type_before_parametrizations(layer) is not kind for layer in layers):
             if not noisy or any(next(layer.parameters(), None) is not None for layer in layers):
                 raise ValueError(f"the members' {name} layers differ in kind, not only in values")
             setattr(fused, name, MemberLayers(layers, random, channels_last))
             continue
-        replacement = next((fused_type for kind, fused_type in MEMBER_LAYERS if isinstance(child, kind)), None)
-        if replacement is not None:
-            setattr(fused, name, replacement(child, len(members)))
-        elif any(True for _ in child.parameters(recurse=False)) or any(True for _ in child.buffers(recurse=False)):
-            raise ValueError(f"{type(child).__name__} layers are not fused")
+        grouped = next((cls for base, cls in GROUPED if issubclass(kind, base)), None)
+        if grouped is not None:
+            setattr(fused, name, grouped(layers))
+        elif next(child.parameters(recurse=False), None) is not None or next(child.buffers(recurse=False), None) \
+                is not None:
+            raise ValueError(f"{kind.__name__} layers are not fused")
         else:
             _fuse_children(child, layers, random, channels_last)
 
 
-def stack_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The members' state_dicts as one, each tensor stacked along a new first dimension."""
-    keys = list(states[0])
-    if any(list(state) != keys for state in states):
-        raise ValueError("the members' states have different keys")
-    return {key: torch.stack([state[key] for state in states]) for key in keys}
-
-
-def member_state(state: dict[str, torch.Tensor], member: int) -> dict[str, torch.Tensor]:
-    """Member `member`'s state_dict out of a fused one: what its run alone would hold."""
-    return {key: value[member].clone() for key, value in state.items()}
-
-
 def fuse_models(models: list[GenerativeModel], random: MemberRandom, channels_last: bool = False
                 ) -> GenerativeModel:
-    """One model that computes all `models` at once on member-major batches; raises ValueError where their
-    architectures differ in more than values (then they cannot share tensors). `channels_last`: the memory
-    format the models had alone (their dropout masks depend on it)."""
-    fused = copy.deepcopy(models[0])
+    """One model that computes all `models` at once on member-major batches, over their own parameters and
+    buffers; raises ValueError where their architectures differ in more than values. `channels_last`: the
+    memory format the models have (their dropout masks depend on it)."""
+    fused = copy.deepcopy(models[0])  # the structure; every layer with state is replaced by the members' own
     _fuse_children(fused, models, random, channels_last)
     fused.noise = random.normal
-    fused.load_state_dict(stack_states([model.state_dict() for model in models]))
     return fused

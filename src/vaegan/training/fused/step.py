@@ -1,16 +1,12 @@
-"""One optimisation step of K fused runs: TrainStep's losses per member, one forward and backward for all."""
+"""A step of K fused runs: each member's TrainStep on its own rows, or all of them as one grouped model."""
 
 from __future__ import annotations
 
 import torch
 
-from vaegan.config import LossConfig
-from vaegan.models import GenerativeModel
-from vaegan.objectives.perceptual import PerceptualLoss
-from vaegan.speed import SpeedSettings, autocast
-from vaegan.training.ema import GeneratorEMA
-from vaegan.training.fused.adam import MemberAdam
-from vaegan.training.step import StepOutput, autoencoder_terms, discriminator_terms, generator_terms
+from vaegan.speed import autocast
+from vaegan.training.fused.model import MemberRandom, fuse_models
+from vaegan.training.step import StepOutput, TrainStep, autoencoder_terms, discriminator_terms, generator_terms
 
 
 def member_cat(tensors: list[torch.Tensor], members: int) -> torch.Tensor:
@@ -23,28 +19,46 @@ def member_rows(t: torch.Tensor, members: int, start: int = 0, stop: int | None 
     return list(t.unflatten(0, (members, -1))[:, start:stop])
 
 
-class FusedStep:
-    """TrainStep for a fused model (see vaegan.training.step.TrainStep for what a step computes).
+def stacked(outputs: list[StepOutput]) -> StepOutput:
+    """The members' step outputs as one: each value and the skip flag with one entry per member."""
+    return StepOutput({key: torch.stack([out.values[key] for out in outputs]) for key in outputs[0].values},
+                      skipped=torch.stack([out.skipped for out in outputs]))
 
-    Member k's losses are computed on its rows with its own LossConfig; the sum of the members' losses is
-    differentiated, so each member's gradients are its own. Values and the skip flag come back with one entry
-    per member, and a member whose loss or gradient is not finite is skipped alone: its weights, optimiser
-    state, buffers and EMA stay as they were while the others update.
+
+class MemberSteps:
+    """Each member's own TrainStep on its own batch, drawing from its own random stream: every member computes
+    exactly what its run alone computes. For CPUs, which one run keeps busy."""
+
+    def __init__(self, steps: list[TrainStep], random: MemberRandom):
+        self.steps, self.random = steps, random
+
+    def __call__(self, xs: list[torch.Tensor], ys: list[torch.Tensor], *, adversarial: bool = True) -> StepOutput:
+        return stacked([self.random.draw(k, step, x, y, adversarial=adversarial)
+                        for k, (step, x, y) in enumerate(zip(self.steps, xs, ys))])
+
+
+class GroupedStep:
+    """The members' TrainSteps computed as one (see TrainStep for what a step computes), for GPUs.
+
+    One forward and backward of the grouped model (vaegan.training.fused.model) serve all members; member k's
+    losses are computed on its rows with its own LossConfig, and the sum of the members' losses is
+    differentiated, so each member's gradients are its own. Each member's own optimisers, EMA and non-finite
+    decision then act as in its TrainStep: a member whose loss or gradient is not finite is skipped alone.
     """
 
-    def __init__(self, model: GenerativeModel, optimizer: MemberAdam, losses: list[LossConfig], *,
-                 d_optimizer: MemberAdam | None = None, ema: GeneratorEMA | None = None,
-                 perceptual: PerceptualLoss | None = None, speed: SpeedSettings | None = None):
-        self.model, self.optimizer, self.d_optimizer = model, optimizer, d_optimizer
-        self.losses, self.ema, self.perceptual = losses, ema, perceptual
-        self.speed = speed or SpeedSettings()
-        self.members = len(losses)
+    def __init__(self, steps: list[TrainStep], random: MemberRandom):
+        self.steps = steps
+        self.members = len(steps)
+        first = steps[0]
+        self.model = fuse_models([step.model for step in steps], random, first.speed.channels_last)
+        self.losses = [step.loss_cfg for step in steps]
+        self.perceptual, self.speed = first.perceptual, first.speed
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, adversarial: bool = True) -> StepOutput:
+    def __call__(self, xs: list[torch.Tensor], ys: list[torch.Tensor], *, adversarial: bool = True) -> StepOutput:
         model, k = self.model, self.members
+        x, y = torch.cat(xs).contiguous(), model.labels(torch.cat(ys))
         model.train()
-        y = model.labels(y)
-        buffers = [b.clone() for b in model.buffers()]
+        saved = [[b.clone() for b in step.model.buffers()] for step in self.steps]
         values: list[dict[str, torch.Tensor]] = [{} for _ in range(k)]
         with autocast(self.speed.precision, x.device):
             g_losses = [x.new_zeros(())] * k
@@ -60,24 +74,26 @@ class FusedStep:
                 if self.losses[0].d_on_prior or model.encoder is None:
                     fakes.append(model.sample(len(x), y))
                 g_losses, d_losses = self._adversarial_losses(x, y, fakes, g_losses, values)
-        g_loss = torch.stack(g_losses)
-        losses = [g_loss] if d_losses is None else [g_loss, torch.stack(d_losses)]
-        optimizers = [self.optimizer] if d_losses is None else [self.optimizer, self.d_optimizer]
-        skipped = ~torch.isfinite(torch.stack(losses)).all(dim=0)
-        for optimizer, loss in zip(optimizers, losses):
-            optimizer.zero_grad()
+        losses = [torch.stack(g_losses)] + ([] if d_losses is None else [torch.stack(d_losses)])
+        optimizers = [[step.optimizer] + ([] if d_losses is None else [step.d_optimizer]) for step in self.steps]
+        found_inf = (~torch.isfinite(torch.stack(losses))).any(dim=0).float()  # one 0-dim view per member
+        for i, loss in enumerate(losses):
+            for member in optimizers:
+                member[i].zero_grad(set_to_none=True)
             loss.sum().backward()
-        grads = [p.grad for optimizer in optimizers for p in optimizer.params if p.grad is not None]
-        skipped = skipped | ~torch.stack([g.flatten(1).isfinite().all(dim=1) for g in grads]).all(dim=0)
-        for optimizer in optimizers:
-            optimizer.step(skipped)
+        for step, member, found in zip(self.steps, optimizers, found_inf.unbind(0)):
+            step.check_gradients(member, found)
+        skipped = found_inf > 0
+        for step, member, found in zip(self.steps, optimizers, found_inf.unbind(0)):
+            step.update(member, found)
         with torch.no_grad():
-            for saved, live in zip(buffers, model.buffers(), strict=True):
-                live.copy_(torch.where(skipped.view(-1, *(1,) * (live.dim() - 1)), saved, live))
-        if self.ema is not None:
-            self.ema.update(model.decoder, skipped)
-        stacked = {key: torch.stack([vals[key] for vals in values]).detach().float() for key in values[0]}
-        return StepOutput({**stacked, "loss": g_loss.detach().float()}, skipped=skipped)
+            for step, buffers, skip in zip(self.steps, saved, skipped.unbind(0)):
+                for old, live in zip(buffers, step.model.buffers(), strict=True):
+                    live.copy_(torch.where(skip, old, live))
+                if step.ema is not None:
+                    step.ema.update(step.model.decoder, skip)
+        logged = {key: torch.stack([vals[key] for vals in values]).detach().float() for key in values[0]}
+        return StepOutput({**logged, "loss": losses[0].detach().float()}, skipped=skipped)
 
     def _adversarial_losses(self, x, y, fakes, g_losses, values):
         """(each member's E/G loss with its GAN and feature terms added, each member's D loss)."""
