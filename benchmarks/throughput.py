@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py [--steps N] [--warmup N] [--batch-size 128] [--compare] [--preset NAME]
                                     [--device cuda] [--precision bf16] [--compile default] [--json FILE]
+                                    [--fuse K [--grouped on|off]]
 
 Prints, from one run on one machine:
   * fp32 matmul GFLOP/s (square 4096 matmul, best of several checks spread between the training windows, with
@@ -14,6 +15,8 @@ Prints, from one run on one machine:
     warm-up steps excluded, and its fraction of the bound: mean over all timed steps against the best matmul
     check (the headline), the best window, and each window against the matmul checks taken just before and
     after it (median over windows; on a shared machine whose speed drifts, this compares like with like),
+  * with `--fuse K`: K runs of the preset trained as one fused group, images/s per run and in total (the
+    fraction of the bound is then that of all K runs together),
   * the speed of the step's own matrix products (each conv and linear layer's forward, input gradient and
     weight gradient as one GEMM of its shape), against square matmul checks taken around them: the share of
     the bound that a step of those products alone could reach.
@@ -38,10 +41,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from vaegan.config import load_preset
+from vaegan.config import apply_overrides, load_preset
 from vaegan.data import NUM_CLASSES
-from vaegan.speed import SpeedSettings, configure_process, set_host_memory_reuse, speed_defaults
+from vaegan.speed import (SpeedSettings, configure_process, grouped_member_layers, set_host_memory_reuse,
+                          speed_defaults)
 from vaegan.training import build_training
+from vaegan.training.fused import MemberRandom
+from vaegan.training.fused.step import GroupedStep, MemberSteps
 
 PRESET = "vae-cifar10-regularized"
 MATMUL_SIZE = 4096
@@ -75,19 +81,30 @@ def matmul_gflops(device: torch.device, repeats: int, n: int = MATMUL_SIZE) -> f
 
 class Candidate:
     """One training configuration: a fresh model, optimisers and TrainStep built as the trainer builds them
-    (`build_training`), plus resident batches."""
+    (`build_training`), plus resident batches. With `members` K > 1, K such runs (seeds 0..K-1) trained as one
+    fused group (vaegan.training.fused): one grouped step for all on GPUs (`grouped`), each member's own step on
+    CPUs."""
 
     def __init__(self, name: str, settings: SpeedSettings, batch_size: int, device: torch.device,
-                 preset: str = PRESET):
+                 preset: str = PRESET, members: int = 1, grouped: bool | None = None):
         cfg = load_preset(preset)
-        self.name, self.settings, self.device = name, settings, device
+        self.name, self.settings, self.device, self.members = name, settings, device, members
         classes = NUM_CLASSES[cfg.data.name]
-        parts = build_training(cfg, classes, device, settings)
+        steps, states = [], []
+        for seed in range(members):
+            steps.append(build_training(apply_overrides(cfg, {"train.seed": seed}), classes, device, settings).step)
+            states.append(MemberRandom.current(device))
         configure_process(settings)  # cuDNN autotuning and TF32 are process-wide
-        self.model, self.step = parts.model, parts.step
-        self.batches = [(torch.rand(batch_size, 3, 32, 32, device=device) * 2 - 1,
-                         torch.randint(0, classes, (batch_size,), device=device)) for _ in range(4)]
-        self.batch_size, self.calls, self.first_step_s = batch_size, 0, None
+        grouped = grouped_member_layers(device) if grouped is None else grouped
+        self.step = steps[0] if members == 1 else (GroupedStep if grouped else MemberSteps)(
+            steps, MemberRandom(device, states))
+
+        def batch():
+            images = [torch.rand(batch_size, 3, 32, 32, device=device) * 2 - 1 for _ in range(members)]
+            labels = [torch.randint(0, classes, (batch_size,), device=device) for _ in range(members)]
+            return (images[0], labels[0]) if members == 1 else (images, labels)
+        self.batches = [batch() for _ in range(4)]
+        self.batch_size, self.calls, self.first_step_s = batch_size * members, 0, None  # images per step, all runs
         self.window_ips: list[float] = []  # images/s of each timed window
 
     def run(self, steps: int) -> float:
@@ -209,7 +226,8 @@ def headline(args, device: torch.device, gflop_per_image: float) -> dict:
     numbers it printed."""
     settings = replace(speed_defaults(device), **{k: v for k, v in (("precision", args.precision),
                                                                      ("compile", args.compile)) if v})
-    candidate = Candidate("defaults", settings, args.batch_size, device, preset=args.preset)
+    candidate = Candidate("defaults", settings, args.batch_size, device, preset=args.preset, members=args.fuse,
+                          grouped=None if args.grouped is None else args.grouped == "on")
     candidate.warm_up(args.warmup)
     windows = max(1, min(args.windows, args.steps))
     per_window = [args.steps // windows + (i < args.steps % windows) for i in range(windows)]
@@ -226,6 +244,9 @@ def headline(args, device: torch.device, gflop_per_image: float) -> dict:
     print(f"bound: {bound:.1f} images/s")
     print(f"measured: {ips:.1f} images/s through TrainStep, batch {args.batch_size}, {sum(per_window)} steps "
           f"after {args.warmup} warm-up (per window of ~{per_window[0]} steps: {spread(candidate.window_ips).strip()})")
+    if args.fuse > 1:
+        print(f"fused: {args.fuse} runs, {type(candidate.step).__name__}: {ips / args.fuse:.1f} images/s per run, "
+              f"{ips:.1f} in total")
     rss = peak_rss_mb()
     print(f"settings: {settings.describe()}; first step {candidate.first_step_s:.1f} s"
           + (f"; peak RSS {rss:.0f} MB" if rss else ""))
@@ -236,7 +257,7 @@ def headline(args, device: torch.device, gflop_per_image: float) -> dict:
               for window, before, after in zip(candidate.window_ips, gflops, gflops[1:])]
     print(f"fraction against the matmul checks around each window: median {statistics.median(paired):.1%} "
           f"(windows {min(paired):.1%}-{max(paired):.1%})")
-    return {"preset": args.preset, "device": str(device), "settings": settings.describe(),
+    return {"preset": args.preset, "device": str(device), "settings": settings.describe(), "fuse": args.fuse,
             "images_per_second": ips, "first_step_seconds": candidate.first_step_s, "matmul_gflops": peak,
             "gflop_per_image": gflop_per_image, "fraction_of_bound": ips / bound}
 
@@ -307,6 +328,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", choices=("off", "default", "reduce-overhead"),
                         help="override the device's default (off)")
     parser.add_argument("--skip-shapes", action="store_true", help="leave out the per-shape GEMM timing")
+    parser.add_argument("--fuse", type=int, default=1, help="K runs (seeds 0..K-1) trained as one fused group; "
+                        "images/s are then per run and in total (default 1: one run)")
+    parser.add_argument("--grouped", choices=("on", "off"), help="fused: one grouped step for all runs (on) or "
+                        "each run's own step (off); default: on for GPUs, off for CPUs")
     parser.add_argument("--json", help="also write the headline numbers to this JSON file")
     parser.add_argument("--preset", default=PRESET,
                         help=f"whose training step to time (default {PRESET}; --compare always uses it)")

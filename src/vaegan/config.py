@@ -118,6 +118,10 @@ class TrainConfig:
     batch_size: int = field(default=128, metadata=_between(1, 1_000_000))
     seed: int = field(default=0, metadata=_between(0, 2**63 - 1))  # what torch and numpy generators take
     ckpt_every: int = field(default=500, metadata=_COUNT)
+    # An epoch's end brings test metrics, grids (every recon_every of those ends) and a checkpoint, at the first
+    # epoch end on or after each multiple of epoch_work_steps steps: every epoch when epochs are that long or
+    # longer, every few epochs when they are short (256 images are 2 steps of 128), so the cost stays bounded.
+    epoch_work_steps: int = field(default=100, metadata=_COUNT)
     recon_every: int = field(default=1, metadata=_COUNT)
     eval_images: int | None = field(default=None, metadata=_COUNT)
     vae_warmup_epochs: int = field(default=0, metadata=_between(0, 10**9))  # VAE-only epochs before the GAN terms

@@ -40,6 +40,7 @@ EVAL_IMAGES = 2000  # samples and test images per evaluation metric
 BATCH_IMAGES = 16  # the reference's "reconstruction MSE on a batch": the first 16 test images
 COLOUR_IMAGES = 256
 SMALL_DATA_SEEDS = 2
+SMALL_DATA_TESTS = 100  # test-set evaluations per small-data run
 
 
 @dataclass
@@ -282,8 +283,10 @@ def cifar10_regularization(options: Options) -> Outcome:
     steps = budget_steps(apply_overrides(load_preset("vae-cifar10"), options.overrides), options.budget)
     chosen = _most_important_left_out(cells)
     small = Grid("small-data", [v for v in grid.variants if v.name in ("none", "all", chosen)])
+    # an epoch of the subset is ~2 steps: test metrics about 100 times per run, enough to see the minimum
     small_overrides = {**options.overrides, "data.train_subset": options.subset, "train.max_steps": steps,
-                       "train.eval_images": min(1000, options.subset), "train.recon_every": 10}
+                       "train.eval_images": min(1000, options.subset), "train.recon_every": 10,
+                       "train.epoch_work_steps": max(1, steps // SMALL_DATA_TESTS)}
     small_cells, small_tables = _grid(small, out / "small-data", options, suite,
                                       max(options.seeds, SMALL_DATA_SEEDS), None, small_overrides)
     sharp = {variant: [_evaluation(load_run(cell.run_dir, options.device), ["sharp"], suite)["sharp"][

@@ -1,8 +1,8 @@
 """The training loop: seeded, logged, checkpointed, and resumable bit-exactly on CPU.
 
 The trainer runs steps, writes one `train` record per step to metrics.jsonl, checkpoints every
-`train.ckpt_every` steps, at each epoch end and at the finish, and tells its `TrainingEvents` when a step or an
-epoch ends. What happens then (test metrics, figures, TensorBoard, the summary) is the experiment's business
+`train.ckpt_every` steps, at epoch ends (at most one per `train.epoch_work_steps` steps) and at the finish, and
+tells its `TrainingEvents` when a step or such an epoch ends. What happens then (test metrics, figures, TensorBoard, the summary) is the experiment's business
 (vaegan/experiment.py): training knows no figures.
 
 The loop never waits for the device between flushes: a step's logged values and its non-finite flag stay
@@ -57,8 +57,9 @@ class TrainingEvents:
         """Called at each flush (on rank 0 only), once per step it brings to the host, in step order."""
 
     def epoch_end(self, trainer: Trainer) -> None:
-        """Called after the flush at the end of each epoch, with `position` at the start of the next; on every
-        rank of a distributed run, so that the ranks can measure together (only rank 0 may write)."""
+        """Called after the flush at the end of each epoch that brings its work (`epoch_work_due`), with
+        `position` at the start of the next; on every rank of a distributed run, so that the ranks can measure
+        together (only rank 0 may write)."""
 
 
 @dataclass
@@ -107,6 +108,13 @@ class TrainingLoop:
     @property
     def total_steps(self) -> int:
         return self.cfg.train.max_steps or self.cfg.train.epochs * self.epoch_length
+
+    def epoch_work_due(self) -> bool:
+        """Whether the epoch just ended brings its work (test metrics, grids, checkpoint): the first epoch end
+        on or after each multiple of `train.epoch_work_steps` steps. A function of the epoch alone, so a resumed
+        run keeps the schedule."""
+        every, length, epoch = self.cfg.train.epoch_work_steps, self.epoch_length, self.position.epoch
+        return epoch * length // every > (epoch - 1) * length // every
 
     def adversarial(self) -> bool:
         """Whether the GAN terms are on: after `vae_warmup_epochs` of VAE-only training."""
@@ -159,9 +167,10 @@ class TrainingLoop:
                     tick = time.perf_counter()
                     pos.epoch += 1
                     pos.batch = 0
-                    self.end_epoch()
-                    if self.checkpoint_allowed():
-                        self.save_checkpoint()
+                    if self.epoch_work_due():
+                        self.end_epoch()
+                        if self.checkpoint_allowed():
+                            self.save_checkpoint()
                     other_seconds += time.perf_counter() - tick
         finally:
             progress.close()

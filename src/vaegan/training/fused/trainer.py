@@ -105,8 +105,7 @@ class FusedTrainer(TrainingLoop):
             raise VaeganError(f"the runs of a fused group stand at different steps ({sorted(steps)}); resume them "
                               "in groups of one step")
         for k, (trainer, payload) in enumerate(zip(self.trainers, payloads)):
-            self.random.draw(k, trainer.restore, payload)
-            self.random.states[k] = self.random.get()  # restore set the stream: keep it as the member's
+            self.random.draw(k, trainer.restore, payload)  # the stream it sets stays the member's
             trainer.position = self.position
         first = payloads[0]
         self.position.step, self.position.epoch, self.position.batch = first["step"], first["epoch"], first["batch"]
