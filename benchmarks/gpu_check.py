@@ -1,9 +1,16 @@
 """One command for a borrowed GPU: the device tests, training throughput over precision x compile, the
 20-epoch-equivalent run of both reference presets, an ablation grid with 1 job against several jobs sharing the
-GPU, and one run on 1 process against 2 torchrun processes on the machine's CPU cores; summarised in
+GPU, one run on 1 process against 2 torchrun processes on the machine's CPU cores, K = 1..32 runs trained as one
+fused group (`fused`), and the full reproduction (`reproduce`, only when asked for with --only); summarised in
 OUT/summary.md and OUT/summary.json (rewritten after every part, so a check cut short still leaves one).
 
-    PYTHONPATH=src python benchmarks/gpu_check.py OUT [--device cuda] [--budget-seconds 450]
+    PYTHONPATH=src python benchmarks/gpu_check.py OUT [--device cuda] [--budget-seconds 450] [--only PARTS]
+    PYTHONPATH=src python benchmarks/gpu_check.py OUT --only reproduce [--reproduce-budget 1] [--work DIR]
+
+`reproduce` runs `vaegan reproduce all --budget B --seeds 2` (fused groups, the default) in DIR (default
+OUT/reproduce; kept there, so the same command continues a reproduction cut short) and brings back
+OUT/report.md, OUT/report.html and OUT/reproduce.tar.gz (the tables, figures and each run's summary).
+benchmarks/stage_cifar.py prepares the calls that put CIFAR on a borrowed machine and run it there.
 
 It needs only what a stock PyTorch GPU image has (torch, numpy, Pillow, PyYAML, tqdm, matplotlib,
 scikit-learn; pytest for the test part, which is skipped with a note without it) and no network. Every part runs
@@ -37,7 +44,9 @@ TINY = ["model.channels=8", "model.d_channels=8", "model.latent_dim=8", "model.e
         "train.eval_images=32"]
 
 
-PARTS = ("tests", "collectives", "throughput", "full_runs", "pool", "cpu_ranks", "compile")
+PARTS = ("tests", "collectives", "throughput", "full_runs", "pool", "cpu_ranks", "fused", "compile")
+ON_REQUEST = ("reproduce",)  # parts that run only when --only names them
+FUSE_SIZES = (1, 4, 8, 16, 32)  # runs trained as one group in the `fused` part
 
 
 class Budget:
@@ -210,6 +219,56 @@ def collectives(args, budget: Budget, out: Path) -> dict:
     return run([sys.executable, "-c", COLLECTIVES, args.device], budget.left(60), out / "collectives.log")
 
 
+def fused(args, budget: Budget, out: Path) -> list[dict]:
+    """Images/s of K runs of each preset trained as one fused group (grouped layers), K = 1 as the baseline;
+    eager only (a whole-step CUDA graph is not built yet)."""
+    rows = []
+    sizes = ["--batch-size", "8", "--steps", "1", "--warmup", "1", "--windows", "1", "--matmul-repeats", "1"] \
+        if args.smoke else ["--steps", "20", "--warmup", "3", "--windows", "2"]
+    for preset in PRESETS[:1] if args.smoke else PRESETS:
+        for members in (2,) if args.smoke else FUSE_SIZES:
+            name = f"fused-{preset}-{members}"
+            numbers = out / f"{name}.json"
+            result = run([sys.executable, "benchmarks/throughput.py", "--device", args.device, "--preset", preset,
+                          "--fuse", str(members), "--grouped", "on", "--skip-shapes", "--json", str(numbers), *sizes],
+                         budget.left(90), out / f"{name}.log")
+            if numbers.is_file():
+                record = json.loads(numbers.read_text())
+                numbers.unlink()
+                result.update(images_per_second=record["images_per_second"],
+                              per_run=record["images_per_second"] / members,
+                              fraction_of_bound=record["fraction_of_bound"])
+            rows.append({"preset": preset, "members": members, **result})
+    return rows
+
+
+REPRODUCED = ("*.md", "*.html", "*.csv", "summary.json", "*.png")  # found at any depth; PNGs of figures/ only
+
+
+def reproduce(args, budget: Budget, out: Path) -> dict:
+    """The full reproduction, fused, on CIFAR from $VAEGAN_DATA (else shapes10 with the same step counts):
+    report.md, report.html and a tarball of the tables, figures and run summaries come back in OUT."""
+    import tarfile
+
+    data = os.environ.get("VAEGAN_DATA", "")
+    on_cifar = bool(data) and all((Path(data) / f).is_dir() for f in ("cifar-100-python", "cifar-10-batches-py"))
+    work = (args.work or out / "reproduce").resolve()
+    overrides = ([] if on_cifar else ["data.name=shapes10"]) + (TINY if args.smoke else [])
+    result = run([sys.executable, "-m", "vaegan", "reproduce", "all", "--budget", str(args.reproduce_budget),
+                  "--seeds", "2", "--out", str(work), "--device", args.device, *overrides],
+                 budget.left(args.budget_seconds), out / "reproduce.log")
+    for page in ("report.md", "report.html"):
+        if (work / page).is_file():
+            (out / page).write_bytes((work / page).read_bytes())
+    with tarfile.open(out / "reproduce.tar.gz", "w:gz") as tar:
+        for pattern in REPRODUCED:
+            for path in sorted(work.rglob(pattern)):
+                if path.suffix != ".png" or path.parent.name == "figures":
+                    tar.add(path, arcname=str(path.relative_to(work)))
+    return {**result, "budget": args.reproduce_budget, "data": "CIFAR" if on_cifar else "shapes10 (same step counts)",
+            "report": (out / "report.md").is_file()}
+
+
 def write_summary(out: Path, report: dict) -> None:
     tests = report.get("tests", {})
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -232,6 +291,17 @@ def write_summary(out: Path, report: dict) -> None:
     for row in report.get("cpu_ranks", []):
         lines.append(f"| {row['processes']} process(es) | {row['threads_each']} | {row.get('images_per_second', '-')}"
                      f" | {row['status']} |")
+    lines += ["", "| fused (eager, grouped layers) | runs | images/s per run | images/s in all | fraction of bound | "
+              "status |", "|---|---|---|---|---|---|"]
+    for row in report.get("fused", []):
+        numbers = [f"{row[key]:.0f}" if key in row else "-" for key in ("per_run", "images_per_second")]
+        fraction = f"{row['fraction_of_bound']:.1%}" if "fraction_of_bound" in row else "-"
+        lines.append(f"| {row['preset']} | {row['members']} | {numbers[0]} | {numbers[1]} | {fraction} | "
+                     f"{row['status']} |")
+    if "reproduce" in report:
+        row = report["reproduce"]
+        lines += ["", f"Reproduction (budget {row['budget']:g}, 2 seeds, {row['data']}): {row['status']} in "
+                  f"{row['seconds']} s; report {'written' if row['report'] else 'missing'}"]
     lines += ["", f"Total {report['seconds']:.0f} s."]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
@@ -242,7 +312,11 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--budget-seconds", type=float, default=450.0, help="the whole check (default 450)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script itself, on any device")
-    parser.add_argument("--only", help=f"comma-separated parts to run, of {','.join(PARTS)} (default all)")
+    parser.add_argument("--only", help=f"comma-separated parts to run, of {','.join(PARTS + ON_REQUEST)} (default "
+                        f"all but {','.join(ON_REQUEST)})")
+    parser.add_argument("--reproduce-budget", type=float, default=1.0,
+                        help="reproduce: the fraction of the references' schedules (default 1)")
+    parser.add_argument("--work", type=Path, help="reproduce: where its runs live (default OUT/reproduce)")
     args = parser.parse_args()
     import torch
 
@@ -277,6 +351,10 @@ def main() -> None:
         record("pool", pool(args, budget, args.out))
     if "cpu_ranks" in wanted:
         record("cpu_ranks", cpu_ranks(args, budget, args.out))
+    if "fused" in wanted:
+        record("fused", fused(args, budget, args.out))
+    if "reproduce" in wanted:
+        record("reproduce", reproduce(args, budget, args.out))
     if "compile" in wanted and not args.smoke:
         record("throughput", report.get("throughput", []) + throughput(args, budget, args.out,
                                                                        [s for s in SETTINGS if s[1] != "off"]))

@@ -94,6 +94,7 @@ class Candidate:
         for seed in range(members):
             steps.append(build_training(apply_overrides(cfg, {"train.seed": seed}), classes, device, settings).step)
             states.append(MemberRandom.current(device))
+        self.model = steps[0].model  # the first run's: its layers' shapes are each run's
         configure_process(settings)  # cuDNN autotuning and TF32 are process-wide
         grouped = grouped_member_layers(device) if grouped is None else grouped
         self.step = steps[0] if members == 1 else (GroupedStep if grouped else MemberSteps)(

@@ -130,12 +130,15 @@ class TrainConfig:
     tensorboard: bool = False  # also write TensorBoard events (needs the vaegan[tensorboard] extra)
     device: str = field(default="auto", metadata=DEVICE_RULE)
     # How the step runs (docs/performance.md). speed: auto = the device's measured-fastest settings, eager = plain
-    # PyTorch. The four below override single settings; none = the device's default. A resumed run keeps the
-    # settings it recorded unless one of these five keys is changed.
+    # PyTorch. The keys below override single settings; none = the device's default. A resumed run keeps the
+    # settings it recorded unless one of these keys is changed.
     speed: str = field(default="auto", metadata=_choices("auto", "eager"))
     precision: str | None = field(default=None, metadata=_choices("fp32", "bf16"))  # bf16: autocast, fp32 weights
     compile: str | None = field(default=None, metadata=_choices("off", "default", "reduce-overhead"))
     tf32: bool | None = None  # TF32 matmuls and convolutions on CUDA
+    # The whole step captured once into a CUDA graph and replayed (training/graph.py): on, off, or auto (on where
+    # benchmarks/gpu_check.py measured it faster; no device yet).
+    graph: str = field(default="auto", metadata=_choices("auto", "on", "off"))
     threads: int | None = field(default=None, metadata=_between(1, 4096))  # CPU intra-op threads
     # Logged values stay on the device and are written every log_every steps (every step still gets its
     # record); none = 1 on CPU, 50 on CUDA and MPS, where each transfer waits for the device.

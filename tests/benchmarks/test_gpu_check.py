@@ -25,4 +25,6 @@ def test_the_gpu_check_writes_its_summary_on_the_cpu(tmp_path):
     assert [(r["jobs"], r["status"]) for r in report["pool"]] == [(1, "ok"), (4, "ok")]
     cpu = report["cpu_ranks"]
     assert [(r["processes"], r["status"], r["world_size"]) for r in cpu] == [(1, "ok", 1), (2, "ok", 2)]
+    assert [(r["members"], r["status"]) for r in report["fused"]] == [(2, "ok")]
+    assert report["fused"][0]["per_run"] * 2 == report["fused"][0]["images_per_second"] > 0
     assert "| full run |" in (tmp_path / "out" / "summary.md").read_text()

@@ -1,20 +1,12 @@
 """benchmarks/throughput.py: the matrix-product shapes it times must be the step's own work, all of it."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput.py"
-
 
 @pytest.fixture(scope="module")
-def throughput():
-    spec = importlib.util.spec_from_file_location("throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def throughput(benchmark_script):
+    return benchmark_script("throughput")
 
 
 def test_step_gemm_shapes_cover_the_counted_flops(throughput):

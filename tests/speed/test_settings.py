@@ -27,6 +27,26 @@ def test_the_keys_beside_train_speed_override_single_settings():
     assert "precision=bf16" in chosen.describe() and "compile=default" in chosen.describe()
     cuda = speed.resolve_speed(train_cfg(**{"train.tf32": False}), torch.device("cuda"))
     assert not cuda.tf32 and cuda.cudnn_benchmark and cuda.fused_adam
+    assert not cuda.cuda_graph  # auto: off until gpu_check has measured it faster
+    assert speed.resolve_speed(train_cfg(**{"train.graph": "on"}), torch.device("cuda")).cuda_graph
+    assert not speed.resolve_speed(train_cfg(**{"train.graph": "off"}), cpu).cuda_graph
+
+
+def test_a_cuda_graph_on_a_cpu_is_one_line_naming_the_key(tmp_path, capsys):
+    from vaegan.cli import main
+
+    code = main(["train", "--preset", "vae-cifar10", "--run-dir", str(tmp_path / "run"), "data.name=shapes10",
+                 "train.device=cpu", "train.graph=on", "train.max_steps=1"])
+    assert code == 2 and "train.graph=on needs a CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_run_recorded_before_train_graph_keeps_its_settings_on_resume():
+    cpu = torch.device("cpu")
+    settings = speed.SpeedSettings(channels_last=True, num_threads=1)
+    record = speed.speed_record(train_cfg(), cpu, settings)
+    del record["request"]["graph"]
+    assert speed.run_speed(train_cfg(), cpu, record) == settings
 
 
 @pytest.mark.parametrize("busy, threads", [(0.1, 2), (1.2, 1), (1.9, 1), (None, 2)])

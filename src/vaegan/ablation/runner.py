@@ -161,7 +161,11 @@ def fused_groups(jobs: list[CellJob]) -> list[list[CellJob]]:
         cfg = from_dict(job.config)
         data = repr(cfg.data)
         if data not in sizes:
-            train_set = load_split(cfg.data, "train", cfg.train.seed)
+            try:
+                train_set = load_split(cfg.data, "train", cfg.train.seed)
+            except VaeganError:  # a cell whose data cannot be read trains alone, and fails as its own
+                groups[(job.run_dir,)] = [job]
+                continue
             sizes[data] = (len(train_set), train_set.num_classes)
         groups.setdefault((fuse_key(cfg, *sizes[data]), job.steps), []).append(job)
     return list(groups.values())

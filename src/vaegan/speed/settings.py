@@ -47,6 +47,7 @@ class SpeedSettings:
     precision: str = "fp32"  # bf16: autocast of forward and losses
     tf32: bool = False  # TF32 matmuls and convolutions (CUDA; process-wide)
     cudnn_benchmark: bool = False  # cuDNN picks its fastest convolution per shape (CUDA; process-wide)
+    cuda_graph: bool = False  # the whole step replayed from a CUDA graph (training/graph.py)
 
     def describe(self) -> str:
         """One line for logs, e.g. 'channels_last fused_adam fast_dropout' ('eager' when all are off)."""
@@ -82,7 +83,8 @@ def speed_defaults(device: torch.device | str) -> SpeedSettings:
         return SpeedSettings(channels_last=True, fused_adam=_torch_at_least(2, 4),
                              fast_dropout=not _mkl_bernoulli(), gemm_weight_grad=True,
                              reuse_host_memory=sys.platform.startswith("linux"))
-    if kind == "cuda":  # eager fp32 + TF32: bf16 and compile were slower on an H200 (docs/performance.md)
+    if kind == "cuda":  # eager fp32 + TF32: bf16 and compile were slower on an H200 (docs/performance.md); the
+        # whole-step CUDA graph stays off until benchmarks/gpu_check.py has measured it
         return SpeedSettings(channels_last=True, fused_adam=True, tf32=True, cudnn_benchmark=True)
     return SpeedSettings()  # mps and anything else: plain eager
 
@@ -98,7 +100,7 @@ def grouped_member_layers(device: torch.device | str) -> bool:
 def speed_request(train) -> dict:
     """What a run's config asks of the speed settings (`train.speed` and the keys that override single ones)."""
     return {"speed": train.speed, "precision": train.precision, "compile": train.compile, "tf32": train.tf32,
-            "threads": train.threads}
+            "threads": train.threads, "graph": train.graph}
 
 
 def busy_cores(seconds: float = 0.2) -> float | None:
@@ -129,8 +131,8 @@ def threads_for_free_cores(default: int) -> int:
 
 def resolve_speed(train, device: torch.device | str) -> SpeedSettings:
     """The settings a TrainConfig asks for on `device`: `train.speed=auto` = the device's defaults (on a CPU,
-    threads for the cores that are free now), `eager` = all off; then `train.precision`, `compile`, `tf32`
-    and `threads` where they are set. gemm_weight_grad stays off under bf16: its kernel is written and measured
+    threads for the cores that are free now), `eager` = all off; then `train.precision`, `compile`, `tf32`,
+    `threads` and `graph` where they are set. gemm_weight_grad stays off under bf16: its kernel is written and measured
     for fp32 (under autocast its saved fp32 inputs would meet bf16 output gradients)."""
     base = speed_defaults(device) if train.speed == "auto" else SpeedSettings()
     if train.speed == "auto" and train.threads is None and torch.device(device).type == "cpu":
@@ -138,6 +140,11 @@ def resolve_speed(train, device: torch.device | str) -> SpeedSettings:
     chosen = {"precision": train.precision, "compile": train.compile, "tf32": train.tf32,
               "num_threads": train.threads}
     settings = replace(base, **{name: value for name, value in chosen.items() if value is not None})
+    if train.graph != "auto":
+        if train.graph == "on" and torch.device(device).type != "cuda":
+            raise VaeganError(f"train.graph=on needs a CUDA device, not {torch.device(device).type}: CUDA graphs "
+                              "replay GPU kernels (use train.graph=auto or off)")
+        settings = replace(settings, cuda_graph=train.graph == "on")
     return replace(settings, gemm_weight_grad=settings.gemm_weight_grad and settings.precision == "fp32")
 
 
@@ -159,7 +166,10 @@ def run_speed(train, device: torch.device, recorded: dict | None) -> SpeedSettin
     """The settings a run trains with: the ones it recorded when it is resumed with the same request on the same
     kind of device (a CPU of another vendor would otherwise switch fast_dropout, and with it the random stream,
     silently); else what the config asks for on `device`."""
-    if recorded and recorded.get("request") == speed_request(train) and recorded.get("device") == device.type:
+    request = recorded.get("request") if isinstance(recorded, dict) else None
+    if isinstance(request, dict):  # runs recorded before train.graph existed asked for its default
+        request = {"graph": "auto", **request}
+    if recorded and request == speed_request(train) and recorded.get("device") == device.type:
         return recorded_speed(recorded.get("settings"))
     return resolve_speed(train, device)
 

@@ -68,6 +68,9 @@ class FusedTrainer(TrainingLoop):
             self.trainers.append(Trainer(cfg, rundir, train_set, recorded_speed=speed, data=record))
             states.append(MemberRandom.current(self.trainers[-1].device))  # its stream, as its build left it
         first = self.trainers[0]
+        if first.speed.cuda_graph:
+            raise VaeganError("train.graph=on captures the step of one run; a fused group steps its members "
+                              "eagerly (use train.graph=off, or --fuse off)")
         self.cfg, self.device, self.log_every = first.cfg, first.device, first.log_every
         self.random = MemberRandom(self.device, states)
         steps = [trainer.step_fn for trainer in self.trainers]
