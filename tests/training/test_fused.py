@@ -42,7 +42,8 @@ TINY = {"data.name": "shapes10", "data.train_subset": 160, "model.channels": 8, 
         "train.ckpt_every": 7, "train.epoch_work_steps": 10, "train.eval_images": 32, "train.device": "cpu"}
 VAEGAN = {"model.name": "vaegan", "model.conditional": True, "train.ema_decay": 0.9, "train.vae_warmup_epochs": 1,
           "loss.feature_weight": 0.5, "loss.perceptual_weight": 0.5}
-MEMBERS = [{"train.seed": 0, "loss.beta": 1.0}, {"train.seed": 1, "loss.beta": 4.0, "optim.lr": 5e-4}]
+MEMBERS = [{"train.seed": 0, "loss.beta": 1.0},
+           {"train.seed": 1, "loss.beta": 4.0, "optim.lr": 5e-4, "model.noise_scale": 0.3}]
 
 
 def configs(model: str, classifier_file, tmp_path, **overrides) -> list[Config]:
@@ -214,7 +215,7 @@ def test_cells_fuse_by_shapes_and_schedule_not_by_values(tmp_path):
     def job(variant, seed, **overrides):
         cfg = apply_overrides(Config(), {**TINY, "train.seed": seed, **overrides})
         return CellJob(variant, seed, cfg.to_dict(), tmp_path / variant / str(seed), 24, SuiteOptions())
-    jobs = [job("plain", 0), job("plain", 1), job("beta4", 0, **{"loss.beta": 4.0}),
+    jobs = [job("plain", 0), job("plain", 1), job("beta4", 0, **{"loss.beta": 4.0, "model.noise_scale": 0.3}),
             job("wd", 0, **{"optim.weight_decay": 0.0, "model.dropout": 0.0}), job("nobn", 0, **{"model.batchnorm": False}),
             job("wide", 0, **{"model.channels": 16}), job("ema", 0, **{"train.ema_decay": 0.9})]
     groups = [[j.variant for j in group] for group in fused_groups(jobs)]

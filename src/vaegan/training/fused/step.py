@@ -53,11 +53,15 @@ class GroupedStep:
         self.model = fuse_models([step.model for step in steps], random, first.speed.channels_last)
         self.losses = [step.loss_cfg for step in steps]
         self.perceptual, self.speed = first.perceptual, first.speed
+        weight = next(first.model.parameters())
+        self.noise_scales = torch.tensor([step.model.noise_scale for step in steps], dtype=weight.dtype,
+                                         device=weight.device)
 
     def __call__(self, xs: list[torch.Tensor], ys: list[torch.Tensor], *, adversarial: bool = True) -> StepOutput:
         model, k = self.model, self.members
         x, y = torch.cat(xs).contiguous(), model.labels(torch.cat(ys))
         model.train()
+        model.noise_scale = self.noise_scales.repeat_interleave(len(x) // k).unsqueeze(1)  # each member's, per row
         saved = [[b.clone() for b in step.model.buffers()] for step in self.steps]
         values: list[dict[str, torch.Tensor]] = [{} for _ in range(k)]
         with autocast(self.speed.precision, x.device):
