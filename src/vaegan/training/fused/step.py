@@ -56,13 +56,15 @@ class GroupedStep:
         weight = next(first.model.parameters())
         self.noise_scales = torch.tensor([step.model.noise_scale for step in steps], dtype=weight.dtype,
                                          device=weight.device)
+        # each buffer of the model with its K members' copies: saved and restored stacked, a few kernels each
+        self.buffers = list(zip(*(list(step.model.buffers()) for step in steps), strict=True))
 
     def __call__(self, xs: list[torch.Tensor], ys: list[torch.Tensor], *, adversarial: bool = True) -> StepOutput:
         model, k = self.model, self.members
         x, y = torch.cat(xs).contiguous(), model.labels(torch.cat(ys))
         model.train()
         model.noise_scale = self.noise_scales.repeat_interleave(len(x) // k).unsqueeze(1)  # each member's, per row
-        saved = [[b.clone() for b in step.model.buffers()] for step in self.steps]
+        saved = [torch.stack(members) for members in self.buffers]
         values: list[dict[str, torch.Tensor]] = [{} for _ in range(k)]
         with autocast(self.speed.precision, x.device):
             g_losses = [x.new_zeros(())] * k
@@ -91,9 +93,10 @@ class GroupedStep:
         for step, member, found in zip(self.steps, optimizers, found_inf.unbind(0)):
             step.update(member, found)
         with torch.no_grad():
-            for step, buffers, skip in zip(self.steps, saved, skipped.unbind(0)):
-                for old, live in zip(buffers, step.model.buffers(), strict=True):
-                    live.copy_(torch.where(skip, old, live))
+            for old, members in zip(saved, self.buffers):
+                kept = torch.where(skipped.view(-1, *(1,) * (old.dim() - 1)), old, torch.stack(members))
+                torch._foreach_copy_(list(members), list(kept.unbind(0)))
+            for step, skip in zip(self.steps, skipped.unbind(0)):
                 if step.ema is not None:
                     step.ema.update(step.model.decoder, skip)
         logged = {key: torch.stack([vals[key] for vals in values]).detach().float() for key in values[0]}
