@@ -1,6 +1,7 @@
 """vaegan ablate: tables from a grid of tiny runs, resumption after a kill, and the seed statistics."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -176,6 +177,18 @@ def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path, capsys, jobs
     md = (tmp_path / "out" / "table.md").read_text()
     assert "broken seed 0: FAILED" in md
     assert all((tmp_path / "out" / v / "seed0" / "ablation.json").is_file() for v in ("plain", "beta4"))
+
+
+def test_a_refused_cell_of_a_fused_group_fails_alone_and_the_others_train_fused(tmp_path, capsys):
+    (tmp_path / "grid.yaml").write_text(GRID)
+    out = tmp_path / "out"
+    (out / "beta4" / "seed1").mkdir(parents=True)
+    (out / "beta4" / "seed1" / "notes.txt").write_text("mine")  # a file vaegan did not write
+    code = main(["ablate", str(tmp_path / "grid.yaml"), "--seeds", "2", "--out", str(out), "--device", "cpu"])
+    assert code == 2 and "1 of 4 cells failed" in capsys.readouterr().err
+    assert (out / "beta4" / "seed1" / "notes.txt").read_text() == "mine"
+    for cell in ("plain/seed0", "plain/seed1", "beta4/seed0"):
+        assert len(json.loads((out / cell / "summary.json").read_text())["fused"]["runs"]) == 3
 
 
 @pytest.mark.slow  # an ablate pool killed with SIGKILL, then run again

@@ -180,7 +180,14 @@ def train_and_measure_group(jobs: list[CellJob], device: str) -> dict[Path, tupl
     errors: dict[Path, str] = {}
     legs: dict[int | None, list[CellJob]] = {}
     for job in jobs:
-        status = RunDir(job.run_dir).status()
+        rundir = RunDir(job.run_dir)
+        try:  # a cell whose folder or checkpoint is refused fails alone, before the group starts
+            status = rundir.status()
+            if status.step is None:
+                rundir.check_new_run(False)
+        except VaeganError as err:
+            errors[job.run_dir] = str(err)
+            continue
         if not status.finished(job.steps):
             legs.setdefault(status.step, []).append(job)
     for step, leg in legs.items():
