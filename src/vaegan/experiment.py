@@ -26,6 +26,7 @@ from vaegan.runs.device import select_device
 from vaegan.training import Trainer, TrainingEvents, TrainingLeg, distributed
 from vaegan.training.distributed import Ranks
 from vaegan.training.fused import FusedTrainer
+from vaegan.training.fused.trainer import check_fusable
 from vaegan.viz import save_sample_grid
 from vaegan.viz.figures import first_images, save_reconstructions
 from vaegan.viz.tensorboard import TensorBoardLog, require_tensorboard
@@ -262,6 +263,9 @@ def train_fused(cfgs: list[Config], run_dirs: list[Path], resume_overrides: dict
     run that diverged ends FAILED while the others finish)."""
     rundirs = [RunDir(path) for path in run_dirs]
     resuming = resume_overrides is not None
+    if not rundirs or (not resuming and len(cfgs) != len(rundirs)):
+        raise VaeganError(f"a fused group needs one run folder per config, at least one: got {len(rundirs)} "
+                          f"folder(s) for {len(cfgs)} config(s)")
     if resuming:
         cfgs, payloads = map(list, zip(*(_resumed_config(rundir, resume_overrides) for rundir in rundirs)))
     for cfg in cfgs:
@@ -275,6 +279,7 @@ def train_fused(cfgs: list[Config], run_dirs: list[Path], resume_overrides: dict
         for rundir in rundirs:
             held.enter_context(rundir.lock("vaegan fused training"))
         splits = [_load_splits(cfg) for cfg in cfgs]
+        check_fusable(cfgs, [train for train, _ in splits])
         records = [data_record(*split) for split in splits]
         if resuming:
             payloads = [rundir.read_checkpoint() for rundir in rundirs]  # again, under the locks

@@ -211,6 +211,18 @@ def test_a_members_folder_resumes_evaluates_and_reports_alone(tmp_path, capsys):
     assert (tmp_path / "m1" / "eval.json").is_file() and (tmp_path / "m1" / "report.html").is_file()
 
 
+def test_a_group_that_cannot_fuse_is_refused_before_any_folder_is_touched(tmp_path):
+    cfgs = configs("vae", None, tmp_path)
+    wide = apply_overrides(cfgs[1], {"model.channels": 16})
+    with pytest.raises(VaeganError, match="cannot train fused"):
+        train_fused([cfgs[0], wide], [tmp_path / "a", tmp_path / "b"])
+    assert not any((tmp_path / name / "config.yaml").exists() for name in ("a", "b"))
+    with pytest.raises(VaeganError, match="one run folder per config"):
+        train_fused(cfgs, [tmp_path / "a"])
+    with pytest.raises(VaeganError, match="at least one"):
+        train_fused([], [])
+
+
 def test_cells_fuse_by_shapes_and_schedule_not_by_values(tmp_path):
     def job(variant, seed, **overrides):
         cfg = apply_overrides(Config(), {**TINY, "train.seed": seed, **overrides})

@@ -46,6 +46,14 @@ def fuse_key(cfg: Config, train_images: int, num_classes: int) -> tuple:
     return shared + tuple(flat[key] > 0 for key in SWITCHES) + (train_images, num_classes)
 
 
+def check_fusable(cfgs: list[Config], train_sets: list[ImageDataset]) -> None:
+    """Refuse runs that do not share a fuse key."""
+    if len({fuse_key(cfg, len(ts), ts.num_classes) for cfg, ts in zip(cfgs, train_sets, strict=True)}) != 1:
+        raise VaeganError("these runs cannot train fused: their configs build different tensor shapes or "
+                          "schedules (only values such as loss weights, learning rates, seeds and augmentation "
+                          "may differ)")
+
+
 class FusedTrainer(TrainingLoop):
     def __init__(self, cfgs: list[Config], rundirs: list[RunDir], train_sets: list[ImageDataset],
                  data: list[dict | None], recorded_speeds: list[dict | None] | None = None,
@@ -54,11 +62,7 @@ class FusedTrainer(TrainingLoop):
         configs must share a `fuse_key`. `recorded_speeds`: the members' checkpointed speed records when the group
         resumes. `grouped`: one grouped model for all (default on GPUs, see `grouped_member_layers`) or each
         member's own step."""
-        keys = {fuse_key(cfg, len(ts), ts.num_classes) for cfg, ts in zip(cfgs, train_sets)}
-        if len(keys) != 1:
-            raise VaeganError("these runs cannot train fused: their configs build different tensor shapes or "
-                              "schedules (only values such as loss weights, learning rates, seeds and "
-                              "augmentation may differ)")
+        check_fusable(cfgs, train_sets)
         recorded = recorded_speeds or [None] * len(cfgs)
         self.trainers: list[Trainer] = []
         states = []
