@@ -81,6 +81,8 @@ def device_tests(args, budget: Budget, out: Path) -> dict:
         return {"status": "skipped", "reason": "pytest is not installed here: carry its wheels (see the device "
                 "README) or run `pytest -k cuda " + " ".join(DEVICE_TESTS) + "` where it is"}
     selection = [] if args.device == "cpu" else ["-k", args.device]
+    if args.smoke:  # the script's own check: the slow runs among them are the main suite's anyway
+        selection += ["-m", "not slow"]
     result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection, *DEVICE_TESTS],
                  budget.left(120), out / "tests.log")
     lines = (out / "tests.log").read_text().strip().splitlines()
