@@ -145,6 +145,19 @@ def _load_splits(cfg: Config) -> tuple[ImageDataset, ImageDataset]:
     return tuple(load_split(cfg.data, split, cfg.train.seed) for split in ("train", "test"))
 
 
+def _load_group_splits(cfgs: list[Config]) -> list[tuple[ImageDataset, ImageDataset]]:
+    """Each member's splits; members whose data is the same (the usual case: only a train_subset depends on the
+    seed) share one read of it, and one fingerprint."""
+    def data_of(cfg: Config) -> str:
+        return repr((cfg.data, cfg.train.seed if cfg.data.train_subset is not None else None))
+
+    read: dict[str, tuple[ImageDataset, ImageDataset]] = {}
+    for cfg in cfgs:
+        if data_of(cfg) not in read:
+            read[data_of(cfg)] = _load_splits(cfg)
+    return [read[data_of(cfg)] for cfg in cfgs]
+
+
 DATA_SPLITS = {"train": "training", "test": "test"}
 
 
@@ -278,7 +291,7 @@ def train_fused(cfgs: list[Config], run_dirs: list[Path], resume_overrides: dict
     with contextlib.ExitStack() as held:
         for rundir in rundirs:
             held.enter_context(rundir.lock("vaegan fused training"))
-        splits = [_load_splits(cfg) for cfg in cfgs]
+        splits = _load_group_splits(cfgs)
         check_fusable(cfgs, [train for train, _ in splits])
         records = [data_record(*split) for split in splits]
         if resuming:

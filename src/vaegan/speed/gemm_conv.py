@@ -76,12 +76,6 @@ class _Conv2dGemmWeightGrad(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None
 
 
-def conv_gemm_weight_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
-                          padding: tuple[int, int], transposed: bool) -> torch.Tensor:
-    """conv2d (or conv_transpose2d) whose backward computes dW with im2col + GEMM, for explicit weights."""
-    return _Conv2dGemmWeightGrad.apply(x, weight, bias, stride, padding, transposed)
-
-
 class GemmWeightGradConv2d(nn.Conv2d):
     """nn.Conv2d whose backward computes the weight gradient with im2col + GEMM (see the module docstring)."""
 
@@ -101,7 +95,7 @@ class GemmWeightGradConvTranspose2d(nn.ConvTranspose2d):
 _FAST_CLASS = {nn.Conv2d: GemmWeightGradConv2d, nn.ConvTranspose2d: GemmWeightGradConvTranspose2d}
 
 
-def qualifies(layer: nn.Module, min_channels: int = MIN_CHANNELS) -> bool:
+def _qualifies(layer: nn.Module, min_channels: int) -> bool:
     """Plain zero-padded, ungrouped, undilated convs, wide and with a kernel larger than 1x1."""
     return (type(layer) in _FAST_CLASS and layer.groups == 1 and tuple(layer.dilation) == (1, 1)
             and tuple(layer.kernel_size) != (1, 1)
@@ -117,6 +111,6 @@ def use_gemm_weight_grad(model: nn.Module, min_channels: int = MIN_CHANNELS) -> 
     (and an optimiser already holding them), hooks and state_dict stay as they are.
     """
     for layer in model.modules():
-        if qualifies(layer, min_channels):
+        if _qualifies(layer, min_channels):
             layer.__class__ = _FAST_CLASS[type(layer)]
     return model
