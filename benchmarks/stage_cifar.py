@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEETS = ROOT.parent / "shared" / "data"
+STAGED = re.compile(r"part-\d+|calls\.json")  # what a stage folder holds, and all that is replaced
 COPY = "mkdir -p .cifar-sheets && cp -a {part}/. .cifar-sheets/ && du -sh .cifar-sheets"
 RUN = ("python3 .cifar-sheets/unpack_cifar.py .cifar && VAEGAN_DATA=$PWD/.cifar PYTHONPATH=src PYTHONUNBUFFERED=1 "
        "python3 benchmarks/gpu_check.py $OUT --only reproduce --reproduce-budget {budget} --work .reproduce "
@@ -36,7 +38,15 @@ RUN = ("python3 .cifar-sheets/unpack_cifar.py .cifar && VAEGAN_DATA=$PWD/.cifar 
 def plan_parts(sheets: Path, limit: int) -> list[list[Path]]:
     """The sheet files in parts of at most `limit` bytes each, in name order; the unpacker and the manifest
     (which the rebuild needs whole) go last."""
+    needed = [sheets / "cifar" / "MANIFEST.json", sheets / "unpack_cifar.py"]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        raise SystemExit(f"stage_cifar: {', '.join(missing)} not found: --sheets names the folder holding cifar/ and "
+                         "unpack_cifar.py (../shared/data)")
     files = sorted(p for p in (sheets / "cifar").rglob("*") if p.is_file() and p.name != "MANIFEST.json")
+    too_big = [str(path) for path in files if path.stat().st_size > limit]
+    if too_big:
+        raise SystemExit(f"stage_cifar: {too_big[0]} is larger than a part ({limit >> 20} MiB): raise --part-mib")
     parts: list[list[Path]] = [[]]
     size = 0
     for path in files:
@@ -45,7 +55,7 @@ def plan_parts(sheets: Path, limit: int) -> list[list[Path]]:
             size = 0
         parts[-1].append(path)
         size += path.stat().st_size
-    parts[-1] += [sheets / "cifar" / "MANIFEST.json", sheets / "unpack_cifar.py"]
+    parts[-1] += needed
     return parts
 
 
@@ -55,6 +65,11 @@ def stage(sheets: Path, stage_dir: Path, part_mib: int, budget: float) -> list[d
         raise SystemExit(f"stage_cifar: {stage_dir} is outside the repository ({ROOT}); a call carries only "
                          "paths inside it")
     if stage_dir.exists():
+        if not stage_dir.is_dir():
+            raise SystemExit(f"stage_cifar: {stage_dir} is a file; --stage names a folder")
+        if any(not STAGED.fullmatch(path.name) for path in stage_dir.iterdir()):
+            raise SystemExit(f"stage_cifar: {stage_dir} holds files this script did not write; name an empty or "
+                             "new folder with --stage")
         shutil.rmtree(stage_dir)
     parts = plan_parts(sheets, part_mib << 20)
     calls = []

@@ -41,3 +41,16 @@ def test_the_sheets_travel_in_parts_under_the_limit_and_come_together_whole(stag
 def test_a_stage_folder_outside_the_repository_is_refused(stage_cifar, tmp_path):
     with pytest.raises(SystemExit, match="outside the repository"):
         stage_cifar.stage(tmp_path, tmp_path / ".stage", 56, 1.0)
+
+
+def test_a_stage_folder_holding_other_files_or_missing_sheets_is_refused_and_left_as_it_was(stage_cifar, tmp_path,
+                                                                                            monkeypatch):
+    monkeypatch.setattr(stage_cifar, "ROOT", tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not found"):
+        stage_cifar.stage(tmp_path / "nowhere", tmp_path / ".stage", 56, 1.0)
+    with pytest.raises(SystemExit, match="did not write"):
+        stage_cifar.stage(tmp_path / "nowhere", mine, 56, 1.0)
+    assert (mine / "notes.txt").read_text() == "mine"
