@@ -124,7 +124,21 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
     ({"model.name": "vaegan", "loss.feature_weight": 1.0, "loss.d_on_recon": False}, "d_on_recon=true"),
     ({"model.name": "gan", "loss.perceptual_weight": 1.0, "loss.perceptual_net": "vgg16"}, "has no encoder"),
     ({"loss.perceptual_weight": 1.0}, "needs loss.perceptual_weights=FILE"),
+    ({"model.class_norm": True}, "model.class_norm .* needs model.conditional=true"),
+    ({"model.prior": "class"}, "model.prior=class .* needs model.conditional=true"),
+    ({"model.conditional": True, "model.class_norm": True, "model.batchnorm": False}, "needs model.batchnorm=true"),
+    ({"loss.d_augment": "translation"}, "model.name=vae has none"),
+    ({"model.name": "vaegan", "loss.d_augment": "translation", "loss.feature_weight": 1.0},
+     "set loss.feature_weight=0 or loss.d_augment=off"),
 ])
 def test_inconsistent_combinations_are_refused_with_the_keys_named(overrides, pattern):
     with pytest.raises(VaeganError, match=pattern):
         C.check_consistency(C.apply_overrides(C.Config(), overrides))
+
+
+@pytest.mark.parametrize("key,value,allowed", [("model.upsample", "bilinear", "convtranspose, resize"),
+                                               ("model.prior", "vamp", "standard, class"),
+                                               ("loss.d_augment", "cutout", "off, translation, color,translation")])
+def test_the_quality_options_name_their_allowed_values(key, value, allowed):
+    with pytest.raises(VaeganError, match=f"invalid value for '{key}'.*allowed: {allowed}"):
+        C.apply_overrides(C.Config(), {key: value})

@@ -51,6 +51,8 @@ def _fraction() -> dict:
 DEVICE_RULE = {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "allowed": "auto, cpu, cuda, cuda:N, mps"}
 
 
+D_AUGMENT_POLICIES = ("off", "translation", "color,translation", "color,translation,cutout")
+
 DATASET_NAMES = ("cifar10", "cifar100", "shapes10", "folder", "npz")
 
 
@@ -81,6 +83,15 @@ class ModelConfig:
     batchnorm: bool = True
     dropout: float = field(default=0.0, metadata=_fraction())
     noise_scale: float = field(default=1.0, metadata=_at_least(0.0))
+    # How the conv decoder doubles its resolution: convtranspose (the reference's 4x4 stride-2 ConvTranspose) or
+    # resize (nearest-neighbour upsampling + 3x3 conv, no checkerboard overlap; the resnet decoder always resizes)
+    upsample: str = field(default="convtranspose", metadata=_choices("convtranspose", "resize"))
+    # Conditional models: G's BatchNorm layers also take per-class gains and biases, linear in G's label embedding
+    # (conditional BatchNorm, as BigGAN); the label then modulates every layer of G, not only its first
+    class_norm: bool = False
+    # standard: p(z) = N(0, I); class: p(z | y) = N(m_y, I) with a learned mean per class (conditional models),
+    # so the KL term pulls each class's codes to their own region and prior samples start there
+    prior: str = field(default="standard", metadata=_choices("standard", "class"))
 
 
 @dataclass
@@ -100,6 +111,9 @@ class LossConfig:
     perceptual_weight: float = field(default=0.0, metadata=_at_least(0.0))
     perceptual_net: str = field(default="classifier", metadata=_choices("classifier", "vgg16"))
     perceptual_weights: str | None = None
+    # DiffAugment (Zhao et al. 2020): the same differentiable augmentations on every image D sees, real and fake,
+    # in D's and in G's pass; the reconstruction losses see the images as they are
+    d_augment: str = field(default="off", metadata=_choices(*D_AUGMENT_POLICIES))
 
 
 @dataclass
@@ -148,6 +162,10 @@ class TrainConfig:
 @dataclass
 class EvaluationConfig:
     inception_weights: str | None = None  # pt_inception-2015-12-05-6726825d.pth; else $VAEGAN_INCEPTION or cache
+    # FCD and class consistency of quality_samples samples at each epoch end, scored by this `vaegan classifier
+    # train` file (one the run does not train against): `quality` records for `vaegan curves` and the report
+    quality_classifier: str | None = None
+    quality_samples: int = field(default=2000, metadata=_between(2, 100_000))
 
 
 @dataclass
@@ -366,6 +384,17 @@ def check_consistency(cfg: Config) -> None:
     if cfg.loss.perceptual_weight > 0 and cfg.loss.perceptual_net == "classifier" and not cfg.loss.perceptual_weights:
         raise VaeganError("loss.perceptual_net=classifier needs loss.perceptual_weights=FILE, a classifier written "
                           "by `vaegan classifier train` on the run's dataset")
+    for key, on in (("model.class_norm", cfg.model.class_norm), ("model.prior=class", cfg.model.prior == "class")):
+        if on and not cfg.model.conditional:
+            raise VaeganError(f"{key} conditions on the class label: it needs model.conditional=true")
+    if cfg.model.class_norm and not cfg.model.batchnorm:
+        raise VaeganError("model.class_norm gives G's BatchNorm layers per-class gains: it needs model.batchnorm=true")
+    if cfg.loss.d_augment != "off" and cfg.model.name == "vae":
+        raise VaeganError("loss.d_augment augments what the discriminator sees: model.name=vae has none")
+    if cfg.loss.d_augment != "off" and cfg.loss.feature_weight > 0:
+        raise VaeganError("loss.d_augment draws each image's augmentation apart, so feature matching would compare "
+                          "a reconstruction and its image under different augmentations: set loss.feature_weight=0 "
+                          "or loss.d_augment=off")
     if cfg.loss.feature_weight > 0 and (cfg.model.name != "vaegan" or not cfg.loss.d_on_recon):
         raise VaeganError("loss.feature_weight > 0 matches reconstructions in D's features: it needs "
                           "model.name=vaegan and loss.d_on_recon=true")

@@ -32,7 +32,7 @@ def generated_batches(model: GenerativeModel, n: int, seed: int, batch: int = BA
             size = min(batch, n - start)
             z = torch.randn(size, model.latent_dim, generator=generator).to(device)
             y = (torch.arange(start, start + size) % classes).to(device)
-            yield model.decoder(z, model.labels(y)), y
+            yield model.generate(z, y), y
 
 
 def real_batches(dataset: ImageDataset, device: torch.device, batch: int = BATCH

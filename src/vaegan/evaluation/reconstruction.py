@@ -26,7 +26,7 @@ def evaluate_reconstruction(model: nn.Module, batches, beta: float, reduction: s
     with evaluation_mode(model):
         for x, y in batches:
             x_hat, mu, logvar = model(x, y)
-            out = vae_loss(x_hat, x, mu, logvar, beta, reduction)
+            out = vae_loss(x_hat, x, model.posterior_offset(mu, model.labels(y)), logvar, beta, reduction)
             per_image = (x_hat - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)
             n = x.shape[0]
             psnr = (10 * torch.log10(4.0 / per_image)).double().sum()  # peak 1 in [0, 1] = 2 in [-1, 1]

@@ -15,8 +15,9 @@ WITH_DISCRIMINATOR = ("vaegan", "gan")
 
 def _decoder(m, classes: int) -> nn.Module:
     if m.arch == "conv":
-        return Decoder(m.latent_dim, m.batchnorm, m.dropout, m.channels, classes, m.embed_dim)
-    return ResNetDecoder(m.latent_dim, m.channels, m.batchnorm, m.dropout, classes, m.embed_dim)
+        return Decoder(m.latent_dim, m.batchnorm, m.dropout, m.channels, classes, m.embed_dim, m.upsample,
+                       m.class_norm)
+    return ResNetDecoder(m.latent_dim, m.channels, m.batchnorm, m.dropout, classes, m.embed_dim, m.class_norm)
 
 
 def _encoder(m, classes: int) -> nn.Module:
@@ -38,4 +39,5 @@ def build_model(model_cfg, num_classes: int = 0) -> GenerativeModel:
     classes = num_classes if m.conditional else 0
     return GenerativeModel(_decoder(m, classes), _encoder(m, classes) if m.name in WITH_ENCODER else None,
                            _discriminator(m, classes) if m.name in WITH_DISCRIMINATOR else None,
-                           latent_dim=m.latent_dim, num_classes=classes, noise_scale=m.noise_scale)
+                           latent_dim=m.latent_dim, num_classes=classes, noise_scale=m.noise_scale,
+                           class_prior=m.prior == "class" and classes > 0)

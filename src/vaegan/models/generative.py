@@ -2,6 +2,10 @@
 
 vae = E + G, vaegan = E + G + D, gan = G + D. The trainer, evaluation and figures talk to this interface
 only, so they work the same for all three and for both architectures.
+
+The prior is N(0, I), or with `class_prior` N(m_y, I) with a learned mean m_y per class. Prior noise z ~ N(0, I)
+is always what callers draw; `generate` moves it to the label's mean, and the KL term measures the posterior
+mean from it (`posterior_offset`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise_scale: float = 
 class GenerativeModel(nn.Module):
     def __init__(self, decoder: nn.Module, encoder: nn.Module | None = None,
                  discriminator: nn.Module | None = None, *, latent_dim: int, num_classes: int = 0,
-                 noise_scale: float = 1.0, noise=standard_normal):
-        """`noise(shape, like)` draws the training noise (reparameterisation and prior samples)."""
+                 noise_scale: float = 1.0, noise=standard_normal, class_prior: bool | nn.Embedding = False):
+        """`noise(shape, like)` draws the training noise (reparameterisation and prior samples). `class_prior`:
+        a learned prior mean per class (True builds it, starting at 0; an Embedding shares that one)."""
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -36,6 +41,12 @@ class GenerativeModel(nn.Module):
         self.num_classes = num_classes
         self.noise_scale = noise_scale
         self.noise = noise
+        if class_prior is True:
+            if not num_classes:
+                raise ValueError("a class prior needs a conditional model")
+            class_prior = nn.Embedding(num_classes, latent_dim)
+            nn.init.zeros_(class_prior.weight)
+        self.prior_mean = class_prior or None
 
     @property
     def conditional(self) -> bool:
@@ -52,9 +63,18 @@ class GenerativeModel(nn.Module):
             raise ValueError("an unconditional model has no label embedding")
         return self.decoder.label.embedding(y)
 
+    def posterior_offset(self, mu: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """mu measured from the prior mean of its label: what the KL term against N(0, I) takes."""
+        return mu if self.prior_mean is None else mu - self.prior_mean(y)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """G's images for prior noise z ~ N(0, I) [n, latent_dim] and labels y [n] (conditional models)."""
+        y = self.labels(y)
+        return self.decoder(z if self.prior_mean is None else z + self.prior_mean(y), y)
+
     def autoencoder_parameters(self) -> list[nn.Parameter]:
-        """E and G: what the generator optimiser updates."""
-        modules = [m for m in (self.encoder, self.decoder) if m is not None]
+        """E, G and the class prior: what the generator optimiser updates."""
+        modules = [m for m in (self.encoder, self.decoder, self.prior_mean) if m is not None]
         return [p for m in modules for p in m.parameters()]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None
@@ -76,9 +96,10 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None
                ) -> torch.Tensor:
         """n images G(z, y) with z ~ N(0, I); y ([n] labels) is required for a conditional model."""
-        return self.decoder(self.prior_z(n, generator), self.labels(y))
+        return self.generate(self.prior_z(n, generator), y)
 
     def with_decoder(self, decoder: nn.Module) -> GenerativeModel:
         """The same model with another generator (the EMA copy), sharing E and D."""
         return GenerativeModel(decoder, self.encoder, self.discriminator, latent_dim=self.latent_dim,
-                               num_classes=self.num_classes, noise_scale=self.noise_scale, noise=self.noise)
+                               num_classes=self.num_classes, noise_scale=self.noise_scale, noise=self.noise,
+                               class_prior=self.prior_mean or False)

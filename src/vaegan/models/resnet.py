@@ -8,24 +8,25 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from vaegan.models.conditioning import LabelConcat
+from vaegan.models.conditioning import LabelConcat, LabelledSequential, TakesLabel, apply, norm_layer
 from vaegan.models.discriminator import FeatureStack
-from vaegan.models.vae import _dropout, _norm  # the conv E/G's layers for model.batchnorm and model.dropout
+from vaegan.models.vae import _dropout  # the conv E/G's layer for model.dropout
 
 
-class UpBlock(nn.Module):
-    """(BN)-ReLU-upsample-conv3x3-(BN)-ReLU-conv3x3, plus an upsampled 1x1 shortcut; dropout on the sum."""
+class UpBlock(TakesLabel):
+    """(BN)-ReLU-upsample-conv3x3-(BN)-ReLU-conv3x3, plus an upsampled 1x1 shortcut; dropout on the sum. The BN
+    layers are conditional with `class_embed` > 0 (the label embedding's size)."""
 
-    def __init__(self, c_in: int, c_out: int, batchnorm: bool = True, dropout: float = 0.0):
+    def __init__(self, c_in: int, c_out: int, batchnorm: bool = True, dropout: float = 0.0, class_embed: int = 0):
         super().__init__()
-        self.bn1, self.bn2 = _norm(c_in, batchnorm), _norm(c_out, batchnorm)
+        self.bn1, self.bn2 = norm_layer(c_in, batchnorm, class_embed), norm_layer(c_out, batchnorm, class_embed)
         self.conv1, self.conv2 = nn.Conv2d(c_in, c_out, 3, 1, 1), nn.Conv2d(c_out, c_out, 3, 1, 1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1)
         self.dropout = _dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
-        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.interpolate(F.relu(apply(self.bn1, x, label)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(apply(self.bn2, self.conv1(h), label)))
         return self.dropout(h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest")))
 
 
@@ -42,8 +43,8 @@ class DownBlock(nn.Module):
         wrap = spectral_norm if spectral else (lambda m: m)
         self.conv1, self.conv2 = wrap(nn.Conv2d(c_in, c_out, 3, 1, 1)), wrap(nn.Conv2d(c_out, c_out, 3, 1, 1))
         self.shortcut = wrap(nn.Conv2d(c_in, c_out, 1)) if (c_in != c_out or downsample) else nn.Identity()
-        self.norm1 = _norm(c_in, batchnorm and not first)
-        self.norm2 = _norm(c_out, batchnorm)
+        self.norm1 = norm_layer(c_in, batchnorm and not first)
+        self.norm2 = norm_layer(c_out, batchnorm)
         self.downsample, self.first = downsample, first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,17 +85,20 @@ class ResNetDecoder(nn.Module):
     BatchNorm and dropout as `model.batchnorm` and `model.dropout` ask, like the conv decoder's."""
 
     def __init__(self, latent_dim: int, channels: int, batchnorm: bool = True, dropout: float = 0.0,
-                 num_classes: int = 0, embed_dim: int = 32):
+                 num_classes: int = 0, embed_dim: int = 32, class_norm: bool = False):
         super().__init__()
         c = channels
         self.channels = c
         self.label = LabelConcat(num_classes, embed_dim)
         self.project = nn.Linear(latent_dim + self.label.out_extra, c * 16)
-        self.body = nn.Sequential(*(UpBlock(c, c, batchnorm, dropout) for _ in range(3)), _norm(c, batchnorm),
-                                  nn.ReLU(), nn.Conv2d(c, 3, 3, 1, 1), nn.Tanh())
+        class_embed = self.label.out_extra if class_norm else 0
+        self.body = LabelledSequential(*(UpBlock(c, c, batchnorm, dropout, class_embed) for _ in range(3)),
+                                       norm_layer(c, batchnorm, class_embed), nn.ReLU(), nn.Conv2d(c, 3, 3, 1, 1),
+                                       nn.Tanh())
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.body(self.project(self.label(z, y)).view(-1, self.channels, 4, 4))
+        label = self.label.vector(y)
+        return self.body(self.project(self.label(z, label)).view(-1, self.channels, 4, 4), label)
 
 
 class ResNetDiscriminatorFeatures(FeatureStack):

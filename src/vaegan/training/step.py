@@ -12,6 +12,7 @@ from torch import nn
 from vaegan.config import LossConfig
 from vaegan.models import GenerativeModel
 from vaegan.objectives import discriminator_loss, feature_matching_loss, generator_loss, vae_loss
+from vaegan.objectives.diffaugment import diff_augment
 from vaegan.objectives.perceptual import PerceptualLoss
 from vaegan.speed import SpeedSettings, autocast, to_input_layout
 from vaegan.training import distributed
@@ -120,7 +121,8 @@ class TrainStep:
 
     E/G minimise recon + beta*KL (+ perceptual_weight * perceptual) + gan_weight*GAN (+ feature_weight * feature
     matching); D minimises its GAN
-    loss on real images against reconstructions and/or prior samples G(z, y) (z ~ N(0, I), the batch's labels).
+    loss on real images against reconstructions and/or prior samples G(z, y) (z ~ N(0, I), the batch's labels),
+    all of them through `loss.d_augment`'s augmentations wherever D sees them.
     Both losses and both gradients are computed from the same weights before either optimiser steps
     (simultaneous updates), so a non-finite loss or gradient can skip the whole step: no weight, optimiser
     state or buffer (BatchNorm statistics, spectral-norm vectors) changes. With `adversarial=False` (VAE
@@ -162,7 +164,8 @@ class TrainStep:
             fakes = []
             if model.encoder is not None:
                 x_hat, mu, logvar = model(x, y)
-                g_loss = autoencoder_terms(x_hat, x, mu, logvar, cfg, self.perceptual, values)
+                g_loss = autoencoder_terms(x_hat, x, model.posterior_offset(mu, y), logvar, cfg, self.perceptual,
+                                           values)
                 if cfg.d_on_recon:
                     fakes.append(x_hat)
             d_loss = None
@@ -228,10 +231,10 @@ class TrainStep:
                 fake_logits = logits[:len(fake)]
                 fake_features, real_features = [f[:len(x)] for f in features], [f[len(fake):] for f in features]
             else:
-                fake_logits = discriminator(fake, y_fake)
+                fake_logits = discriminator(diff_augment(fake, cfg.d_augment), y_fake)
         finally:
             discriminator.requires_grad_(True)
         g_loss = g_loss + generator_terms(fake_logits, fake_features, real_features, cfg, values)
         y_all = None if y is None else torch.cat([y, y_fake])
-        logits = discriminator(torch.cat([x, fake.detach()]), y_all)
+        logits = discriminator(diff_augment(torch.cat([x, fake.detach()]), cfg.d_augment), y_all)
         return g_loss, discriminator_terms(logits[:len(x)], logits[len(x):], cfg, values)

@@ -22,7 +22,7 @@ def class_conditional_samples(model: GenerativeModel, classes: list[int], per_cl
     z = fixed_latents(model, per_class, seed).repeat(len(classes), 1)
     y = torch.tensor(classes, device=z.device).repeat_interleave(per_class)
     with evaluation_mode(model):
-        return model.decoder(z, model.labels(y))
+        return model.generate(z, y)
 
 
 def save_sample_grid(model: GenerativeModel, path: Path, class_names: list[str] | None = None,
@@ -36,7 +36,7 @@ def save_sample_grid(model: GenerativeModel, path: Path, class_names: list[str] 
     else:
         z = fixed_latents(model, per_class * per_class, seed)
         with evaluation_mode(model):
-            images = model.decoder(z, None)
+            images = model.generate(z)
         labels = None
     grid = make_grid(to_uint8(images), per_class)
     return save_png(grid, path, scale, row_labels=labels)

@@ -180,13 +180,14 @@ class GroupedEmbedding(_GroupedLayer):
 
 
 class GroupedBatchNorm2d(nn.Module):
-    """BatchNorm2d of K members as one over K*C channels; the running statistics go back to each member."""
+    """BatchNorm2d of K members as one over K*C channels (affine or not); the running statistics go back to each
+    member."""
 
     def __init__(self, layers: list[nn.BatchNorm2d]):
         super().__init__()
         first = layers[0]
-        if not (first.affine and first.track_running_stats and first.momentum is not None):
-            raise ValueError("only affine BatchNorm with running statistics and a momentum is fused")
+        if not (first.track_running_stats and first.momentum is not None):
+            raise ValueError("only BatchNorm with running statistics and a momentum is fused")
         self.layers = nn.ModuleList(layers)
         self.members = len(layers)
 
@@ -194,8 +195,9 @@ class GroupedBatchNorm2d(nn.Module):
         first, k = self.layers[0], self.members
         means = torch.cat([layer.running_mean for layer in self.layers])
         variances = torch.cat([layer.running_var for layer in self.layers])
-        out = F.batch_norm(_to_groups(x, k), means, variances, torch.cat([layer.weight for layer in self.layers]),
-                           torch.cat([layer.bias for layer in self.layers]), self.training, first.momentum, first.eps)
+        weight, bias = (torch.cat([getattr(layer, name) for layer in self.layers]) if first.affine else None
+                        for name in ("weight", "bias"))
+        out = F.batch_norm(_to_groups(x, k), means, variances, weight, bias, self.training, first.momentum, first.eps)
         if self.training:
             torch._foreach_copy_([layer.running_mean for layer in self.layers], list(means.chunk(k)))
             torch._foreach_copy_([layer.running_var for layer in self.layers], list(variances.chunk(k)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from vaegan.objectives.diffaugment import diff_augment
 from vaegan.speed import autocast
 from vaegan.training.fused.model import MemberRandom, fuse_models
 from vaegan.training.step import StepOutput, TrainStep, autoencoder_terms, discriminator_terms, generator_terms
@@ -51,6 +52,7 @@ class GroupedStep:
         self.members = len(steps)
         first = steps[0]
         self.model = fuse_models([step.model for step in steps], random, first.speed.channels_last)
+        self.random = random
         self.losses = [step.loss_cfg for step in steps]
         self.perceptual, self.speed = first.perceptual, first.speed
         weight = next(first.model.parameters())
@@ -71,6 +73,7 @@ class GroupedStep:
             fakes = []
             if model.encoder is not None:
                 x_hat, mu, logvar = model(x, y)
+                mu = model.posterior_offset(mu, y)
                 g_losses = [autoencoder_terms(*rows, cfg, self.perceptual, vals) for *rows, cfg, vals in zip(
                     *(t.chunk(k) for t in (x_hat, x, mu, logvar)), self.losses, values)]
                 if self.losses[0].d_on_recon:
@@ -102,6 +105,13 @@ class GroupedStep:
         logged = {key: torch.stack([vals[key] for vals in values]).detach().float() for key in values[0]}
         return StepOutput({**logged, "loss": losses[0].detach().float()}, skipped=skipped)
 
+    def _augmented(self, images: torch.Tensor) -> torch.Tensor:
+        """Each member's rows of a member-major batch through its `loss.d_augment`, drawn from its own stream."""
+        if all(cfg.d_augment == "off" for cfg in self.losses):
+            return images
+        return torch.cat([self.random.draw(k, diff_augment, rows, cfg.d_augment)
+                          for k, (rows, cfg) in enumerate(zip(images.chunk(self.members), self.losses))])
+
     def _adversarial_losses(self, x, y, fakes, g_losses, values):
         """(each member's E/G loss with its GAN and feature terms added, each member's D loss)."""
         k, discriminator = self.members, self.model.discriminator
@@ -116,7 +126,7 @@ class GroupedStep:
                 logits, features = discriminator(member_cat([fake, x], k), y_both, return_features=True)
                 fake_logits = member_rows(logits, k, 0, fake_rows)
             else:
-                fake_logits = list(discriminator(fake, y_fake).chunk(k))
+                fake_logits = list(discriminator(self._augmented(fake), y_fake).chunk(k))
         finally:
             discriminator.requires_grad_(True)
         for member, cfg in enumerate(self.losses):
@@ -127,7 +137,7 @@ class GroupedStep:
             g_losses[member] = g_losses[member] + generator_terms(fake_logits[member], fake_features, real_features,
                                                                   cfg, values[member])
         y_all = None if y is None else member_cat([y, y_fake], k)
-        logits = discriminator(member_cat([x, fake.detach()], k), y_all)
+        logits = discriminator(self._augmented(member_cat([x, fake.detach()], k)), y_all)
         real_logits, fake_logits = member_rows(logits, k, 0, real_rows), member_rows(logits, k, real_rows)
         d_losses = [discriminator_terms(real, fake, cfg, vals)
                     for real, fake, cfg, vals in zip(real_logits, fake_logits, self.losses, values)]
