@@ -188,15 +188,28 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 def _cmd_curves(args: argparse.Namespace) -> None:
     from vaegan.runs import RunDir
-    from vaegan.viz.curves import plot_curves
+    from vaegan.viz.curves import plot_curves, plot_quality, quality_records
 
-    rundir = RunDir(args.run)
-    records = rundir.records()
-    if not any(r.get("kind") == "train" for r in records):
-        raise VaeganError(f"{rundir.metrics_file} holds no training steps yet: nothing to plot")
-    out = Path(args.out) if args.out else rundir.figure("curves.png")
-    plot_curves(records, out, title=rundir.path.name)
-    print(f"written to {out}")
+    rundirs = [RunDir(run) for run in args.run]
+    records = {rundir: rundir.records() for rundir in rundirs}
+    if len(rundirs) == 1:
+        rundir = rundirs[0]
+        if not any(r.get("kind") == "train" for r in records[rundir]):
+            raise VaeganError(f"{rundir.metrics_file} holds no training steps yet: nothing to plot")
+        out = Path(args.out) if args.out else rundir.figure("curves.png")
+        plot_curves(records[rundir], out, title=rundir.path.name)
+        print(f"written to {out}")
+        if quality_records(records[rundir]):
+            quality = out.with_name(f"{out.stem}-quality.png")
+            print(f"written to {plot_quality({rundir.path.name: records[rundir]}, quality)}")
+        return
+    if not args.out:
+        raise VaeganError("several runs are compared on one picture: say where with --out PNG")
+    missing = [str(rundir.path) for rundir in rundirs if not quality_records(records[rundir])]
+    if missing:
+        raise VaeganError(f"no quality records in {', '.join(missing)}: train with evaluation.quality_classifier=FILE "
+                          "to compare runs")
+    print(f"written to {plot_quality({str(rundir.path): records[rundir] for rundir in rundirs}, Path(args.out))}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -384,9 +397,13 @@ def _add_pages(commands: Commands) -> None:
     compare.add_argument("--device", default="auto")
     compare.set_defaults(func=_cmd_compare)
 
-    curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind)")
-    curves.add_argument("run", metavar="RUN")
-    curves.add_argument("--out", help="the PNG to write (default RUN/figures/curves.png)")
+    curves = commands.add_parser("curves", help="loss curves from RUN/metrics.jsonl (smoothed, raw faint behind); "
+                                 "with several runs, their sample quality on one picture")
+    curves.add_argument("run", metavar="RUN", nargs="+",
+                        help="one run: its loss curves (and quality curves, when it logged them); several runs: "
+                        "their FCD and class consistency against images seen and training seconds")
+    curves.add_argument("--out", help="the PNG to write (one run: default RUN/figures/curves.png, its quality "
+                        "curves beside it as curves-quality.png; several runs: required)")
     curves.set_defaults(func=_cmd_curves)
 
 

@@ -1,7 +1,8 @@
 """A training run as a user asks for it: the trainer plus what surrounds it.
 
 `train` and `resume` own the run folder while they work (its lock, and only files vaegan wrote may be
-replaced); at each epoch end they log test-set metrics and write the sample and reconstruction grids; at the
+replaced); at each epoch end they log test-set metrics (and, with `evaluation.quality_classifier`, the samples'
+FCD and class consistency) and write the sample and reconstruction grids; at the
 finish they write `model.pt` and `summary.json`, last, so that a run killed before them is completed by
 `resume`. Figures and test metrics use the EMA generator when `train.ema_decay` > 0.
 """
@@ -18,6 +19,7 @@ import torch
 from vaegan.config import Config, apply_overrides, check_consistency, from_dict, frozen_differences, to_yaml
 from vaegan.data import ImageDataset, load_split, sequential_batches
 from vaegan.errors import StoppedByAnotherRank, VaeganError
+from vaegan.evaluation.quality import QualityProbe
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.runs import RunDir, atomic_write
 from vaegan.runs.checkpoint import is_count
@@ -40,6 +42,9 @@ class Experiment(TrainingEvents):
         self.cfg, self.rundir, self.test_set, self.trainer = cfg, rundir, test_set, trainer
         trainer.events = self
         self.tensorboard: TensorBoardLog | None = None
+        classifier = cfg.evaluation.quality_classifier
+        self.quality_probe = QualityProbe(Path(classifier), test_set, cfg.evaluation.quality_samples,
+                                          trainer.device) if classifier and trainer.ranks.main else None
 
     @classmethod
     def alone(cls, cfg: Config, rundir: RunDir, train_set: ImageDataset, test_set: ImageDataset,
@@ -56,6 +61,7 @@ class Experiment(TrainingEvents):
 
     def epoch_end(self, trainer: Trainer) -> None:
         self.test()
+        self.quality()
         epoch = trainer.position.epoch
         if epoch % self.cfg.train.recon_every == 0 and trainer.ranks.main:
             self.figures(f"epoch_{epoch:03d}")
@@ -81,6 +87,20 @@ class Experiment(TrainingEvents):
             self.tensorboard.scalars("test", trainer.position.step, result)
         return result
 
+    def quality(self) -> dict[str, float]:
+        """The samples' FCD and class consistency, logged as a `quality` record with the images seen and the
+        training seconds so far (with `evaluation.quality_classifier`; rank 0 measures)."""
+        if self.quality_probe is None:
+            return {}
+        pos = self.trainer.position
+        result = self.quality_probe.measure(self.trainer.eval_model)
+        self.trainer.metrics_log.write(kind="quality", step=pos.step, epoch=pos.epoch,
+                                       images=pos.step * self.cfg.train.batch_size, seconds=round(pos.seconds, 2),
+                                       **result)
+        if self.tensorboard is not None:
+            self.tensorboard.scalars("quality", pos.step, result)
+        return result
+
     def figures(self, name: str) -> None:
         """Sample grid (fixed z) and, with an encoder, the real-vs-reconstruction grid of the first test images."""
         model, step = self.trainer.eval_model, self.trainer.position.step
@@ -93,9 +113,9 @@ class Experiment(TrainingEvents):
             for png in written:
                 self.tensorboard.image(png.parent.name, png, step)
 
-    def logged_test(self, step: int) -> dict[str, float] | None:
-        """The test metrics metrics.jsonl holds for `step` (a resumed run may have logged them before it stopped)."""
-        logged = [r for r in self.rundir.records() if r.get("kind") == "test" and r.get("step") == step]
+    def logged(self, kind: str, step: int) -> dict[str, float] | None:
+        """The `kind` record metrics.jsonl holds for `step` (a resumed run may have logged it before it stopped)."""
+        logged = [r for r in self.rundir.records() if r.get("kind") == kind and r.get("step") == step]
         return {k: v for k, v in logged[-1].items() if k not in ("kind", "step", "epoch", "time")} if logged else None
 
     def open_tensorboard(self) -> None:
@@ -118,10 +138,12 @@ class Experiment(TrainingEvents):
         """Final test metrics (those logged at this step, if any), the final grids, model.pt, then summary.json;
         rank 0 writes them (other ranks help measure and return an empty summary)."""
         trainer, pos = self.trainer, self.trainer.position
-        logged = distributed.from_main(self.logged_test(pos.step) if trainer.ranks.main else None, trainer.ranks)
+        logged = distributed.from_main(self.logged("test", pos.step) if trainer.ranks.main else None, trainer.ranks)
         final = logged if logged is not None else self.test()
         if not trainer.ranks.main:
             return {}
+        quality = self.logged("quality", pos.step) if self.quality_probe is not None else None
+        quality = quality if quality is not None else self.quality()
         self.figures("final")
         state = trainer.eval_model.state_dict()
         atomic_write(self.rundir.model, lambda f: torch.save(state, f))
@@ -133,6 +155,8 @@ class Experiment(TrainingEvents):
                    "nonfinite_steps": trainer.nonfinite_steps, "wall_seconds": round(leg.wall_seconds, 2),
                    "train_seconds": round(leg.step_seconds, 2),
                    "images_per_second": round(trained_images / leg.step_seconds, 1) if leg.steps else None}
+        if quality:
+            summary["quality"] = quality
         if trainer.fused is not None:  # trained fused: with which runs
             summary["fused"] = trainer.fused
         self.rundir.write_json(self.rundir.summary, summary)

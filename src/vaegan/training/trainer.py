@@ -42,11 +42,13 @@ RECORD_KEYS = ("kind", "step", "epoch", "skipped", "nonfinite_steps")  # a train
 
 @dataclass
 class Position:
-    """Where the data order stands: `batch` batches of `epoch` are done; `step` updates in total."""
+    """Where the data order stands: `batch` batches of `epoch` are done; `step` updates in total, which took
+    `seconds` of training (every leg's step time, without checkpoints and epoch-end work)."""
 
     step: int = 0
     epoch: int = 0
     batch: int = 0
+    seconds: float = 0.0
 
 
 class TrainingEvents:
@@ -143,6 +145,10 @@ class TrainingLoop:
         cfg = self.cfg.train
         pos = self.position
         first_step, started, other_seconds = pos.step, time.perf_counter(), 0.0
+        earlier_seconds = pos.seconds
+
+        def step_seconds() -> float:
+            return earlier_seconds + time.perf_counter() - started - other_seconds
         pending: list[PendingStep] = []
         progress = Progress(self.total_steps, pos.step, self.images_per_step, enabled=self.progress_enabled)
         try:
@@ -159,12 +165,14 @@ class TrainingLoop:
                         self.flush(pending, progress)
                     if checkpoint_due and self.checkpoint_allowed():
                         tick = time.perf_counter()
+                        pos.seconds = step_seconds()
                         self.save_checkpoint()
                         other_seconds += time.perf_counter() - tick
                     if pos.step >= self.total_steps:
                         break
                 if pos.batch == self.epoch_length:
                     tick = time.perf_counter()
+                    pos.seconds = step_seconds()
                     pos.epoch += 1
                     pos.batch = 0
                     if self.epoch_work_due():
@@ -175,6 +183,7 @@ class TrainingLoop:
         finally:
             progress.close()
         if self.saved_step != pos.step:
+            pos.seconds = step_seconds()
             self.save_checkpoint()
         wall = time.perf_counter() - started
         return TrainingLeg(pos.step - first_step, wall - other_seconds, wall)
@@ -249,7 +258,8 @@ class Trainer(TrainingLoop):
             "d_optimizer": None if self.d_optimizer is None else self.d_optimizer.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(), "nonfinite_steps": self.nonfinite_steps,
             "rng": rng, "rng_ranks": rng_ranks, "world_size": self.ranks.world_size, "step": pos.step,
-            "epoch": pos.epoch, "batch": pos.batch, "metrics_offset": self.metrics_log.offset(),
+            "epoch": pos.epoch, "batch": pos.batch, "train_seconds": pos.seconds,
+            "metrics_offset": self.metrics_log.offset(),
             "num_classes": self.num_classes, "speed": self.speed_record, "perceptual_sha256": self.perceptual_sha256,
             "data": self.data, "fused": self.fused}
 
@@ -278,7 +288,8 @@ class Trainer(TrainingLoop):
                 self.ema.load_state_dict(payload["ema"])
         self.nonfinite_steps = payload.get("nonfinite_steps", 0)
         ckpt.set_rng_state(payload["rng_ranks"][self.ranks.rank] if self.ranks.distributed else payload["rng"])
-        self.position = Position(payload["step"], payload["epoch"], payload["batch"])
+        self.position = Position(payload["step"], payload["epoch"], payload["batch"],
+                                 payload.get("train_seconds", 0.0))
         self.saved_step = payload["step"]
         if self.ranks.main and not self.metrics_log.truncate(payload["metrics_offset"]):
             log.warning("%s is shorter than when the checkpoint was written (deleted or cut by hand); new records "

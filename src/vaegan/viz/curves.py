@@ -1,4 +1,5 @@
-"""Loss curves from metrics.jsonl: one panel per quantity, smoothed, with the raw values faint behind."""
+"""Curves from metrics.jsonl: the losses of a run (one panel per quantity, smoothed, with the raw values faint
+behind), and the sample quality of one or more runs (`quality` records) against images seen and training time."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ PANELS = (("loss", "E/G objective"), ("recon", "reconstruction"), ("mse_per_pixe
           ("kl", "KL"), ("d_loss", "D loss"), ("gan", "G adversarial loss"), ("d_real", "D(real) mean logit"),
           ("d_fake", "D(fake) mean logit"), ("feature", "feature matching"))
 RAW, SMOOTH, TEST = "#9ab7d3", "#1f5f99", "#d2691e"
+QUALITY_PANELS = (("fcd", "FCD (lower is better)"), ("cc", "class consistency"))
+QUALITY_AXES = (("images", "images seen"), ("seconds", "training seconds"))
 
 
 def smooth(values: list[float]) -> list[float]:
@@ -28,10 +31,40 @@ def smooth(values: list[float]) -> list[float]:
     return out
 
 
-def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    pairs = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and not
-             isinstance(r.get(key), bool) and math.isfinite(r[key])]
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _series(records: list[dict[str, Any]], key: str, x: str = "step") -> tuple[list[float], list[float]]:
+    pairs = [(r[x], r[key]) for r in records if _is_number(r.get(key)) and _is_number(r.get(x))]
     return [s for s, _ in pairs], [v for _, v in pairs]
+
+
+def quality_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("kind") == "quality"]
+
+
+def plot_quality(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
+    """FCD and class consistency of each run (name -> its records) against images seen and training seconds:
+    one line per run, so recipes of different step costs compare at equal images and at equal time."""
+    runs = {name: quality_records(records) for name, records in runs.items()}
+    panels = [(key, name) for key, name in QUALITY_PANELS if any(_series(r, key)[0] for r in runs.values())]
+    if not panels:
+        raise ValueError("no quality records to plot: train with evaluation.quality_classifier=FILE")
+    figure = Figure(figsize=(4.6 * len(QUALITY_AXES), 3.2 * len(panels)), layout="constrained")
+    for i, (key, name) in enumerate(panels):
+        for j, (x, x_name) in enumerate(QUALITY_AXES):
+            axes = figure.add_subplot(len(panels), len(QUALITY_AXES), i * len(QUALITY_AXES) + j + 1)
+            for run, records in runs.items():
+                xs, values = _series(records, key, x)
+                if xs:
+                    axes.plot(xs, values, "o-", markersize=3.5, linewidth=1.2, label=run)
+            axes.set_title(name, fontsize=10)
+            axes.set_xlabel(x_name, fontsize=8)
+            axes.tick_params(labelsize=8)
+            axes.grid(alpha=0.25)
+            axes.legend(fontsize=7, frameon=False)
+    return save_figure(figure, path)
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> Path:

@@ -16,7 +16,7 @@ import yaml
 from vaegan.evaluation.latent import KNN_K
 from vaegan.evaluation.run import LoadedRun, metrics_summary
 from vaegan.runs import OutputFolder
-from vaegan.viz.curves import plot_curves
+from vaegan.viz.curves import plot_curves, plot_quality, quality_records
 from vaegan.viz.figures import interpolation_figure, reconstruction_figure
 from vaegan.viz.latent_map import latent_map_figure
 from vaegan.viz.samples import save_sample_grid
@@ -73,6 +73,10 @@ def run_figures(run: LoadedRun, folder: Path, latent_images: int = 2000, seed: i
     if any(r.get("kind") == "train" for r in records):
         figures.append((plot_curves(records, folder / "curves.png", title=run.run_dir.name),
                         "Loss curves: smoothed (dark) over the raw per-step values (faint); test-set points per epoch."))
+    if quality_records(records):
+        figures.append((plot_quality({run.run_dir.name: records}, folder / "quality.png"),
+                        "Sample quality at each epoch end (evaluation.quality_classifier): FCD and class "
+                        "consistency against images seen and training seconds."))
     kind = "class-conditional samples, rows = classes" if model.conditional else "samples"
     figures.append((save_sample_grid(model, folder / "samples.png", test.class_names, seed=seed),
                     f"{kind}, columns = one fixed z each (seed {seed}); "
