@@ -84,6 +84,8 @@ def test_a_classifier_given_later_adds_fcd_and_class_consistency_without_retrain
         rows = {r["variant"]: r for r in csv.DictReader(f)}
     assert all(float(rows[v]["fcd_mean"]) > 0 and float(rows[v]["fcd_floor_mean"]) >= 0 for v in rows)
     assert rows["plain"]["cc_mean"] == "" and 0 <= float(rows["conditional"]["cc_mean"]) <= 1
+    assert rows["plain"]["fcd_intra_mean"] == "" and float(rows["conditional"]["fcd_intra_mean"]) > 0
+    assert all(float(rows[v][column]) > 0 for v in rows for column in ("div_mean", "sharp_mean", "sharp_recon_mean"))
     assert main([*ablate, "--classifier", str(tmp_path / "missing.pt")]) == 2
     assert "--classifier: no file at" in capsys.readouterr().err
 

@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 
 MEASURE_IMAGES = 2000  # train and test images each cell is measured on
 STABILITY_TAIL = 0.2  # the last 20% of the steps
-SUITE_COLUMNS = {"fcd": ("fcd", "value"), "fcd_floor": ("fcd", "real_vs_real_floor"), "cc": ("cc", "value"),
-                 "fid": ("fid", "value")}  # table column -> (eval.json metric, its field)
+SUITE_COLUMNS = {"fcd": ("fcd", "value"), "fcd_floor": ("fcd", "real_vs_real_floor"),
+                 "fcd_intra": ("fcd", "intra_class"), "cc": ("cc", "value"), "div": ("div", "value"),
+                 "sharp": ("sharp", "ratio"), "sharp_recon": ("sharp", "reconstruction_ratio"),
+                 "fid": ("fid", "value")}  # table column -> (eval.json metric, its field), where the run has it
 
 
 @dataclass(frozen=True)
@@ -108,15 +110,17 @@ def training_values(run: LoadedRun) -> dict[str, float]:
 
 
 def suite_values(run: LoadedRun, suite: SuiteOptions) -> dict[str, float]:
-    """FCD (with its real-vs-real floor), class consistency and FID on MEASURE_IMAGES samples, as available."""
-    metrics = ["fcd", "cc"] if suite.classifier else []
+    """With a classifier: FCD (with its real-vs-real floor and, conditional models, intra-class FCD), class
+    consistency, diversity and sharpness; with Inception weights FID; on MEASURE_IMAGES samples each."""
+    metrics = ["fcd", "cc", "div", "sharp"] if suite.classifier else []
     if suite.inception_weights:
         metrics.append("fid")
     record = Evaluation(run, MEASURE_IMAGES, 0, suite.inception_weights, suite.classifier, cache_dir()).run_all(metrics)
     if "fcd" in record["skipped"] or "fid" in record["skipped"]:
         raise VaeganError(record["skipped"].get("fcd") or record["skipped"]["fid"])
     results = record["metrics"]
-    return {column: results[metric][key] for column, (metric, key) in SUITE_COLUMNS.items() if metric in results}
+    return {column: results[metric][key] for column, (metric, key) in SUITE_COLUMNS.items()
+            if key in results.get(metric, {})}
 
 
 def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> dict[str, float]:

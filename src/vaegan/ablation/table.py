@@ -17,7 +17,8 @@ from vaegan.viz.report import figure_html, html_page
 COLUMNS = [("train_mse", "train MSE/px"), ("test_mse", "test MSE/px"), ("gap", "gap (test-train)"),
            ("kl", "KL (nats)"), ("test_nelbo", "test -ELBO"), ("loss_std", "loss std, last 20%"),
            ("nonfinite", "non-finite steps"), ("knn", "5-NN acc. of means"), ("fcd", "FCD"),
-           ("fcd_floor", "FCD floor (train vs test)"), ("cc", "class consistency"), ("fid", "FID"),
+           ("fcd_floor", "FCD floor (train vs test)"), ("fcd_intra", "intra-class FCD"), ("cc", "class consistency"),
+           ("div", "div"), ("sharp", "sharpness samples"), ("sharp_recon", "sharpness recon"), ("fid", "FID"),
            ("images_per_second", "images/s"), ("wall_seconds", "wall s")]
 
 
