@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q --durations=15
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q --durations=15
 
 demo: $(STAMP)
 	$(BIN)/vaegan demo $(ARGS)
