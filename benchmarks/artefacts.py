@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from vaegan.errors import VaeganError
 from vaegan.evaluation import features as feat
 from vaegan.evaluation.run import load_run
 from vaegan.evaluation.sharpness import LUMA
@@ -85,4 +86,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except VaeganError as err:  # a folder that is not a finished run, a damaged checkpoint: one line
+        raise SystemExit(f"artefacts.py: error: {err}") from None

@@ -207,8 +207,8 @@ def _cmd_curves(args: argparse.Namespace) -> None:
         raise VaeganError("several runs are compared on one picture: say where with --out PNG")
     missing = [str(rundir.path) for rundir in rundirs if not quality_records(records[rundir])]
     if missing:
-        raise VaeganError(f"no quality records in {', '.join(missing)}: train with evaluation.quality_classifier=FILE "
-                          "to compare runs")
+        raise VaeganError(f"no quality records in {', '.join(missing)} (no metrics.jsonl there, or trained without "
+                          "evaluation.quality_classifier=FILE): nothing to compare")
     print(f"written to {plot_quality({str(rundir.path): records[rundir] for rundir in rundirs}, Path(args.out))}")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from vaegan.data import ImageDataset, sequential_batches
 from vaegan.models import GenerativeModel, evaluation_mode
@@ -33,6 +34,15 @@ def generated_batches(model: GenerativeModel, n: int, seed: int, batch: int = BA
             z = torch.randn(size, model.latent_dim, generator=generator).to(device)
             y = (torch.arange(start, start + size) % classes).to(device)
             yield model.generate(z, y), y
+
+
+def classifier_extractor(network: nn.Module) -> Extractor:
+    """The metrics classifier's penultimate features and its predicted class: what FCD, class consistency,
+    precision/recall and diversity read."""
+    def extractor(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = network.features(images)
+        return {"features": features, "predicted": network.head(features).argmax(1)}
+    return extractor
 
 
 def real_batches(dataset: ImageDataset, device: torch.device, batch: int = BATCH

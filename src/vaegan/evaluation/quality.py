@@ -33,13 +33,9 @@ class QualityProbe:
         with torch.random.fork_rng(devices=[]):
             self.network, info = load_classifier(classifier_path, device)
         check_matches(info, test_set.name, classifier_path)
-        self.samples = samples
+        self.samples, self.features = samples, feat.classifier_extractor(self.network)
         real = feat.extract(feat.real_batches(test_set.head(samples), device), self.features)
         self.real_moments = moments(real["features"])
-
-    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.network.features(images)
-        return {"features": features, "predicted": self.network.head(features).argmax(1)}
 
     def measure(self, model: GenerativeModel) -> dict[str, float]:
         """{"fcd": ..., and "cc" for a conditional model} of `model`'s samples (it runs in evaluation mode)."""

@@ -193,10 +193,7 @@ class Evaluation:
         network, info = load_classifier(self.classifier_path, self.run.device)
         clf.check_matches(info, self.run.dataset("test").name, self.classifier_path)
         digest = sha256_of(self.classifier_path)
-
-        def extractor(images: torch.Tensor) -> dict[str, torch.Tensor]:
-            features = network.features(images)
-            return {"features": features, "predicted": network.head(features).argmax(1)}
+        extractor = feat.classifier_extractor(network)
         fake = self.fakes(extractor)
         test = self.reals("test", f"classifier-{digest[:16]}", extractor)
         protocol = self.protocol(n_real=len(test["features"]), n_fake=len(fake["features"]),
