@@ -47,6 +47,8 @@ TINY = ["model.channels=8", "model.d_channels=8", "model.latent_dim=8", "model.e
 PARTS = ("tests", "collectives", "throughput", "full_runs", "pool", "cpu_ranks", "fused", "compile")
 ON_REQUEST = ("reproduce",)  # parts that run only when --only names them
 FUSE_SIZES = (1, 4, 8, 16, 32)  # runs trained as one group in the `fused` part
+SMOKE_STEP = ["--batch-size", "8", "--steps", "1", "--warmup", "1", "--windows", "1", "--matmul-repeats", "1",
+              "--matmul-size", "512"]  # throughput.py's settings for --smoke
 
 
 class Budget:
@@ -92,8 +94,7 @@ def device_tests(args, budget: Budget, out: Path) -> dict:
 
 def throughput(args, budget: Budget, out: Path, settings: list[tuple[str, str]]) -> list[dict]:
     rows = []
-    sizes = (["--batch-size", "8", "--steps", "1", "--warmup", "1", "--windows", "1", "--matmul-repeats", "1"]
-             if args.smoke else ["--steps", "30", "--warmup", "5", "--windows", "3"])
+    sizes = SMOKE_STEP if args.smoke else ["--steps", "30", "--warmup", "5", "--windows", "3"]
     for preset in PRESETS:
         for precision, compile_mode in settings:
             name = f"{preset}-{precision}-{compile_mode}"
@@ -147,7 +148,7 @@ def pool(args, budget: Budget, out: Path) -> list[dict]:
     32x32 models leave a big GPU mostly idle, which concurrent cells use."""
     grid = out / "pool-grid.yaml"
     grid.write_text(POOL_GRID.replace("400", "2") if args.smoke else POOL_GRID)
-    sizes = TINY if args.smoke else []
+    sizes = ["--measure-images", "32", *TINY] if args.smoke else []
     rows = []
     for jobs in (1, 4):
         devices = "cuda:0" if args.device == "cuda" else args.device
@@ -226,8 +227,7 @@ def fused(args, budget: Budget, out: Path) -> list[dict]:
     """Images/s of K runs of each preset trained as one fused group (grouped layers), K = 1 as the baseline;
     eager only (a whole-step CUDA graph is not built yet)."""
     rows = []
-    sizes = ["--batch-size", "8", "--steps", "1", "--warmup", "1", "--windows", "1", "--matmul-repeats", "1"] \
-        if args.smoke else ["--steps", "20", "--warmup", "3", "--windows", "2"]
+    sizes = SMOKE_STEP if args.smoke else ["--steps", "20", "--warmup", "3", "--windows", "2"]
     for preset in PRESETS[:1] if args.smoke else PRESETS:
         for members in (2,) if args.smoke else FUSE_SIZES:
             name = f"fused-{preset}-{members}"

@@ -188,24 +188,24 @@ def training_step_work(batch_size: int, device: torch.device, preset: str = PRES
 
 
 def layer_shape_matmul(device: torch.device, shapes: list[tuple[int, int, int]], gflop_per_image: float,
-                       batch_size: int) -> None:
+                       batch_size: int, square: int = MATMUL_SIZE) -> None:
     """Print the BLAS's speed on the step's own GEMM shapes, against square matmul checks taken just around it.
 
-    The bound assumes every FLOP runs as fast as a 4096x4096 matmul; the step's layers are smaller and
+    The bound assumes every FLOP runs as fast as a square (4096) matmul; the step's layers are smaller and
     skinnier products, and this says how fast even one plain GEMM per pass could go (im2col and
     col2im copies, BatchNorm, dropout and the optimiser not counted).
     """
-    before = matmul_gflops(device, 3)
+    before = matmul_gflops(device, 3, square)
     flops = sum(2 * m * k * n for m, k, n in shapes)
     seconds = sum(2 * m * k * n / gemm_gflops(device, 3, m, k, n) / 1e9 for m, k, n in shapes)
-    after = matmul_gflops(device, 3)
+    after = matmul_gflops(device, 3, square)
     rate = flops / seconds / 1e9
-    square = (before + after) / 2
+    checks = (before + after) / 2
     print(f"matmul at the step's own shapes ({len(shapes)} products: forward, input and weight gradients of its "
           f"convs and linears; {flops / 1e9 / batch_size / gflop_per_image:.0%} of its FLOPs): {rate:.1f} GFLOP/s "
-          f"best of 3 each, {rate / square:.0%} of the {MATMUL_SIZE}x{MATMUL_SIZE} checks just around it "
+          f"best of 3 each, {rate / checks:.0%} of the {square}x{square} checks just around it "
           f"({before:.0f}, {after:.0f}): a step of these products alone, each as fast as the BLAS runs it, would "
-          f"reach {rate / square:.0%} of the bound")
+          f"reach {rate / checks:.0%} of the bound")
 
 
 def spread(values: list[float]) -> str:
@@ -232,14 +232,14 @@ def headline(args, device: torch.device, gflop_per_image: float) -> dict:
     candidate.warm_up(args.warmup)
     windows = max(1, min(args.windows, args.steps))
     per_window = [args.steps // windows + (i < args.steps % windows) for i in range(windows)]
-    gflops = [matmul_gflops(device, args.matmul_repeats)]
+    gflops = [matmul_gflops(device, args.matmul_repeats, args.matmul_size)]
     for steps in per_window:  # alternate training windows with matmul checks so both see the same machine
         candidate.timed(steps)
-        gflops.append(matmul_gflops(device, 2))
+        gflops.append(matmul_gflops(device, 2, args.matmul_size))
     peak = max(gflops)
     bound = peak / gflop_per_image
     ips = candidate.images_per_second
-    print(f"matmul fp32 {MATMUL_SIZE}x{MATMUL_SIZE}: {peak:.1f} GFLOP/s best of {args.matmul_repeats + 2 * windows} "
+    print(f"matmul fp32 {args.matmul_size}x{args.matmul_size}: {peak:.1f} GFLOP/s best of {args.matmul_repeats + 2 * windows} "
           f"({torch.get_num_threads()} threads; per check {min(gflops):.0f}-{peak:.0f})")
     print(f"training FLOPs (forward + backward, batch {args.batch_size}): {gflop_per_image:.4f} GFLOP per image")
     print(f"bound: {bound:.1f} images/s")
@@ -289,7 +289,7 @@ def compare(args, device: torch.device, gflop_per_image: float, peak_gflops: flo
     order = random.Random(0)
     gflops = []
     for r in range(rounds):
-        gflops.append(matmul_gflops(device, 2))
+        gflops.append(matmul_gflops(device, 2, args.matmul_size))
         for candidate in order.sample(candidates, len(candidates)):
             candidate.timed(per_round, settle=1)
         print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds for --compare (default 4)")
     parser.add_argument("--windows", type=int, default=5, help="timing windows of the headline run (default 5)")
     parser.add_argument("--matmul-repeats", type=int, default=5)
+    parser.add_argument("--matmul-size", type=int, default=MATMUL_SIZE,
+                        help=f"side of the square matmul behind the bound (default {MATMUL_SIZE}; smaller only for "
+                        "a quick check of the script, as the bound then runs low)")
     parser.add_argument("--all", action="store_true",
                         help="with --compare: also the single-thread row (settled: ~0.6x)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
@@ -348,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(numbers, indent=2) + "\n")
     if not args.skip_shapes:
-        layer_shape_matmul(device, shapes, gflop_per_image, args.batch_size)
+        layer_shape_matmul(device, shapes, gflop_per_image, args.batch_size, args.matmul_size)
     if args.compare:
         print()
         compare(args, device, training_step_work(args.batch_size, device)[0], numbers["matmul_gflops"])

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from vaegan.ablation import FUSE_CHOICES
+from vaegan.ablation import FUSE_CHOICES, MEASURE_IMAGES
 from vaegan.ablation.cluster import EXECUTORS
 from vaegan.config import DATASET_NAMES, apply_overrides, load_preset, parse_override_args, preset_description, preset_names
 from vaegan.errors import StoppedByAnotherRank, VaeganError
@@ -273,7 +273,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
 
     out = Path(args.out or f"runs/reproduce-{args.experiment}")
     options = Options(out, args.budget, args.seeds, [Path(path) for path in args.classifier or []], args.device,
-                      parse_override_args(args.overrides), args.subset, _pool_executor(args), args.fuse)
+                      parse_override_args(args.overrides), args.subset, _pool_executor(args), args.fuse,
+                      args.measure_images)
     markdown, page, outcomes = reproduce(args.experiment, options)
     for outcome in outcomes:
         print(f"{outcome.title}:")
@@ -296,7 +297,8 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     if args.classifier and not Path(args.classifier).is_file():
         raise VaeganError(f"--classifier: no file at {args.classifier}")
     inception = INCEPTION_WEIGHTS.present(args.inception_weights, cache_dir())
-    suite = SuiteOptions(Path(args.classifier) if args.classifier else None, str(inception) if inception else None)
+    suite = SuiteOptions(Path(args.classifier) if args.classifier else None, str(inception) if inception else None,
+                         args.measure_images)
     if args.executor != POOL:
         executor = functools.partial(run_cluster, kind=args.executor, folder=out / "submitit",
                                      timeout_minutes=args.timeout_min, gpus=args.gpus_per_job, parallel=args.jobs)
@@ -442,6 +444,12 @@ def _add_job_options(command: argparse.ArgumentParser, jobs_help: str, per_devic
                          "off: one after another. Cells given to --jobs or --executor train one per job")
 
 
+def _add_measure_images(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--measure-images", type=_positive_int, default=MEASURE_IMAGES, metavar="N",
+                        help="samples and test images each run is measured on (default %(default)s; fewer make a "
+                        "quick smoke run, with noisier numbers)")
+
+
 def _add_ablate(commands: Commands) -> None:
     ablate = commands.add_parser("ablate", help="a grid of runs over seeds, as tables (resumable)",
                                  description="Train every variant of GRID for each seed on one budget, then write "
@@ -460,6 +468,7 @@ def _add_ablate(commands: Commands) -> None:
     ablate.add_argument("--gpus-per-job", type=int, default=1, help="per Slurm task (default 1)")
     ablate.add_argument("--classifier", help="adds FCD and class consistency (a `vaegan classifier train` file)")
     ablate.add_argument("--inception-weights", help="adds FID (else $VAEGAN_INCEPTION or the cached file, if any)")
+    _add_measure_images(ablate)
     ablate.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every variant")
     ablate.set_defaults(func=_cmd_ablate)
 
@@ -483,6 +492,7 @@ def _add_reproduce(commands: Commands) -> None:
                        help="training images of the CIFAR-10 small-data comparison (default %(default)s, where the "
                        "unregularised VAE overfits within about 200 steps: docs/reproduce.md)")
     repro.add_argument("--device", default="auto")
+    _add_measure_images(repro)
     _add_job_options(repro, "cells at once, each in its own process", "jobs on each of --devices")
     repro.add_argument("overrides", nargs="*", metavar="key=value",
                        help="applied to every run, e.g. data.name=shapes10 for a quick stand-in")

@@ -135,10 +135,8 @@ def test_a_cell_killed_between_its_checkpoint_and_summary_is_completed_and_measu
     assert "images_per_second" not in measure(cell, "cpu")  # completed, nothing trained again
 
 
-def test_the_measurement_cache_follows_the_step_it_measured(tmp_path):
-    import json
-
-    from vaegan.ablation.runner import measure, run_cell
+def test_the_measurement_cache_follows_the_step_and_the_image_count_it_measured(tmp_path):
+    from vaegan.ablation.runner import SuiteOptions, measure, run_cell
 
     (tmp_path / "grid.yaml").write_text(GRID)
     grid = load_grid(str(tmp_path / "grid.yaml"))
@@ -150,6 +148,9 @@ def test_the_measurement_cache_follows_the_step_it_measured(tmp_path):
     longer = measure(cell, "cpu")
     assert json.loads((cell / "ablation.json").read_text())["step"] == 6
     assert longer["test_mse"] != short["test_mse"]
+    few = measure(cell, "cpu", SuiteOptions(images=8))  # a smoke measurement on 8 images replaces the cache
+    assert json.loads((cell / "ablation.json").read_text())["images"] == 8 and few["test_mse"] != longer["test_mse"]
+    assert measure(cell, "cpu") == longer
 
 
 QUALITY = ("train_mse_mean", "test_mse_mean", "gap_mean", "kl_mean", "knn_mean", "loss_std_mean")

@@ -17,8 +17,8 @@ from vaegan.reproduce.claims import NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED
 from vaegan.reproduce.experiments import EXPERIMENTS, Options, check_classifiers, metrics_classifier
 from vaegan.runs.checkpoint import write_checkpoint
 
-STAND_IN = ["--budget", "0.001", "--seeds", "1", "--subset", "200", "--device", "cpu", "data.name=shapes10",
-            "model.channels=8", "model.d_channels=8", "model.latent_dim=8", "model.embed_dim=4",
+STAND_IN = ["--budget", "0.001", "--seeds", "1", "--subset", "200", "--measure-images", "200", "--device", "cpu",
+            "data.name=shapes10", "model.channels=8", "model.d_channels=8", "model.latent_dim=8", "model.embed_dim=4",
             "train.batch_size=16", "train.eval_images=32"]
 CLAIMS = {"cifar100": 15, "cifar10": 6}
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vaegan.ablation import FUSE_CHOICES
+from vaegan.ablation import FUSE_CHOICES, MEASURE_IMAGES
 from vaegan.ablation.grids import Grid
 from vaegan.config import Config, apply_overrides, from_dict
 from vaegan.data import load_split, sequential_batches
@@ -34,7 +34,6 @@ from vaegan.training.fused.trainer import fuse_key
 
 log = logging.getLogger(__name__)
 
-MEASURE_IMAGES = 2000  # train and test images each cell is measured on
 STABILITY_TAIL = 0.2  # the last 20% of the steps
 SUITE_COLUMNS = {"fcd": ("fcd", "value"), "fcd_floor": ("fcd", "real_vs_real_floor"),
                  "fcd_intra": ("fcd", "intra_class"), "cc": ("cc", "value"), "div": ("div", "value"),
@@ -44,9 +43,11 @@ SUITE_COLUMNS = {"fcd": ("fcd", "value"), "fcd_floor": ("fcd", "real_vs_real_flo
 
 @dataclass(frozen=True)
 class SuiteOptions:
-    """What the evaluation suite may use: a classifier (FCD, class consistency) and Inception weights (FID)."""
+    """What the evaluation suite may use: a classifier (FCD, class consistency) and Inception weights (FID), and
+    on how many images (and samples) each cell is measured: fewer make a quick smoke run, with noisier numbers."""
     classifier: Path | None = None
     inception_weights: str | None = None
+    images: int = MEASURE_IMAGES
 
 
 @dataclass
@@ -88,7 +89,7 @@ def run_cell(cfg: Config, run_dir: Path, steps: int) -> None:
         train(apply_overrides(cfg, {"train.max_steps": steps}), run_dir)
 
 
-def training_values(run: LoadedRun) -> dict[str, float]:
+def training_values(run: LoadedRun, images: int) -> dict[str, float]:
     """Reconstruction, KL, generalisation gap, latent kNN and stability of a finished run."""
     summary = run.rundir.read_json(run.rundir.summary)
     losses = [r["loss"] for r in run.rundir.records()
@@ -99,7 +100,7 @@ def training_values(run: LoadedRun) -> dict[str, float]:
     if summary["images_per_second"] is not None:  # None when the last leg only completed the outputs
         values["images_per_second"] = summary["images_per_second"]
     if run.model.encoder is not None:
-        splits = {split: run.dataset(split).head(MEASURE_IMAGES) for split in ("train", "test")}
+        splits = {split: run.dataset(split).head(images) for split in ("train", "test")}
         train_eval, test_eval = (evaluate_reconstruction(run.model, sequential_batches(splits[s], run.device), 1.0,
                                                          "sum") for s in ("train", "test"))
         values.update(train_mse=train_eval["mse_per_pixel"], test_mse=test_eval["mse_per_pixel"],
@@ -111,11 +112,11 @@ def training_values(run: LoadedRun) -> dict[str, float]:
 
 def suite_values(run: LoadedRun, suite: SuiteOptions) -> dict[str, float]:
     """With a classifier: FCD (with its real-vs-real floor and, conditional models, intra-class FCD), class
-    consistency, diversity and sharpness; with Inception weights FID; on MEASURE_IMAGES samples each."""
+    consistency, diversity and sharpness; with Inception weights FID; on `suite.images` samples each."""
     metrics = ["fcd", "cc", "div", "sharp"] if suite.classifier else []
     if suite.inception_weights:
         metrics.append("fid")
-    record = Evaluation(run, MEASURE_IMAGES, 0, suite.inception_weights, suite.classifier, cache_dir()).run_all(metrics)
+    record = Evaluation(run, suite.images, 0, suite.inception_weights, suite.classifier, cache_dir()).run_all(metrics)
     if "fcd" in record["skipped"] or "fid" in record["skipped"]:
         raise VaeganError(record["skipped"].get("fcd") or record["skipped"]["fid"])
     results = record["metrics"]
@@ -124,8 +125,8 @@ def suite_values(run: LoadedRun, suite: SuiteOptions) -> dict[str, float]:
 
 
 def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> dict[str, float]:
-    """The table's numbers for one finished run, cached in RUN/ablation.json with the step they measured (a
-    cell trained further is measured again); suite metrics missing from the cache (a classifier or Inception
+    """The table's numbers for one finished run, cached in RUN/ablation.json with the step and the image count
+    they measured (a cell trained further, or measured on another count, is measured again); suite metrics missing from the cache (a classifier or Inception
     weights given later) are added to it."""
     suite = suite or SuiteOptions()
     rundir = RunDir(run_dir)
@@ -134,15 +135,16 @@ def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> di
         cached = rundir.read_json(rundir.ablation) or {}
     except VaeganError:
         cached = {}  # a damaged cache is measured again
-    values = cached.get("values", {}) if cached.get("step") == step else {}
+    same = cached.get("step") == step and cached.get("images", MEASURE_IMAGES) == suite.images
+    values = cached.get("values", {}) if same else {}
     wanted_suite = (suite.classifier and "fcd" not in values) or (suite.inception_weights and "fid" not in values)
     if values and not wanted_suite:
         return values  # without opening the run: a table of finished cells is only read
     run = load_run(run_dir, device)
-    values = values or training_values(run)
+    values = values or training_values(run, suite.images)
     if wanted_suite:
         values.update(suite_values(run, suite))
-    rundir.write_json(rundir.ablation, {"step": run.step, "values": values})
+    rundir.write_json(rundir.ablation, {"step": run.step, "images": suite.images, "values": values})
     return values
 
 

@@ -265,7 +265,7 @@ class Evaluation:
             except VaeganError as err:  # a missing file never stops the other metrics
                 self.skipped.update({name: str(err) for name in names})
         return {"run": str(self.run.run_dir), "step": self.run.step, "generator": self.generator,
-                "seed": self.seed, "metrics": self.results, "skipped": self.skipped}
+                "n": self.n, "seed": self.seed, "metrics": self.results, "skipped": self.skipped}
 
 
 def evaluate(run: LoadedRun, metrics: list[str], n: int = 10_000, seed: int = 0,

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from vaegan.ablation import MEASURE_IMAGES
 from vaegan.ablation.grids import Grid, baselines_grid, regularization_grid
 from vaegan.ablation.runner import Cell, Executor, SuiteOptions, budget_steps, run_grid
 from vaegan.ablation.table import write_tables
@@ -36,7 +37,6 @@ from vaegan.viz.report import run_figures
 
 log = logging.getLogger(__name__)
 
-EVAL_IMAGES = 2000  # samples and test images per evaluation metric
 BATCH_IMAGES = 16  # the reference's "reconstruction MSE on a batch": the first 16 test images
 COLOUR_IMAGES = 256
 SMALL_DATA_SEEDS = 2
@@ -54,6 +54,7 @@ class Options:
     subset: int  # training images of the small-data comparison
     executor: Executor | None = None
     fuse: str = "auto"  # cells that can train fused do (see vaegan.ablation.runner)
+    measure_images: int = MEASURE_IMAGES  # samples and test images per metric and per grid cell
 
 
 @dataclass
@@ -136,9 +137,9 @@ def _dataset_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if k.startswith("data.") and k != "data.train_subset"}
 
 
-def _suite(classifier: Path) -> SuiteOptions:
+def _suite(classifier: Path, options: Options) -> SuiteOptions:
     inception = INCEPTION_WEIGHTS.present(None, cache_dir())
-    return SuiteOptions(classifier, str(inception) if inception else None)
+    return SuiteOptions(classifier, str(inception) if inception else None, options.measure_images)
 
 
 def _grid(grid: Grid, out: Path, options: Options, suite: SuiteOptions, seeds: int, budget: float | None,
@@ -154,14 +155,14 @@ def _grid(grid: Grid, out: Path, options: Options, suite: SuiteOptions, seeds: i
 
 
 def _evaluation(run: LoadedRun, metrics: list[str], suite: SuiteOptions) -> dict[str, Any]:
-    """The metrics of the run's evaluation record (`vaegan evaluate`) at its current step, computed only where
-    missing."""
+    """The metrics of the run's evaluation record (`vaegan evaluate`) at its current step and image count,
+    computed only where missing."""
     if run.rundir.eval.is_file():
         record = run.rundir.read_json(run.rundir.eval)
-        if record.get("step") == run.step and set(metrics) <= set(record["metrics"]) | set(record["skipped"]):
+        if (record.get("step"), record.get("n")) == (run.step, suite.images) and set(metrics) <= set(record["metrics"]) | set(record["skipped"]):
             return record["metrics"]
     wanted = metrics + (["fid", "kid", "is"] if suite.inception_weights else [])
-    return evaluate(run, wanted, EVAL_IMAGES, 0, suite.inception_weights, suite.classifier)["metrics"]
+    return evaluate(run, wanted, suite.images, 0, suite.inception_weights, suite.classifier)["metrics"]
 
 
 def _cell(cells: list[Cell], variant: str, seed: int = 0) -> Cell:
@@ -202,7 +203,7 @@ def cifar100_vaegan(options: Options) -> Outcome:
     """The conditional VAE-GAN on CIFAR-100 with its VAE-only and GAN-only baselines and the `-plus` preset."""
     out = options.out / "cifar100-vaegan"
     classifier, info = metrics_classifier(classifier_data("cifar100-vaegan", options), options)
-    suite = _suite(classifier)
+    suite = _suite(classifier, options)
     cells, tables = _grid(baselines_grid(), out, options, suite, options.seeds, options.budget, options.overrides)
     run = load_run(_cell(cells, "cvaegan-cifar100").run_dir, options.device)
     vae = load_run(_cell(cells, "vae-cifar100").run_dir, options.device)
@@ -278,7 +279,7 @@ def cifar10_regularization(options: Options) -> Outcome:
     out = options.out / "cifar10-regularization"
     grid = regularization_grid()
     classifier, info = metrics_classifier(classifier_data("cifar10-regularization", options), options)
-    suite = _suite(classifier)
+    suite = _suite(classifier, options)
     cells, tables = _grid(grid, out / "full", options, suite, options.seeds, options.budget, options.overrides)
     steps = budget_steps(apply_overrides(load_preset("vae-cifar10"), options.overrides), options.budget)
     chosen = _most_important_left_out(cells)

@@ -14,7 +14,7 @@ import torch
 
 from vaegan.errors import VaeganError
 from vaegan.runs.download import stream_url
-from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, sha256_of, temp_prefix
+from vaegan.runs.files import download_temp_pattern, remove_stale_temp_files, temp_prefix
 
 
 @dataclass(frozen=True)

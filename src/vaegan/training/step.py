@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from vaegan.config import LossConfig
 from vaegan.models import GenerativeModel
