@@ -23,8 +23,10 @@ TINY_RUN = {"data.name": "shapes10", "model.channels": 8, "model.d_channels": 8,
 
 
 def pytest_configure(config):
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        torch.set_num_threads(1)  # `pytest -n 2` on 2 cores: one thread per worker, no oversubscription
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2` on 2 cores: one thread per worker, no oversubscription
+        torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = "1"  # and in the processes tests start, whose thread count (train.speed=auto
+        # picks it from the cores free at start) would otherwise differ between two runs a test compares
 
 
 @pytest.fixture(params=DEVICES)

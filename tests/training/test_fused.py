@@ -176,7 +176,7 @@ GRID = """
 base: vae-cifar10
 overrides: {data.name: shapes10, data.train_subset: 160, model.channels: 8, model.latent_dim: 8,
             model.dropout: 0.3, train.batch_size: 16, train.max_steps: 60, train.ckpt_every: 4,
-            train.eval_images: 32, train.device: cpu}
+            train.eval_images: 32, train.device: cpu, train.threads: 1}
 variants:
   plain: {}
   beta4: {loss.beta: 4}
