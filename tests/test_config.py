@@ -107,10 +107,16 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
     assert (faithful.train.batch_size, faithful.train.epochs, faithful.data.name) == (128, 20, "cifar100")
     vae, gan = C.load_preset("vae-cifar100"), C.load_preset("gan-cifar100")
     assert (vae.model.name, vae.loss.gan_weight, gan.model.name) == ("vae", 0.0, "gan")
-    plus = C.load_preset("cvaegan-cifar100-plus")
-    assert (plus.model.arch, plus.train.vae_warmup_epochs, plus.train.ema_decay) == ("resnet", 1, 0.999)
-    assert plus.loss.feature_weight > 0
-    for cfg in (vae, gan, plus, C.load_preset("cvaegan-cifar10")):  # same budget knobs as the faithful preset
+    resnet = C.load_preset("cvaegan-cifar100-resnet")
+    assert (resnet.model.arch, resnet.train.vae_warmup_epochs, resnet.train.ema_decay) == ("resnet", 1, 0.999)
+    assert resnet.loss.feature_weight > 0
+    plus = C.load_preset("cvaegan-cifar100-plus")  # the faithful preset + the switches docs/quality.md chose
+    changed = {(section, key) for section, values in plus.to_dict().items() for key, value in values.items()
+               if faithful.to_dict()[section][key] != value}
+    assert changed == {("model", "upsample"), ("model", "class_norm"), ("loss", "gan_loss"), ("optim", "d_lr")}
+    assert (plus.model.upsample, plus.model.class_norm, plus.loss.gan_loss, plus.optim.d_lr) == ("resize", True,
+                                                                                               "hinge", 4e-4)
+    for cfg in (vae, gan, resnet, plus, C.load_preset("cvaegan-cifar10")):  # same budget knobs as the faithful one
         assert (cfg.train.batch_size, cfg.train.epochs, cfg.optim.lr) == (128, 20, 2e-4)
         C.check_consistency(cfg)
 

@@ -1,23 +1,43 @@
-"""benchmarks/quality-cifar100.yaml: the grid docs/quality.md measured stays valid and fair (every variant is
-the faithful preset at the same steps, plus the changes its name says)."""
+"""benchmarks/quality-cifar100*.yaml: the grids docs/quality.md measured stay valid and fair (every variant is
+the faithful preset plus the changes its name says, at the same steps or, at equal time, at steps in proportion
+to its measured speed)."""
 
 from pathlib import Path
 
 from vaegan.ablation.grids import load_grid
 from vaegan.config import check_consistency
 
-GRID = Path(__file__).resolve().parents[2] / "benchmarks" / "quality-cifar100.yaml"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+SCREEN_IMAGES_PER_SECOND = {"faithful": 36.9, "resize": 25.4, "class-norm": 37.3, "combined": 20.4}  # quality.md
 
 
-def test_each_variant_is_the_faithful_preset_plus_its_own_changes_at_equal_steps():
-    grid = load_grid(str(GRID))
+def changes(grid_file: str) -> dict[str, tuple[set[str], int]]:
+    """Per variant: the keys where it differs from the faithful preset (steps aside), and its steps."""
+    grid = load_grid(str(BENCHMARKS / grid_file))
     faithful = next(v for v in grid.variants if v.name == "faithful")
-    assert faithful.preset == "cvaegan-cifar100" and faithful.overrides == {}
+    assert faithful.preset == "cvaegan-cifar100" and set(faithful.overrides) <= {"train.max_steps"}
     base = faithful.config(grid.overrides).to_dict()
+    found = {}
     for variant in grid.variants:
         cfg = variant.config(grid.overrides)
         check_consistency(cfg)
-        changed = {f"{section}.{key}" for section, values in cfg.to_dict().items() for key, value in values.items()
-                   if base[section][key] != value}
-        assert changed == set(variant.overrides), variant.name
-        assert cfg.train.max_steps == 100 and cfg.train.batch_size == 128
+        assert cfg.train.batch_size == 128
+        found[variant.name] = ({f"{section}.{key}" for section, values in cfg.to_dict().items()
+                                for key, value in values.items() if base[section][key] != value} - {"train.max_steps"},
+                               cfg.train.max_steps)
+        assert found[variant.name][0] == set(variant.overrides) - {"train.max_steps"}, variant.name
+    return found
+
+
+def test_each_variant_of_the_screen_is_the_faithful_preset_plus_its_own_changes_at_equal_steps():
+    assert {steps for _, steps in changes("quality-cifar100.yaml").values()} == {100}
+
+
+def test_each_variant_of_the_equal_time_table_trains_for_the_faithful_epochs_time():
+    found = changes("quality-cifar100-equal-time.yaml")
+    assert found["faithful"] == (set(), 390)
+    for name, speed in SCREEN_IMAGES_PER_SECOND.items():
+        assert abs(found[name][1] - 390 * speed / SCREEN_IMAGES_PER_SECOND["faithful"]) <= 1, name
+    screen = changes("quality-cifar100.yaml")
+    assert found["combined-no-perceptual"] == ({key for key in screen["combined"][0] if "perceptual" not in key},
+                                               found["resize"][1])

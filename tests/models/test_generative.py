@@ -82,9 +82,9 @@ def test_model_batchnorm_and_dropout_apply_to_encoder_and_generator_of_either_ar
 
 
 def test_the_resnet_layout_with_batchnorm_and_no_dropout_is_unchanged():
-    """The cvaegan-cifar100-plus preset's networks: same state_dict keys and parameter count as before."""
+    """The cvaegan-cifar100-resnet preset's networks: same state_dict keys and parameter count as before."""
     from vaegan.config import load_preset
 
-    model = build_model(load_preset("cvaegan-cifar100-plus").model, num_classes=100)
+    model = build_model(load_preset("cvaegan-cifar100-resnet").model, num_classes=100)
     assert sum(p.numel() for p in model.parameters()) == 944_228 and len(model.state_dict()) == 153
     assert "decoder.body.3.running_mean" in model.state_dict()
