@@ -126,8 +126,8 @@ def suite_values(run: LoadedRun, suite: SuiteOptions) -> dict[str, float]:
 
 def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> dict[str, float]:
     """The table's numbers for one finished run, cached in RUN/ablation.json with the step and the image count
-    they measured (a cell trained further, or measured on another count, is measured again); suite metrics missing from the cache (a classifier or Inception
-    weights given later) are added to it."""
+    they measured (a cell trained further, or measured on another count, is measured again); suite metrics
+    missing from the cache (a classifier or Inception weights given later) are added to it."""
     suite = suite or SuiteOptions()
     rundir = RunDir(run_dir)
     step = rundir.read_json(rundir.summary)["step"]  # run_cell left the outputs complete: the checkpoint's step

@@ -159,7 +159,8 @@ def _evaluation(run: LoadedRun, metrics: list[str], suite: SuiteOptions) -> dict
     computed only where missing."""
     if run.rundir.eval.is_file():
         record = run.rundir.read_json(run.rundir.eval)
-        if (record.get("step"), record.get("n")) == (run.step, suite.images) and set(metrics) <= set(record["metrics"]) | set(record["skipped"]):
+        done = set(record["metrics"]) | set(record["skipped"])
+        if (record.get("step"), record.get("n")) == (run.step, suite.images) and set(metrics) <= done:
             return record["metrics"]
     wanted = metrics + (["fid", "kid", "is"] if suite.inception_weights else [])
     return evaluate(run, wanted, suite.images, 0, suite.inception_weights, suite.classifier)["metrics"]
