@@ -153,6 +153,28 @@ def test_the_measurement_cache_follows_the_step_and_the_image_count_it_measured(
     assert measure(cell, "cpu") == longer
 
 
+def test_a_cache_whose_values_are_damaged_is_measured_again(tmp_path):
+    from vaegan.ablation.runner import measure, run_cell
+
+    (tmp_path / "grid.yaml").write_text(GRID)
+    grid = load_grid(str(tmp_path / "grid.yaml"))
+    cell = tmp_path / "cell"
+    run_cell(grid.variants[0].config(grid.overrides), cell, 2)
+    measured = measure(cell, "cpu")
+    cache = json.loads((cell / "ablation.json").read_text())
+    (cell / "ablation.json").write_text(json.dumps({**cache, "values": 5}))
+    assert measure(cell, "cpu") == measured
+
+
+def test_too_few_measure_images_are_refused_before_any_cell_trains(tmp_path, capsys):
+    (tmp_path / "grid.yaml").write_text(GRID)
+    for command in (["ablate", str(tmp_path / "grid.yaml")], ["reproduce", "all"]):
+        assert main([*command, "--out", str(tmp_path / "out"), "--measure-images", "5"]) == 2
+        assert capsys.readouterr().err.strip() == ("vaegan: error: --measure-images 5: each cell's latent 5-NN "
+                                                   "accuracy needs more than 5 test images; give 6 or more")
+    assert not (tmp_path / "out").exists()
+
+
 QUALITY = ("train_mse_mean", "test_mse_mean", "gap_mean", "kl_mean", "knn_mean", "loss_std_mean")
 
 

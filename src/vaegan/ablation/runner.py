@@ -23,7 +23,7 @@ from vaegan.ablation.grids import Grid
 from vaegan.config import Config, apply_overrides, from_dict
 from vaegan.data import load_split, sequential_batches
 from vaegan.errors import VaeganError
-from vaegan.evaluation.latent import encode_means, knn_accuracy
+from vaegan.evaluation.latent import KNN_K, encode_means, knn_accuracy
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun, load_run
 from vaegan.evaluation.suite import Evaluation
@@ -48,6 +48,13 @@ class SuiteOptions:
     classifier: Path | None = None
     inception_weights: str | None = None
     images: int = MEASURE_IMAGES
+
+
+def check_measure_images(images: int) -> None:
+    """Refuses, before any cell trains, an image count too small for the measures every cell reports."""
+    if images <= KNN_K:
+        raise VaeganError(f"--measure-images {images}: each cell's latent {KNN_K}-NN accuracy needs more than "
+                          f"{KNN_K} test images; give {KNN_K + 1} or more")
 
 
 @dataclass
@@ -136,7 +143,9 @@ def measure(run_dir: Path, device: str, suite: SuiteOptions | None = None) -> di
     except VaeganError:
         cached = {}  # a damaged cache is measured again
     same = cached.get("step") == step and cached.get("images", MEASURE_IMAGES) == suite.images
-    values = cached.get("values", {}) if same else {}
+    values = cached.get("values") if same else {}
+    if not isinstance(values, dict):
+        values = {}  # a damaged cache is measured again
     wanted_suite = (suite.classifier and "fcd" not in values) or (suite.inception_weights and "fid" not in values)
     if values and not wanted_suite:
         return values  # without opening the run: a table of finished cells is only read
@@ -246,6 +255,7 @@ def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides:
     that fails is kept as failed and the others go on. Returns the cells in grid order and the budget line."""
     if fuse not in FUSE_CHOICES:
         raise VaeganError(f"unknown fuse setting {fuse!r}; choose one of {', '.join(FUSE_CHOICES)}")
+    check_measure_images((suite or SuiteOptions()).images)
     jobs, budget_line = plan_grid(grid, out, seeds, budget, overrides, suite)
     results: dict[Path, tuple[dict, str | None]] = {}
     if executor is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from vaegan.ablation.runner import check_measure_images
 from vaegan.reproduce.experiments import EXPERIMENTS, Options, Outcome, check_classifiers
 from vaegan.reproduce.report import write_html, write_markdown
 from vaegan.runs import OutputFolder, RunDir
@@ -16,6 +17,7 @@ def reproduce(which: str, options: Options) -> tuple[Path, Path, list[Outcome]]:
     started = time.monotonic()
     names = list(EXPERIMENTS) if which == "all" else [which]
     check_classifiers(names, options)
+    check_measure_images(options.measure_images)
     pages = RunDir(options.out)
     OutputFolder(options.out).check(pages.report_markdown, pages.report)  # refused before any work, not after
     outcomes = [EXPERIMENTS[name](options) for name in names]
