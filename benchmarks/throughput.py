@@ -340,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default=PRESET,
                         help=f"whose training step to time (default {PRESET}; --compare always uses it)")
     args = parser.parse_args(argv)
+    if args.matmul_size < 64:
+        parser.error(f"--matmul-size {args.matmul_size}: give 64 or more (a smaller matmul times nothing but overhead)")
     device = torch.device(args.device)
     if args.steps is None:
         args.steps = 12 if args.compare else 30
