@@ -6,7 +6,6 @@ import argparse
 import functools
 import logging
 import sys
-import time
 from pathlib import Path
 
 from vaegan.ablation import FUSE_CHOICES, MEASURE_IMAGES
@@ -29,53 +28,51 @@ def _cmd_presets(args: argparse.Namespace) -> None:
         print(f"{name:<{width}}  {preset_description(name)}")
 
 
-def _report(summary: dict, run_dir: Path) -> None:
-    from vaegan.runs import RunDir
-
+def _report(run) -> None:
+    """The last lines of `vaegan train` and `vaegan demo`: the final numbers and where the outputs are."""
+    summary, rundir = run.summary, run.rundir
     test = summary["test"]
     quality = f"test per-pixel MSE {test['mse_per_pixel']:.4f}, KL {test['kl']:.4g}, " if test else ""
     skipped = f", {summary['nonfinite_steps']} non-finite steps skipped" if summary["nonfinite_steps"] else ""
     speed = (f"{summary['images_per_second']} images/s" if summary["images_per_second"]
              else "final outputs completed")
     print(f"done: step {summary['step']}, {quality}{speed} on {summary['device']}{skipped}")
-    rundir = RunDir(run_dir)
     outputs = [folder.name + "/" for folder in rundir.grid_folders()]
-    outputs += [str(path.relative_to(run_dir)) for path in (rundir.metrics_file, rundir.checkpoint, rundir.model,
-                                                            rundir.summary)]
-    print(f"outputs in {run_dir}: {', '.join(outputs)}")
+    outputs += [str(path.relative_to(run.path)) for path in (rundir.metrics_file, rundir.checkpoint, rundir.model,
+                                                             rundir.summary)]
+    print(f"outputs in {run.path}: {', '.join(outputs)}")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from vaegan.experiment import resume, train
+    from vaegan import api
     from vaegan.training.distributed import Ranks
 
     main_process = Ranks.from_environment().main  # under torchrun only rank 0 prints
     overrides = parse_override_args(args.overrides)
     if args.resume:
-        run_dir = Path(args.resume)
-        summary = resume(run_dir, overrides)
+        run = api.resume(args.resume, overrides)
     else:
-        cfg = apply_overrides(load_preset(args.preset), overrides)
         if not args.run_dir and not main_process:
             raise VaeganError("under torchrun give --run-dir: every rank must name the same folder")
-        run_dir = Path(args.run_dir or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir = Path(args.run_dir) if args.run_dir else api.training.default_run_dir(args.preset)
+        apply_overrides(load_preset(args.preset), overrides)  # a bad key or value fails before the first line
         if main_process:
             print(f"training {args.preset} into {run_dir}")
-        summary = train(cfg, run_dir, overwrite=args.overwrite)
+        run = api.train(args.preset, run_dir, overrides, overwrite=args.overwrite)
     if main_process:
-        _report(summary, run_dir)
+        _report(run)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from vaegan.experiment import train
+    from vaegan import api
 
     overrides = {**DEMO_DEFAULTS, **parse_override_args(args.overrides)}
     cfg = apply_overrides(load_preset(DEMO_PRESET), overrides)
-    run_dir = Path(args.run_dir)
-    print(f"demo: {DEMO_PRESET} on {cfg.data.name} for {cfg.train.max_steps} steps into {run_dir} "
+    print(f"demo: {DEMO_PRESET} on {cfg.data.name} for {cfg.train.max_steps} steps into {args.run_dir} "
           f"(change with make demo ARGS=\"train.max_steps=N data.name=...\")")
-    _report(train(cfg, run_dir, overwrite=True), run_dir)
-    print(f"all figures and numbers in one page: .venv/bin/vaegan report {run_dir}")
+    run = api.train(DEMO_PRESET, args.run_dir, overrides, overwrite=True)
+    _report(run)
+    print(f"all figures and numbers in one page: .venv/bin/vaegan report {run.path}")
 
 
 def _positive_int(text: str) -> int:
@@ -104,15 +101,11 @@ def parse_classes(text: str, num_classes: int) -> list[int]:
     return classes
 
 
-def _open_run(args: argparse.Namespace, encoder_needed_to: str | None = None):
-    """The run named on the command line; `encoder_needed_to` names what the command does with an encoder."""
-    from vaegan.evaluation.run import load_run
+def _open_run(args: argparse.Namespace):
+    """The run named on the command line, opened through the Python API."""
+    from vaegan import api
 
-    run = load_run(Path(args.run), args.device)
-    if encoder_needed_to and run.model.encoder is None:
-        raise VaeganError(f"{run.run_dir} holds a {run.cfg.model.name} model without an encoder: it cannot "
-                          f"{encoder_needed_to}")
-    return run
+    return api.open_run(args.run, args.device)
 
 
 def _figure_path(args: argparse.Namespace, run, name: str) -> Path:
@@ -120,106 +113,93 @@ def _figure_path(args: argparse.Namespace, run, name: str) -> Path:
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
-    from vaegan.viz import save_sample_grid
-
     run = _open_run(args)
     classes = None
     if args.classes is not None:
         if not run.model.conditional:
-            raise VaeganError(f"{run.run_dir} holds an unconditional model: it has no classes to ask for; "
+            raise VaeganError(f"{run.path} holds an unconditional model: it has no classes to ask for; "
                               "drop --classes for a plain grid")
         classes = parse_classes(args.classes, run.model.num_classes)
-    out = _figure_path(args, run, "samples.png")
-    save_sample_grid(run.model, out, run.class_names, classes, args.per_class, args.seed)
-    print(f"{out}: {'EMA' if run.uses_ema else 'raw'} generator of step {run.step}")
+    picture = run.sample_grid(classes, args.per_class, args.seed, out=_figure_path(args, run, "samples.png"))
+    print(f"{picture.path}: {'EMA' if run.uses_ema else 'raw'} generator of step {run.step}")
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> None:
-    from vaegan.viz.figures import reconstruction_figure
-
-    run = _open_run(args, encoder_needed_to="reconstruct")
+    run = _open_run(args)
     out = _figure_path(args, run, f"reconstructions-{args.split}.png")
-    result = reconstruction_figure(run.model, run.dataset(args.split), args.n, out, run.device)
-    print(f"per-pixel MSE in [-1,1]: {result['batch_mse_per_pixel']:.4f} on the first {args.n} {args.split} "
-          f"images, {result['split_mse_per_pixel']:.4f} on all {result['images']}")
-    print(f"written to {out}")
+    picture = run.reconstruction_grid(args.n, args.split, out=out)
+    numbers = picture.numbers
+    print(f"per-pixel MSE in [-1,1]: {numbers['batch_mse_per_pixel']:.4f} on the first {args.n} {args.split} "
+          f"images, {numbers['split_mse_per_pixel']:.4f} on all {numbers['images']}")
+    print(f"written to {picture.path}")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> None:
-    from vaegan.viz.figures import interpolation_figure
-
-    run = _open_run(args, encoder_needed_to="encode the test images to interpolate between")
-    out = _figure_path(args, run, f"interpolation-{args.mode}.png")
-    written = interpolation_figure(run.model, run.dataset("test"), args.pairs, args.steps, args.mode, args.seed,
-                                   out, run.device)
-    print("written to " + ", ".join(map(str, written)))
+    run = _open_run(args)
+    pictures = run.interpolation_grids(args.pairs, args.steps, args.mode, args.seed,
+                                       out=_figure_path(args, run, f"interpolation-{args.mode}.png"))
+    print("written to " + ", ".join(str(picture.path) for picture in pictures.values()))
 
 
 def _cmd_latent_map(args: argparse.Namespace) -> None:
     from vaegan.evaluation.latent import KNN_K
-    from vaegan.viz.latent_map import latent_map_figure
 
     if args.n <= KNN_K:
         raise VaeganError(f"--n {args.n}: the map's {KNN_K}-NN accuracy needs at least {KNN_K + 1} images")
-    run = _open_run(args, encoder_needed_to="encode test images into a latent map")
+    run = _open_run(args)
     out = _figure_path(args, run, f"latent-map-{args.method}.png")
-    result = latent_map_figure(run.model, run.dataset("test"), args.n, args.method, out, run.device, args.seed)
+    picture = run.latent_map(args.n, args.method, args.seed, out=out)
+    result = picture.numbers
     coarse = (f", {result['knn_accuracy_superclass']:.1%} over superclasses"
               if "knn_accuracy_superclass" in result else "")
-    print(f"5-NN accuracy of {result['images']} test means: {result['knn_accuracy']:.1%}{coarse}; written to {out}")
+    print(f"5-NN accuracy of {result['images']} test means: {result['knn_accuracy']:.1%}{coarse}; "
+          f"written to {picture.path}")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from vaegan.viz.report import write_report
-
     run = _open_run(args)
-    page = write_report(run, latent_images=args.latent_images)
+    page = run.report(latent_images=args.latent_images)
     print(f"written to {page} (figures in {run.rundir.figures})")
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    run = _open_run(args)
+    written = run.export(args.out)
+    print(f"written to {', '.join(map(str, written))} (load with torch.export.load; vaegan is not needed)")
+
+
 def _cmd_compare(args: argparse.Namespace) -> None:
-    from vaegan.evaluation.run import load_run
     from vaegan.viz.report import write_comparison
 
-    runs = [load_run(Path(run), args.device) for run in args.runs]
+    from vaegan import api
+
+    runs = [api.open_run(run, args.device).opened for run in args.runs]
     page = write_comparison(runs, Path(args.out), seed=args.seed)
     print(f"written to {page}")
 
 
 def _cmd_curves(args: argparse.Namespace) -> None:
-    from vaegan.runs import RunDir
-    from vaegan.viz.curves import plot_curves, plot_quality, quality_records
+    from vaegan import api
 
-    rundirs = [RunDir(run) for run in args.run]
-    records = {rundir: rundir.records() for rundir in rundirs}
-    if len(rundirs) == 1:
-        rundir = rundirs[0]
-        if not any(r.get("kind") == "train" for r in records[rundir]):
-            raise VaeganError(f"{rundir.metrics_file} holds no training steps yet: nothing to plot")
-        out = Path(args.out) if args.out else rundir.figure("curves.png")
-        plot_curves(records[rundir], out, title=rundir.path.name)
-        print(f"written to {out}")
-        if quality_records(records[rundir]):
-            quality = out.with_name(f"{out.stem}-quality.png")
-            print(f"written to {plot_quality({rundir.path.name: records[rundir]}, quality)}")
+    runs = [api.Run(path) for path in args.run]
+    if len(runs) == 1:
+        run = runs[0]
+        picture = run.curves(out=Path(args.out) if args.out else run.rundir.figure("curves.png"))
+        print(f"written to {picture.path}")
+        if run.metrics("quality", as_frame=False):
+            quality = api.quality_curves(runs, picture.path.with_name(f"{picture.path.stem}-quality.png"))
+            print(f"written to {quality.path}")
         return
     if not args.out:
         raise VaeganError("several runs are compared on one picture: say where with --out PNG")
-    missing = [str(rundir.path) for rundir in rundirs if not quality_records(records[rundir])]
-    if missing:
-        raise VaeganError(f"no quality records in {', '.join(missing)} (no metrics.jsonl there, or trained without "
-                          "evaluation.quality_classifier=FILE): nothing to compare")
-    print(f"written to {plot_quality({str(rundir.path): records[rundir] for rundir in rundirs}, Path(args.out))}")
+    print(f"written to {api.quality_curves(runs, Path(args.out)).path}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from vaegan.evaluation.suite import evaluate
-
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     run = _open_run(args)
-    weights = args.inception_weights or run.cfg.evaluation.inception_weights
-    record = evaluate(run, metrics, args.n, args.seed, weights, Path(args.classifier) if args.classifier else None,
-                      inception_precision=args.inception_precision)
+    record = run.evaluate(metrics, args.n, args.seed, args.classifier, args.inception_weights,
+                          inception_precision=args.inception_precision)
     for name, value in record["metrics"].items():
         numbers = {k: v for k, v in value.items() if k != "protocol" and isinstance(v, (int, float))}
         print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in numbers.items()))
@@ -421,6 +401,13 @@ def _add_evaluate(commands: Commands) -> None:
     evaluate.add_argument("--seed", type=int, default=0)
 
 
+def _add_export(commands: Commands) -> None:
+    export = _run_command(commands, "export", "the generator (and encoder) as torch.export files that load "
+                          "without vaegan", _cmd_export, writes_figure=False)
+    export.add_argument("--out", required=True, help="the generator's file, e.g. generator.pt2 (the encoder goes "
+                        "beside it as NAME-encoder.pt2)")
+
+
 def _add_classifier(commands: Commands) -> None:
     classifier = commands.add_parser("classifier", help="the offline feature extractor for FCD and class "
                                      "consistency").add_subparsers(dest="classifier_command", required=True)
@@ -512,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaegan", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("presets", help="list the built-in presets").set_defaults(func=_cmd_presets)
-    for add in (_add_train, _add_demo, _add_figure_commands, _add_pages, _add_evaluate, _add_classifier,
+    for add in (_add_train, _add_demo, _add_figure_commands, _add_pages, _add_evaluate, _add_export,
+                _add_classifier,
                 _add_ablate, _add_reproduce, _add_data):
         add(commands)
     return parser

@@ -29,12 +29,17 @@ class LoadedRun:
     device: torch.device
     step: int
     uses_ema: bool
+    raw_model: GenerativeModel | None = None  # with the trained (not EMA) generator, where the run keeps an EMA
     _datasets: dict[str, ImageDataset] = field(default_factory=dict, repr=False)
 
     def dataset(self, split: str) -> ImageDataset:
         if split not in self._datasets:
             self._datasets[split] = load_split(self.cfg.data, split, self.cfg.train.seed)
         return self._datasets[split]
+
+    def with_generator(self, ema: bool) -> GenerativeModel:
+        """The model with the EMA generator (`ema`, where the run keeps one) or the trained one."""
+        return self.model if ema or self.raw_model is None else self.raw_model
 
     @property
     def class_names(self) -> list[str]:
@@ -53,15 +58,17 @@ def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
     cfg = from_dict(payload["config"], where=f"config stored in {rundir.checkpoint}")
     _check_records(payload, rundir.checkpoint)
     model = build_model(cfg.model, payload["num_classes"])
+    raw = None
     with state_must_fit(rundir.path):
         model.load_state_dict(payload["model"])
         if payload.get("ema") is not None:
             shadow = copy.deepcopy(model.decoder)
             shadow.load_state_dict(payload["ema"]["shadow"])
-            model = model.with_decoder(shadow)
+            model, raw = model.with_decoder(shadow), model
     target = select_device(device)
-    model = apply_speed_settings(model, inference_settings(target)).to(target).eval()
-    return LoadedRun(rundir, cfg, model, target, payload["step"], uses_ema=payload.get("ema") is not None)
+    model, raw = (None if m is None else apply_speed_settings(m, inference_settings(target)).to(target).eval()
+                  for m in (model, raw))
+    return LoadedRun(rundir, cfg, model, target, payload["step"], uses_ema=raw is not None, raw_model=raw)
 
 
 def _check_records(payload: dict[str, Any], path: Path) -> None:

@@ -4,12 +4,9 @@ behind), and the sample quality of one or more runs (`quality` records) against 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-
-from vaegan.viz.grid import save_figure
 
 # (key in the records, panel title), in display order; panels without data are left out
 PANELS = (("loss", "E/G objective"), ("recon", "reconstruction"), ("mse_per_pixel", "MSE per pixel"),
@@ -44,7 +41,7 @@ def quality_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r.get("kind") == "quality"]
 
 
-def plot_quality(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
+def quality_figure(runs: dict[str, list[dict[str, Any]]]) -> Figure:
     """FCD and class consistency of each run (name -> its records) against images seen and training seconds:
     one line per run, so recipes of different step costs compare at equal images and at equal time."""
     runs = {name: quality_records(records) for name, records in runs.items()}
@@ -64,11 +61,11 @@ def plot_quality(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
             axes.tick_params(labelsize=8)
             axes.grid(alpha=0.25)
             axes.legend(fontsize=7, frameon=False)
-    return save_figure(figure, path)
+    return figure
 
 
-def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """Write the curves of a run's metrics records to `path` (PNG); returns it."""
+def curves_figure(records: list[dict[str, Any]], title: str = "") -> Figure:
+    """The curves of a run's metrics records."""
     train = [r for r in records if r.get("kind") == "train"]
     test = [r for r in records if r.get("kind") == "test"]
     panels = [(key, name) for key, name in PANELS if _series(train, key)[0]]
@@ -92,4 +89,4 @@ def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> P
         axes.grid(alpha=0.25)
     if title:
         figure.suptitle(title, fontsize=11)
-    return save_figure(figure, path)
+    return figure

@@ -1,7 +1,8 @@
-"""Image grids as PNG, written with Pillow (no torchvision)."""
+"""Image grids as PIL images and PNG files, made with Pillow (no torchvision)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from vaegan.runs import atomic_write
 
 LABEL_FONT_SIZE = 13
+FIGURE_DPI = 110
 MAX_LABEL_CHARS = 32  # a longer row label (a class folder's name, say) is cut, so the margin stays narrow
 
 
@@ -32,9 +34,9 @@ def make_grid(images: torch.Tensor, ncol: int, padding: int = 2, pad_value: int 
     return grid
 
 
-def save_png(grid: torch.Tensor, path: Path, scale: int = 1, row_labels: list[str] | None = None,
-             padding: int = 2, caption: str | None = None) -> Path:
-    """Save a uint8 [C,H,W] image; `scale` enlarges with nearest-neighbour so small images stay crisp.
+def grid_image(grid: torch.Tensor, scale: int = 1, row_labels: list[str] | None = None, padding: int = 2,
+               caption: str | None = None) -> Image.Image:
+    """A uint8 [C,H,W] image as a PIL image; `scale` enlarges with nearest-neighbour so small images stay crisp.
 
     `row_labels` (one per grid row, for a grid made by `make_grid` with `padding`) are written left of the rows,
     `caption` (lines of text) below the image.
@@ -47,10 +49,29 @@ def save_png(grid: torch.Tensor, path: Path, scale: int = 1, row_labels: list[st
         image = _with_row_labels(image, row_labels, padding * scale)
     if caption:
         image = _with_caption(image, caption)
+    return image
+
+
+def save_image(image: Image.Image, path: Path) -> Path:
+    """A PIL image as a PNG file, written atomically like every other file of a run."""
     return atomic_write(Path(path), lambda f: image.save(f, format="PNG"))
 
 
-def save_figure(figure, path: Path, dpi: int = 110) -> Path:
+def save_png(grid: torch.Tensor, path: Path, **options) -> Path:
+    """`grid_image(grid, **options)` written to `path`."""
+    return save_image(grid_image(grid, **options), path)
+
+
+def figure_image(figure, dpi: int = FIGURE_DPI) -> Image.Image:
+    """A matplotlib Figure as a PIL image (rendered in memory)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        return image.convert("RGB")
+
+
+def save_figure(figure, path: Path, dpi: int = FIGURE_DPI) -> Path:
     """A matplotlib Figure as a PNG file, written atomically like every other file of a run."""
     return atomic_write(Path(path), lambda f: figure.savefig(f, format="png", dpi=dpi))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
@@ -11,15 +9,14 @@ from matplotlib.figure import Figure
 from vaegan.data import ImageDataset
 from vaegan.evaluation.latent import encode_means, knn_accuracy, map_2d
 from vaegan.models import GenerativeModel
-from vaegan.viz.grid import save_figure
 
 MAX_LEGEND = 20
 
 
-def latent_map_figure(model: GenerativeModel, dataset: ImageDataset, n: int, method: str, path: Path,
-                      device: torch.device, seed: int = 0) -> dict[str, float]:
+def latent_map_figure(model: GenerativeModel, dataset: ImageDataset, n: int, method: str, device: torch.device,
+                      seed: int = 0) -> tuple[Figure, dict[str, float]]:
     """Encode the first n images of `dataset`, colour by class (by the 20 superclasses where the dataset has
-    them, as CIFAR-100 does), write the map to `path`; returns the kNN accuracies."""
+    them, as CIFAR-100 does); returns the map and the kNN accuracies."""
     subset = dataset.head(n)
     means = encode_means(model, subset, device)
     use_coarse = subset.coarse_labels is not None
@@ -47,6 +44,5 @@ def latent_map_figure(model: GenerativeModel, dataset: ImageDataset, n: int, met
     axes.set_title(title, fontsize=9)
     axes.set_xticks([])
     axes.set_yticks([])
-    save_figure(figure, path)
-    return result
+    return figure, result
 

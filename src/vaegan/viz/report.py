@@ -16,8 +16,9 @@ import yaml
 from vaegan.evaluation.latent import KNN_K
 from vaegan.evaluation.run import LoadedRun, metrics_summary
 from vaegan.runs import OutputFolder
-from vaegan.viz.curves import plot_curves, plot_quality, quality_records
-from vaegan.viz.figures import interpolation_figure, reconstruction_figure
+from vaegan.viz.curves import curves_figure, quality_figure, quality_records
+from vaegan.viz.figures import interpolation_figure, interpolation_paths, reconstruction_figure
+from vaegan.viz.grid import save_figure, save_image
 from vaegan.viz.latent_map import latent_map_figure
 from vaegan.viz.samples import save_sample_grid
 
@@ -71,10 +72,12 @@ def run_figures(run: LoadedRun, folder: Path, latent_images: int = 2000, seed: i
     figures = []
     records = run.rundir.records()
     if any(r.get("kind") == "train" for r in records):
-        figures.append((plot_curves(records, folder / "curves.png", title=run.run_dir.name),
-                        "Loss curves: smoothed (dark) over the raw per-step values (faint); test-set points per epoch."))
+        curves = curves_figure(records, title=run.run_dir.name)
+        figures.append((save_figure(curves, folder / "curves.png"),
+                        "Loss curves: smoothed (dark) over the raw per-step values (faint); test-set points per "
+                        "epoch."))
     if quality_records(records):
-        figures.append((plot_quality({run.run_dir.name: records}, folder / "quality.png"),
+        figures.append((save_figure(quality_figure({run.run_dir.name: records}), folder / "quality.png"),
                         "Sample quality at each epoch end (evaluation.quality_classifier): FCD and class "
                         "consistency against images seen and training seconds."))
     kind = "class-conditional samples, rows = classes" if model.conditional else "samples"
@@ -83,19 +86,19 @@ def run_figures(run: LoadedRun, folder: Path, latent_images: int = 2000, seed: i
                     f"{'EMA' if run.uses_ema else 'raw'} generator."))
     if model.encoder is None:
         return figures
-    recon = reconstruction_figure(model, test, 16, folder / "reconstructions-test.png", run.device)
-    figures.append((folder / "reconstructions-test.png",
+    image, recon = reconstruction_figure(model, test, 16, run.device)
+    figures.append((save_image(image, folder / "reconstructions-test.png"),
                     f"Test images over their reconstructions; per-pixel MSE {recon['batch_mse_per_pixel']:.4f} "
                     f"on these, {recon['split_mse_per_pixel']:.4f} on all {recon['images']} test images."))
-    for path in interpolation_figure(model, test, 4, 10, "linear", seed, folder / "interpolation.png",
-                                     run.device):
-        label_path = path.stem.endswith("labels")
-        figures.append((path, "Label path at fixed z: the first image's mean decoded between the two labels."
-                        if label_path else "Latent interpolation between two encoded test images (linear)."))
+    paths = interpolation_paths(folder / "interpolation.png", ["latent", "label"])
+    for kind, image in interpolation_figure(model, test, 4, 10, "linear", seed, run.device).items():
+        figures.append((save_image(image, paths[kind]), "Latent interpolation between two encoded test images "
+                        "(linear)." if kind == "latent" else
+                        "Label path at fixed z: the first image's mean decoded between the two labels."))
     if len(test) <= KNN_K:  # a test split this small (own data) makes no map worth drawing
         return figures
-    latent = latent_map_figure(model, test, latent_images, "pca", folder / "latent-map-pca.png", run.device, seed)
-    figures.append((folder / "latent-map-pca.png",
+    latent_map, latent = latent_map_figure(model, test, latent_images, "pca", run.device, seed)
+    figures.append((save_figure(latent_map, folder / "latent-map-pca.png"),
                     f"PCA of {latent['images']} test-set posterior means; 5-NN accuracy "
                     f"{latent['knn_accuracy']:.1%}."))
     return figures
@@ -150,8 +153,8 @@ def write_comparison(runs: list[LoadedRun], page: Path, seed: int = 0) -> Path:
         written.append(save_sample_grid(run.model, run_figures_folder / "samples.png", run.class_names, seed=seed))
         images = [figure_html(page, written[-1], f"samples (seed {seed})")]
         if run.model.encoder is not None:
-            written.append(run_figures_folder / "reconstructions.png")
-            recon = reconstruction_figure(run.model, run.dataset("test"), 16, written[-1], run.device)
+            image, recon = reconstruction_figure(run.model, run.dataset("test"), 16, run.device)
+            written.append(save_image(image, run_figures_folder / "reconstructions.png"))
             images.append(figure_html(page, written[-1],
                                       f"reconstructions; test MSE per pixel {recon['split_mse_per_pixel']:.4f}"))
         cards.append(f"<div><h2>{html.escape(run.run_dir.name)}</h2>{''.join(images)}</div>")

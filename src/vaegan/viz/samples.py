@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from vaegan.models import GenerativeModel, evaluation_mode
-from vaegan.viz.grid import make_grid, save_png, to_uint8
+from vaegan.viz.grid import grid_image, make_grid, save_image, to_uint8
 
 
 def fixed_latents(model: GenerativeModel, n: int, seed: int) -> torch.Tensor:
@@ -25,8 +26,8 @@ def class_conditional_samples(model: GenerativeModel, classes: list[int], per_cl
         return model.generate(z, y)
 
 
-def save_sample_grid(model: GenerativeModel, path: Path, class_names: list[str] | None = None,
-                     classes: list[int] | None = None, per_class: int = 8, seed: int = 0, scale: int = 3) -> Path:
+def sample_grid_image(model: GenerativeModel, class_names: list[str] | None = None, classes: list[int] | None = None,
+                      per_class: int = 8, seed: int = 0, scale: int = 3) -> Image.Image:
     """A conditional model: rows = `classes` (default 0-7) labelled with their names. Otherwise an 8x8 grid."""
     if model.conditional:
         classes = list(range(min(8, model.num_classes))) if classes is None else classes
@@ -38,5 +39,10 @@ def save_sample_grid(model: GenerativeModel, path: Path, class_names: list[str] 
         with evaluation_mode(model):
             images = model.generate(z)
         labels = None
-    grid = make_grid(to_uint8(images), per_class)
-    return save_png(grid, path, scale, row_labels=labels)
+    return grid_image(make_grid(to_uint8(images), per_class), scale, row_labels=labels)
+
+
+def save_sample_grid(model: GenerativeModel, path: Path, class_names: list[str] | None = None,
+                     classes: list[int] | None = None, per_class: int = 8, seed: int = 0, scale: int = 3) -> Path:
+    """`sample_grid_image` written to `path`."""
+    return save_image(sample_grid_image(model, class_names, classes, per_class, seed, scale), path)
