@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,8 +105,8 @@ def test_an_unconditional_model_takes_no_classes_and_samples_without(uncondition
 
 
 def test_encode_decode_and_reconstruct_agree_on_uint8_pil_and_float_images(conditional):
-    test_images = conditional.opened.dataset("test").images[:4]
-    labels = conditional.opened.dataset("test").labels[:4]
+    test_images, labels = conditional.images("test", 4)
+    assert test_images.dtype == torch.uint8 and test_images.shape == (4, 3, 32, 32) and labels.shape == (4,)
     encoding = conditional.encode(test_images, labels)
     assert encoding.mean.shape == encoding.logvar.shape == (4, 8)
     pils = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in test_images]
@@ -119,7 +120,7 @@ def test_encode_decode_and_reconstruct_agree_on_uint8_pil_and_float_images(condi
 
 
 def test_interpolate_decodes_the_path_between_two_images_means(conditional):
-    images = conditional.opened.dataset("test").images[:2]
+    images, _ = conditional.images(n=2)
     path = conditional.interpolate(images[0], images[1], labels=[0, 0], steps=5, output="float")
     assert path.shape == (5, 3, 32, 32)
     ends = conditional.decode(conditional.encode(images, 0).mean, 0, output="float")
@@ -151,3 +152,16 @@ def test_each_figure_is_a_pil_image_and_written_where_asked(conditional, tmp_pat
     with pytest.raises(VaeganError, match="no quality records"):
         vaegan.quality_curves([conditional])
     assert grid.save(tmp_path / "again.png").is_file()
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### From Python"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("\n```", start)]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["images"].shape == (16, 3, 32, 32) and len(namespace["path"]) == 8
+    assert torch.equal(namespace["recon"], namespace["run"].reconstruct(namespace["x"], namespace["y"]))
+    assert namespace["run"].step == 60 and (tmp_path / "runs/py-quick/figures/map.png").is_file()

@@ -126,6 +126,11 @@ class Run:
 
         return pandas.DataFrame.from_records(records)
 
+    def images(self, split: str = "test", n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first n images of the run's data split (train or test) as uint8 [n,3,32,32], and their labels."""
+        dataset = self.opened.dataset(split)
+        return dataset.images[:n].clone(), dataset.labels[:n].clone()
+
     # ---- the model on images -------------------------------------------------------------------------------
 
     def _generator(self, ema: bool) -> GenerativeModel:
