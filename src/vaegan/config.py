@@ -55,6 +55,8 @@ D_AUGMENT_POLICIES = ("off", "translation", "color,translation", "color,translat
 
 DATASET_NAMES = ("cifar10", "cifar100", "shapes10", "folder", "npz")
 
+TRACKERS = ("tensorboard", "wandb", "mlflow")  # train.log_to (vaegan.tracking)
+
 
 @dataclass
 class DataConfig:
@@ -141,7 +143,10 @@ class TrainConfig:
     vae_warmup_epochs: int = field(default=0, metadata=_between(0, 10**9))  # VAE-only epochs before the GAN terms
     ema_decay: float = field(default=0.0, metadata=_fraction())  # EMA of the generator; 0 = off
     max_nonfinite: int = field(default=10, metadata=_at_least(1))  # this many non-finite steps in a row stop
-    tensorboard: bool = False  # also write TensorBoard events (needs the vaegan[tensorboard] extra)
+    # Experiment trackers the run also logs to (config, train records, test metrics, grids, summary), any of
+    # tensorboard, wandb, mlflow (extras vaegan[tensorboard], [wandb], [mlflow]): train.log_to=[wandb,mlflow]
+    log_to: list[str] = field(default_factory=list, metadata={"items": TRACKERS})
+    tensorboard: bool = False  # the same as tensorboard in log_to (kept for older configs)
     device: str = field(default="auto", metadata=DEVICE_RULE)
     # How the step runs (docs/performance.md). speed: auto = the device's measured-fastest settings, eager = plain
     # PyTorch. The keys below override single settings; none = the device's default. A resumed run keeps the
@@ -264,6 +269,23 @@ def _convert(key: str, value: Any, kind: type, optional: bool) -> Any:
     return str(value)
 
 
+def _convert_list(key: str, value: Any, allowed: tuple[str, ...]) -> list[str]:
+    """A list of choices, each kept once: a YAML list, or `[a,b]` (or `a,b`; `[]` for none) on the command line."""
+    if isinstance(value, str):
+        text = value.strip()
+        text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+        items = [item.strip() for item in text.split(",") if item.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise VaeganError(f"invalid value for '{key}': {value!r} is not a list (write [{allowed[0]},{allowed[1]}])")
+    for item in items:
+        if item not in allowed:
+            raise VaeganError(f"invalid value for '{key}': {item!r}; allowed: a list of {', '.join(allowed)}, e.g. "
+                              f"[{allowed[0]},{allowed[1]}]")
+    return list(dict.fromkeys(items))
+
+
 # The range rules of field metadata: the test a value must pass and how messages write it.
 _BOUNDS = {"min": (operator.ge, ">="), "above": (operator.gt, ">"), "below": (operator.lt, "<"),
            "max": (operator.le, "<=")}
@@ -272,6 +294,8 @@ _BOUNDS = {"min": (operator.ge, ">="), "above": (operator.gt, ">"), "below": (op
 def validate(key: str, value: Any, root: type = Config) -> Any:
     """Convert `value` (a CLI string or a YAML scalar) to the field's type and check its allowed range."""
     f, hint = _field_of(key, root)
+    if typing.get_origin(hint) is list:
+        return _convert_list(key, value, f.metadata["items"])
     kind, optional = _base_type(hint)
     converted = _convert(key, value, kind, optional)
     if converted is None:

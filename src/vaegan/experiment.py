@@ -4,7 +4,8 @@
 replaced); at each epoch end they log test-set metrics (and, with `evaluation.quality_classifier`, the samples'
 FCD and class consistency) and write the sample and reconstruction grids; at the
 finish they write `model.pt` and `summary.json`, last, so that a run killed before them is completed by
-`resume`. Figures and test metrics use the EMA generator when `train.ema_decay` > 0.
+`resume`. Figures and test metrics use the EMA generator when `train.ema_decay` > 0. Rank 0 also sends all of it
+to the experiment trackers of `train.log_to` (vaegan.tracking).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from vaegan.training import Trainer, TrainingEvents, TrainingLeg, distributed
 from vaegan.training.distributed import Ranks
 from vaegan.training.fused import FusedTrainer
 from vaegan.training.fused.trainer import check_fusable
+from vaegan.tracking import Trackers, open_trackers, require_trackers
 from vaegan.viz import save_sample_grid
 from vaegan.viz.figures import first_images, save_reconstructions
-from vaegan.viz.tensorboard import TensorBoardLog, require_tensorboard
 
 RECON_IMAGES = 32  # test images in the per-epoch reconstruction grids
 
@@ -41,7 +42,8 @@ class Experiment(TrainingEvents):
         """`trainer`: the run's Trainer (alone, or a member of a fused group: vaegan.training.fused)."""
         self.cfg, self.rundir, self.test_set, self.trainer = cfg, rundir, test_set, trainer
         trainer.events = self
-        self.tensorboard: TensorBoardLog | None = None
+        self.trackers = Trackers([])  # opened by rank 0 when training starts (open_trackers)
+        self.trackers_opened = False
         classifier = cfg.evaluation.quality_classifier
         self.quality_probe = QualityProbe(Path(classifier), test_set, cfg.evaluation.quality_samples,
                                           trainer.device) if classifier and trainer.ranks.main else None
@@ -56,8 +58,7 @@ class Experiment(TrainingEvents):
     # ---- events of the loop --------------------------------------------------------------------------
 
     def step_end(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard.scalars("train", step, values)
+        self.trackers.scalars("train", step, values)
 
     def epoch_end(self, trainer: Trainer) -> None:
         self.test()
@@ -83,8 +84,7 @@ class Experiment(TrainingEvents):
         if not ranks.main:
             return result
         trainer.metrics_log.write(kind="test", step=trainer.position.step, epoch=trainer.position.epoch, **result)
-        if self.tensorboard is not None:
-            self.tensorboard.scalars("test", trainer.position.step, result)
+        self.trackers.scalars("test", trainer.position.step, result)
         return result
 
     def quality(self) -> dict[str, float]:
@@ -97,8 +97,7 @@ class Experiment(TrainingEvents):
         self.trainer.metrics_log.write(kind="quality", step=pos.step, epoch=pos.epoch,
                                        images=pos.step * self.cfg.train.batch_size, seconds=round(pos.seconds, 2),
                                        **result)
-        if self.tensorboard is not None:
-            self.tensorboard.scalars("quality", pos.step, result)
+        self.trackers.scalars("quality", pos.step, result)
         return result
 
     def figures(self, name: str) -> None:
@@ -109,30 +108,34 @@ class Experiment(TrainingEvents):
             x, y = first_images(self.test_set, RECON_IMAGES, self.trainer.device)
             written.append(self.rundir.recon_grid(name))
             save_reconstructions(model, x, y, written[-1], f"step {step}")
-        if self.tensorboard is not None:
-            for png in written:
-                self.tensorboard.image(png.parent.name, png, step)
+        for png in written:
+            self.trackers.image(png.parent.name, png, step)
 
     def logged(self, kind: str, step: int) -> dict[str, float] | None:
         """The `kind` record metrics.jsonl holds for `step` (a resumed run may have logged it before it stopped)."""
         logged = [r for r in self.rundir.records() if r.get("kind") == kind and r.get("step") == step]
         return {k: v for k, v in logged[-1].items() if k not in ("kind", "step", "epoch", "time")} if logged else None
 
-    def open_tensorboard(self) -> None:
-        """Start the TensorBoard mirror when `train.tensorboard` is on; events a crashed leg wrote after the
-        current step are replaced, as metrics.jsonl drops its lines after the checkpoint."""
-        if self.cfg.train.tensorboard and self.tensorboard is None:
-            self.tensorboard = TensorBoardLog(self.rundir.tensorboard, first_step=self.trainer.position.step + 1)
+    def open_trackers(self) -> None:
+        """Start (or continue) the trackers of `train.log_to`, on rank 0 only, for the leg starting after the
+        current step."""
+        if self.trainer.ranks.main and not self.trackers_opened:
+            self.trackers = open_trackers(self.cfg, self.rundir, first_step=self.trainer.position.step + 1)
+            self.trackers_opened = True
+
+    def close_trackers(self, finished: bool) -> None:
+        self.trackers.close(finished)
 
     def run(self) -> dict[str, Any]:
         """Train to the end of the schedule, then write the final outputs; returns the summary."""
-        if self.trainer.ranks.main:
-            self.open_tensorboard()
+        self.open_trackers()
+        finished = False
         try:
-            return self.finish(self.trainer.fit())
+            summary = self.finish(self.trainer.fit())
+            finished = True
+            return summary
         finally:
-            if self.tensorboard is not None:
-                self.tensorboard.close()
+            self.close_trackers(finished)
 
     def finish(self, leg: TrainingLeg) -> dict[str, Any]:
         """Final test metrics (those logged at this step, if any), the final grids, model.pt, then summary.json;
@@ -160,6 +163,7 @@ class Experiment(TrainingEvents):
         if trainer.fused is not None:  # trained fused: with which runs
             summary["fused"] = trainer.fused
         self.rundir.write_json(self.rundir.summary, summary)
+        self.trackers.summary(summary)
         return summary
 
 
@@ -234,8 +238,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]
     Under torchrun every rank calls this; rank 0 prepares the folder and writes it."""
     rundir = RunDir(run_dir)
     check_consistency(cfg)
-    if cfg.train.tensorboard:
-        require_tensorboard()
+    require_trackers(cfg)
     with _process_group(cfg) as ranks:
         if ranks.main:
             rundir.check_new_run(overwrite)
@@ -247,8 +250,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]
                 rundir.write_text(rundir.config, to_yaml(cfg))
             distributed.barrier(ranks)
             experiment = Experiment.alone(cfg, rundir, train_set, test_set, ranks=ranks)
-            if ranks.main:
-                experiment.open_tensorboard()
+            experiment.open_trackers()
             experiment.test()
             return experiment.run()
 
@@ -273,8 +275,7 @@ def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, 
     written. Under torchrun every rank calls this, with as many ranks as the run was trained with."""
     rundir = RunDir(run_dir)
     cfg, payload = _resumed_config(rundir, overrides)
-    if cfg.train.tensorboard:
-        require_tensorboard()
+    require_trackers(cfg)
     with _process_group(cfg) as ranks:
         with _owned(rundir, ranks, "vaegan train --resume"):
             payload = rundir.read_checkpoint()  # again, under the lock
@@ -307,8 +308,7 @@ def train_fused(cfgs: list[Config], run_dirs: list[Path], resume_overrides: dict
         cfgs, payloads = map(list, zip(*(_resumed_config(rundir, resume_overrides) for rundir in rundirs)))
     for cfg in cfgs:
         check_consistency(cfg)
-        if cfg.train.tensorboard:
-            require_tensorboard()
+        require_trackers(cfg)
     if not resuming:
         for rundir in rundirs:
             rundir.check_new_run(False)
@@ -335,9 +335,10 @@ def train_fused(cfgs: list[Config], run_dirs: list[Path], resume_overrides: dict
             group.restore(payloads)
             for rundir, cfg in zip(rundirs, cfgs):
                 rundir.write_text(rundir.config, to_yaml(cfg))
+        finished = False
         try:
             for experiment in experiments:
-                experiment.open_tensorboard()
+                experiment.open_trackers()
                 if not resuming:
                     experiment.test()
             try:
@@ -346,9 +347,10 @@ def train_fused(cfgs: list[Config], run_dirs: list[Path], resume_overrides: dict
                 if group.live:
                     raise
                 return [VaeganError(why) for why in group.failed]
-            return [VaeganError(why) if why else experiment.finish(leg)
-                    for experiment, why in zip(experiments, group.failed)]
+            results = [VaeganError(why) if why else experiment.finish(leg)
+                       for experiment, why in zip(experiments, group.failed)]
+            finished = True
+            return results
         finally:
-            for experiment in experiments:
-                if experiment.tensorboard is not None:
-                    experiment.tensorboard.close()
+            for experiment, why in zip(experiments, group.failed):
+                experiment.close_trackers(finished and not why)

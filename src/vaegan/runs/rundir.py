@@ -9,6 +9,7 @@
     samples/, recon/        per-epoch grids; figures/: the figure commands' PNGs; report.html
                             (report.md too in a `vaegan reproduce` folder)
     tensorboard/            the optional TensorBoard mirror
+    trackers.json           the wandb and MLflow run ids the run logs to (train.log_to), kept for a resume
     .vaegan.lock            held by the process that trains the run; marks the folder as a vaegan run
 
 vaegan deletes only files it wrote, in a folder that is a run, and never the current folder, one of its
@@ -42,7 +43,7 @@ except ImportError:  # Windows
 LOCK = ".vaegan.lock"
 # What vaegan writes in a run folder: top-level names, and per sub-folder the patterns of its files.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "model.pt", "summary.json", "eval.json", "ablation.json",
-             "report.html", LOCK)
+             "report.html", "trackers.json", LOCK)
 RUN_FOLDERS = {"checkpoints": ("last.pt",), "samples": ("*.png",), "recon": ("*.png",), "figures": ("*.png",),
                "tensorboard": ("events.out.tfevents.*",)}
 TEMP_PATTERN = ".*.tmp"
@@ -117,6 +118,11 @@ class RunDir:
     @property
     def tensorboard(self) -> Path:
         return self.path / "tensorboard"
+
+    @property
+    def trackers(self) -> Path:
+        """The ids of the run's wandb and MLflow runs (train.log_to), so that a resume logs to the same ones."""
+        return self.path / "trackers.json"
 
     @property
     def figures(self) -> Path:

@@ -329,7 +329,8 @@ class Trainer(TrainingLoop):
         if self.ranks.main:
             self.metrics_log.write_many(records)
             for record in records:
-                self.events.step_end(self, record["step"], {k: v for k, v in record.items() if k not in RECORD_KEYS})
+                self.events.step_end(self, record["step"], {k: v for k, v in record.items()
+                                                            if k not in ("kind", "step", "epoch")})
         progress.update(records[-1]["step"], records[-1])
         if self.streak.length >= self.cfg.train.max_nonfinite:
             raise VaeganError(divergence_message(self.streak, self.rundir, self.saved_step))

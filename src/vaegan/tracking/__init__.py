@@ -1,0 +1,57 @@
+"""Experiment trackers a run also logs to: `train.log_to=[tensorboard, wandb, mlflow]`, any combination
+(`train.tensorboard=true` is the same as tensorboard in the list). Only rank 0 of a torchrun group logs."""
+
+from __future__ import annotations
+
+from vaegan.config import Config
+from vaegan.errors import VaeganError
+from vaegan.runs import RunDir
+from vaegan.tracking.mlflow_log import MlflowLog, require_mlflow
+from vaegan.tracking.tensorboard_log import TensorBoardLog, require_tensorboard
+from vaegan.tracking.tracker import Tracker, Trackers, flatten
+from vaegan.tracking.wandb_log import WandbLog, require_wandb
+
+REQUIRE = {"tensorboard": require_tensorboard, "wandb": require_wandb, "mlflow": require_mlflow}
+RUN_IDS = {"wandb": WandbLog, "mlflow": MlflowLog}  # the trackers whose runs live elsewhere, found again by id
+
+
+def tracker_names(cfg: Config) -> list[str]:
+    """The trackers a config asks for, in order, each once."""
+    return list(dict.fromkeys([*(["tensorboard"] if cfg.train.tensorboard else []), *cfg.train.log_to]))
+
+
+def require_trackers(cfg: Config) -> None:
+    """Each asked-for tracker's package, checked before any training starts (one line saying how to install it)."""
+    for name in tracker_names(cfg):
+        REQUIRE[name]()
+
+
+def _saved_ids(rundir: RunDir) -> dict[str, str]:
+    ids = rundir.read_json(rundir.trackers) or {}
+    if not all(isinstance(value, str) for value in ids.values()):
+        raise VaeganError(f"{rundir.trackers} is corrupt: it should map tracker names to run ids; delete it to "
+                          "start new tracker runs")
+    return ids
+
+
+def open_trackers(cfg: Config, rundir: RunDir, first_step: int) -> Trackers:
+    """Start (or, for a resumed run, continue) the trackers of `cfg` for the leg starting at `first_step`; their
+    run ids go to RUN/trackers.json. A tracker that cannot start is one VaeganError (the others are closed)."""
+    names = tracker_names(cfg)
+    if not names:
+        return Trackers([])
+    config = flatten(cfg.to_dict(), separator=".")
+    ids = _saved_ids(rundir)
+    opened: list[Tracker] = []
+    try:
+        for name in names:
+            if name == "tensorboard":
+                opened.append(TensorBoardLog(rundir.tensorboard, first_step, config))
+            else:
+                opened.append(RUN_IDS[name](rundir.path.name, ids.get(name), config))
+                ids[name] = opened[-1].run_id
+        rundir.write_json(rundir.trackers, ids)
+    except BaseException:
+        Trackers(opened).close(finished=False)
+        raise
+    return Trackers(opened)

@@ -1,0 +1,77 @@
+"""What every experiment tracker receives, and the fan-out that keeps a failing tracker from stopping training.
+
+A tracker gets the config once (flattened `section.key` values), the scalar records as the run logs them
+(`train` records as they are flushed, `test` metrics and `quality` records at epoch ends), the per-epoch grids
+(PNG files) and the summary at the end. Steps are the training step. After a crash, the steps between the last
+checkpoint and the crash are sent again by the resumed leg (metrics.jsonl drops them; a tracker that keeps
+both shows both, TensorBoard drops the old ones).
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers as number_types
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Tracker(Protocol):
+    name: str
+
+    def scalars(self, kind: str, step: int, values: dict[str, Any]) -> None: ...
+
+    def image(self, tag: str, png: Path, step: int) -> None: ...
+
+    def summary(self, values: dict[str, Any]) -> None: ...
+
+    def close(self, finished: bool) -> None: ...
+
+
+def numbers(values: dict[str, Any]) -> dict[str, float]:
+    """The finite-or-not real numbers of a record (booleans and text left out)."""
+    return {key: float(value) for key, value in values.items()
+            if isinstance(value, number_types.Real) and not isinstance(value, bool)}
+
+
+def flatten(values: dict[str, Any], prefix: str = "", separator: str = "/") -> dict[str, Any]:
+    """{'test': {'kl': 1.0}} -> {'test/kl': 1.0}: nested records as the flat keys trackers take."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{separator}{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(flatten(value, name, separator))
+        else:
+            flat[name] = value
+    return flat
+
+
+class Trackers:
+    """The trackers of one run, called together. A tracker whose call fails (a lost connection, a full disk) is
+    dropped with one warning; training goes on, and metrics.jsonl keeps every value."""
+
+    def __init__(self, trackers: list[Tracker]):
+        self.live = list(trackers)
+
+    def _each(self, call: str, *args: Any) -> None:
+        for tracker in list(self.live):
+            try:
+                getattr(tracker, call)(*args)
+            except Exception as err:  # a tracker's failure of any kind must not end the training run
+                log.warning("%s stopped logging (%s: %s); training goes on, metrics.jsonl has every value",
+                            tracker.name, type(err).__name__, str(err).strip().splitlines()[0] if str(err) else "")
+                self.live.remove(tracker)
+
+    def scalars(self, kind: str, step: int, values: dict[str, Any]) -> None:
+        self._each("scalars", kind, step, values)
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        self._each("image", tag, png, step)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        self._each("summary", values)
+
+    def close(self, finished: bool) -> None:
+        self._each("close", finished)
+        self.live = []
