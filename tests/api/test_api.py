@@ -165,3 +165,18 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     assert namespace["images"].shape == (16, 3, 32, 32) and len(namespace["path"]) == 8
     assert torch.equal(namespace["recon"], namespace["run"].reconstruct(namespace["x"], namespace["y"]))
     assert namespace["run"].step == 60 and (tmp_path / "runs/py-quick/figures/map.png").is_file()
+
+
+def test_quality_curves_draw_runs_that_logged_quality_records(conditional, tmp_path):
+    import shutil
+
+    runs = []
+    for name, fcd in (("a", 90.0), ("b", 60.0)):
+        shutil.copytree(conditional.path, tmp_path / name)
+        with open(tmp_path / name / "metrics.jsonl", "a") as f:
+            for step in (1, 2):
+                f.write(json.dumps({"kind": "quality", "step": step, "epoch": step, "images": 16 * step,
+                                    "seconds": 1.5 * step, "fcd": fcd / step, "cc": 0.01 * step}) + "\n")
+        runs.append(vaegan.Run(tmp_path / name))
+    picture = vaegan.quality_curves(runs, out=tmp_path / "q.png")
+    assert picture.path.is_file() and picture.image.size[0] > 600
