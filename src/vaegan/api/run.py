@@ -23,6 +23,7 @@ from vaegan.config import Config
 from vaegan.errors import VaeganError
 from vaegan.evaluation import METRICS
 from vaegan.evaluation.interpolation import path as latent_path
+from vaegan.evaluation.latent import KNN_K
 from vaegan.evaluation.run import LoadedRun, load_run
 from vaegan.models import GenerativeModel, evaluation_mode
 from vaegan.runs import RunDir
@@ -54,6 +55,13 @@ class Picture:
 class Encoding(NamedTuple):
     mean: torch.Tensor  # [N, latent_dim], the posterior means (what `decode` takes)
     logvar: torch.Tensor  # [N, latent_dim]
+
+
+def _positive(**counts: int) -> None:
+    """Counts a call asks for (samples, images, steps) must be whole numbers >= 1."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise VaeganError(f"{name}={value!r}: give a whole number >= 1")
 
 
 def _picture(image: Image.Image, out: str | Path | None, numbers: dict[str, float] | None = None) -> Picture:
@@ -151,8 +159,7 @@ class Run:
         `seed`: the same images as `sample_grid` shows. `ema=False` uses the trained generator instead of its
         EMA copy. `output`: uint8 (default), pil or float ([-1, 1])."""
         check_output(output)
-        if count < 1:
-            raise VaeganError(f"count={count}: ask for at least one sample")
+        _positive(count=count)
         model = self._generator(ema)
         if model.conditional:
             if classes is None:
@@ -192,6 +199,7 @@ class Run:
                     mode: str = "linear", ema: bool = True, output: str = "uint8") -> torch.Tensor | list[Image.Image]:
         """`steps` images along the path (linear or slerp) between two images' posterior means, decoded at the
         first image's label (give one label for both, or one each)."""
+        _positive(steps=steps)
         if steps < 2:
             raise VaeganError(f"steps={steps}: a path needs at least 2 images")
         pair = torch.cat([model_input(first, self.device), model_input(second, self.device)])
@@ -222,6 +230,7 @@ class Run:
                     out: str | Path | None = None) -> Picture:
         """Rows = classes (default 0-7) of a conditional model, columns = one fixed z each; an 8x8 grid
         otherwise. `out`: also write it there."""
+        _positive(per_class=per_class)
         model = self._generator(ema)
         if classes is not None and not model.conditional:
             raise VaeganError(f"{self.path} holds an unconditional model: it has no classes to ask for")
@@ -231,6 +240,7 @@ class Run:
 
     def reconstruction_grid(self, n: int = 16, split: str = "test", out: str | Path | None = None) -> Picture:
         """The first n images of a split over their reconstructions; numbers: their MSE and the split's."""
+        _positive(n=n)
         model = self._encoder_model("reconstruct")
         image, numbers = reconstruction_figure(model, self.opened.dataset(split), n, self.device)
         return _picture(image, out, numbers)
@@ -239,6 +249,7 @@ class Run:
                             out: str | Path | None = None) -> dict[str, Picture]:
         """Paths between pairs of random test images: "latent" (between their means) and, for a conditional
         model, "label" (between two labels at fixed z). `out`: the latent one's file, the label one beside it."""
+        _positive(pairs=pairs, steps=steps)
         model = self._encoder_model("encode the test images to interpolate between")
         images = interpolation_figure(model, self.opened.dataset("test"), pairs, steps, mode, seed, self.device)
         paths = interpolation_paths(Path(out), list(images)) if out is not None else {}
@@ -247,6 +258,8 @@ class Run:
     def latent_map(self, n: int = 5000, method: str = "pca", seed: int = 0, out: str | Path | None = None
                    ) -> Picture:
         """A 2-D map (pca or tsne) of the first n test images' posterior means; numbers: their 5-NN accuracy."""
+        if isinstance(n, bool) or not isinstance(n, int) or n <= KNN_K:
+            raise VaeganError(f"n={n!r}: the map's {KNN_K}-NN accuracy needs at least {KNN_K + 1} images")
         model = self._encoder_model("encode test images into a latent map")
         figure, numbers = latent_map_figure(model, self.opened.dataset("test"), n, method, self.device, seed)
         return _picture(figure_image(figure), out, numbers)
