@@ -15,18 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from vaegan.errors import VaeganError
-from vaegan.tracking.tracker import numbers
+from vaegan.tracking.tracker import numbers, require
 
-INSTALL = "logging to mlflow needs it: pip install 'vaegan[mlflow]' (or pip install mlflow-skinny)"
 BATCH = 100  # MLflow takes at most 100 params and 1000 metrics per log_batch call
 
 
 def require_mlflow():
-    try:
-        from mlflow.tracking import MlflowClient
-    except ImportError:
-        raise VaeganError(INSTALL) from None
-    return MlflowClient
+    return require("mlflow.tracking", "mlflow", "mlflow-skinny").MlflowClient
 
 
 class MlflowLog:

@@ -8,19 +8,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vaegan.errors import VaeganError
-from vaegan.tracking.tracker import numbers
+from vaegan.tracking.tracker import numbers, require
 
 
 def require_tensorboard():
-    """torch's SummaryWriter, or one clear error when TensorBoard is not installed."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise VaeganError("logging to tensorboard needs TensorBoard: pip install 'vaegan[tensorboard]' (or pip "
-                          "install tensorboard), or leave tensorboard out of train.log_to (and "
-                          "train.tensorboard=false)") from None
-    return SummaryWriter
+    """torch's SummaryWriter (train.tensorboard=true asks for it too)."""
+    return require("torch.utils.tensorboard", "tensorboard", "tensorboard").SummaryWriter
 
 
 class TensorBoardLog:

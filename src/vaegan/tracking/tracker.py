@@ -9,10 +9,14 @@ both shows both, TensorBoard drops the old ones).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import numbers as number_types
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
+
+from vaegan.errors import VaeganError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,15 @@ class Tracker(Protocol):
     def summary(self, values: dict[str, Any]) -> None: ...
 
     def close(self, finished: bool) -> None: ...
+
+
+def require(module: str, tracker: str, package: str) -> ModuleType:
+    """A tracker's package, or one line saying how to install it (checked before any training starts)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise VaeganError(f"logging to {tracker} needs {package}: pip install 'vaegan[{tracker}]' (or pip install "
+                          f"{package}), or leave {tracker} out of train.log_to") from None
 
 
 def numbers(values: dict[str, Any]) -> dict[str, float]:

@@ -15,17 +15,11 @@ import numpy as np
 from PIL import Image
 
 from vaegan.errors import VaeganError
-from vaegan.tracking.tracker import flatten, numbers
-
-INSTALL = "logging to wandb needs it: pip install 'vaegan[wandb]' (or pip install wandb)"
+from vaegan.tracking.tracker import flatten, numbers, require
 
 
 def require_wandb():
-    try:
-        import wandb
-    except ImportError:
-        raise VaeganError(INSTALL) from None
-    return wandb
+    return require("wandb", "wandb", "wandb")
 
 
 class WandbLog:
