@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from PIL import Image
@@ -33,6 +33,9 @@ from vaegan.viz.grid import figure_image, save_image
 from vaegan.viz.latent_map import latent_map_figure
 from vaegan.viz.report import write_report
 from vaegan.viz.samples import class_conditional_samples, fixed_latents, sample_grid_image
+
+if TYPE_CHECKING:
+    import pandas
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class Run:
         """Whether `model`'s generator is the EMA copy (runs trained with train.ema_decay > 0)."""
         return self.opened.uses_ema
 
-    def metrics(self, kind: str | None = None, as_frame: bool = True):
+    def metrics(self, kind: str | None = None, as_frame: bool = True) -> pandas.DataFrame | list[dict[str, Any]]:
         """The metrics.jsonl records (kind train, test or quality; all when None): a pandas DataFrame when pandas
         is installed (and `as_frame`), a list of dicts otherwise."""
         records = [r for r in self.rundir.records() if kind is None or r.get("kind") == kind]
