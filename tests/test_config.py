@@ -148,3 +148,30 @@ def test_inconsistent_combinations_are_refused_with_the_keys_named(overrides, pa
 def test_the_quality_options_name_their_allowed_values(key, value, allowed):
     with pytest.raises(VaeganError, match=f"invalid value for '{key}'.*allowed: {allowed}"):
         C.apply_overrides(C.Config(), {key: value})
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[wandb,mlflow]", ["wandb", "mlflow"]), ("wandb", ["wandb"]), ("[]", []), ("", []),
+    ("[ mlflow , mlflow ]", ["mlflow"]),
+])
+def test_a_list_key_takes_a_bracketed_list_and_keeps_each_item_once(text, expected):
+    cfg = C.apply_overrides(C.Config(), C.parse_override_args([f"train.log_to={text}"]))
+    assert cfg.train.log_to == expected
+
+
+def test_a_list_key_refuses_an_unknown_item_or_a_non_list_naming_the_key_and_the_choices():
+    with pytest.raises(VaeganError, match=r"'train.log_to': 'comet'; allowed: a list of tensorboard, wandb, mlflow"):
+        C.apply_overrides(C.Config(), {"train.log_to": "[wandb,comet]"})
+    with pytest.raises(VaeganError, match=r"'train.log_to': \['wandb'\]"):  # a YAML list inside the list
+        C.from_dict({"train": {"log_to": [["wandb"]]}})
+    with pytest.raises(VaeganError, match=r"'train.log_to': 3 is not a list"):
+        C.from_dict({"train": {"log_to": 3}})
+
+
+def test_a_list_key_reads_yaml_lists_round_trips_and_may_change_on_resume():
+    import yaml
+
+    cfg = C.from_dict(yaml.safe_load("train:\n  log_to: [mlflow, wandb, mlflow]\n"), where="a preset")
+    assert cfg.train.log_to == ["mlflow", "wandb"]
+    assert C.from_dict(yaml.safe_load(C.to_yaml(cfg))) == cfg
+    assert C.frozen_differences(cfg, C.apply_overrides(cfg, {"train.log_to": "[tensorboard]"})) == []

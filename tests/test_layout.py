@@ -8,7 +8,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vaegan"
 # Names as code spells them, quoted ("samples" and "recon" are left out: they are also metric names; "tensorboard"
-# is also a tracker's name).
+# and "wandb" are also trackers' names).
 RUN_FILE_NAMES = re.compile(r"""["'](config\.yaml|metrics\.jsonl|checkpoints|last\.pt|model\.pt|summary\.json|"""
                             r"""eval\.json|ablation\.json|report\.html|report\.md|figures|trackers\.json)["']""")
 
@@ -28,19 +28,20 @@ def imported_modules(folder: str) -> dict[str, set[str]]:
 
 
 ABOVE_ALL = ("vaegan.experiment", "vaegan.ablation", "vaegan.reproduce", "vaegan.cli")
+ABOVE_TRAINING = ("vaegan.tracking", *ABOVE_ALL)  # what the layers up to training never import
 
 
 @pytest.mark.parametrize("folder, forbidden", [
-    ("training", ("vaegan.evaluation", "vaegan.viz", *ABOVE_ALL)),
+    ("training", ("vaegan.evaluation", "vaegan.viz", *ABOVE_TRAINING)),
     ("evaluation", ("vaegan.training", *ABOVE_ALL)),
     ("viz", ("vaegan.training", *ABOVE_ALL)),
     ("runs", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", "vaegan.models", "vaegan.data",
-              "vaegan.speed", *ABOVE_ALL)),
-    ("speed", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", *ABOVE_ALL)),
-    ("models", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", "vaegan.runs", *ABOVE_ALL)),
-    ("objectives", ("vaegan.speed", "vaegan.training", "vaegan.evaluation", "vaegan.viz", *ABOVE_ALL)),
+              "vaegan.speed", *ABOVE_TRAINING)),
+    ("speed", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", *ABOVE_TRAINING)),
+    ("models", ("vaegan.training", "vaegan.evaluation", "vaegan.viz", "vaegan.runs", *ABOVE_TRAINING)),
+    ("objectives", ("vaegan.speed", "vaegan.training", "vaegan.evaluation", "vaegan.viz", *ABOVE_TRAINING)),
     ("data", ("vaegan.models", "vaegan.objectives", "vaegan.speed", "vaegan.training", "vaegan.evaluation",
-              "vaegan.viz", *ABOVE_ALL)),
+              "vaegan.viz", *ABOVE_TRAINING)),
     ("tracking", ("vaegan.evaluation", "vaegan.viz", "vaegan.export", "vaegan.api", *ABOVE_ALL)),
     ("api", ("vaegan.ablation", "vaegan.reproduce", "vaegan.cli")),
     ("ablation", ("vaegan.reproduce", "vaegan.cli", "vaegan.api")),

@@ -144,7 +144,8 @@ class TrainConfig:
     ema_decay: float = field(default=0.0, metadata=_fraction())  # EMA of the generator; 0 = off
     max_nonfinite: int = field(default=10, metadata=_at_least(1))  # this many non-finite steps in a row stop
     # Experiment trackers the run also logs to (config, train records, test metrics, grids, summary), any of
-    # tensorboard, wandb, mlflow (extras vaegan[tensorboard], [wandb], [mlflow]): train.log_to=[wandb,mlflow]
+    # tensorboard, wandb, mlflow (extras vaegan[tensorboard], [wandb], [mlflow]): train.log_to=[wandb,mlflow]. A
+    # resume may change the list; the trackers it keeps continue their runs (vaegan.tracking)
     log_to: list[str] = field(default_factory=list, metadata={"items": TRACKERS})
     tensorboard: bool = False  # the same as tensorboard in log_to (kept for older configs)
     device: str = field(default="auto", metadata=DEVICE_RULE)
@@ -292,7 +293,8 @@ _BOUNDS = {"min": (operator.ge, ">="), "above": (operator.gt, ">"), "below": (op
 
 
 def validate(key: str, value: Any, root: type = Config) -> Any:
-    """Convert `value` (a CLI string or a YAML scalar) to the field's type and check its allowed range."""
+    """Convert `value` (a CLI string, or a YAML value: a list for list fields) to the field's type and check its
+    allowed range or choices."""
     f, hint = _field_of(key, root)
     if typing.get_origin(hint) is list:
         return _convert_list(key, value, f.metadata["items"])

@@ -43,7 +43,6 @@ class Experiment(TrainingEvents):
         self.cfg, self.rundir, self.test_set, self.trainer = cfg, rundir, test_set, trainer
         trainer.events = self
         self.trackers = Trackers([])  # opened by rank 0 when training starts (open_trackers)
-        self.trackers_opened = False
         classifier = cfg.evaluation.quality_classifier
         self.quality_probe = QualityProbe(Path(classifier), test_set, cfg.evaluation.quality_samples,
                                           trainer.device) if classifier and trainer.ranks.main else None
@@ -118,24 +117,23 @@ class Experiment(TrainingEvents):
 
     def open_trackers(self) -> None:
         """Start (or continue) the trackers of `train.log_to`, on rank 0 only, for the leg starting after the
-        current step."""
-        if self.trainer.ranks.main and not self.trackers_opened:
+        current step. The caller closes them (`self.trackers.close`) however the leg ends."""
+        if self.trainer.ranks.main:
             self.trackers = open_trackers(self.cfg, self.rundir, first_step=self.trainer.position.step + 1)
-            self.trackers_opened = True
 
-    def close_trackers(self, finished: bool) -> None:
-        self.trackers.close(finished)
-
-    def run(self) -> dict[str, Any]:
-        """Train to the end of the schedule, then write the final outputs; returns the summary."""
+    def run(self, test_first: bool = False) -> dict[str, Any]:
+        """Train to the end of the schedule (a new run first logs the untrained model's test metrics:
+        `test_first`), then write the final outputs; returns the summary."""
         self.open_trackers()
         finished = False
         try:
+            if test_first:
+                self.test()
             summary = self.finish(self.trainer.fit())
             finished = True
             return summary
         finally:
-            self.close_trackers(finished)
+            self.trackers.close(finished)
 
     def finish(self, leg: TrainingLeg) -> dict[str, Any]:
         """Final test metrics (those logged at this step, if any), the final grids, model.pt, then summary.json;
@@ -250,9 +248,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False) -> dict[str, Any]
                 rundir.write_text(rundir.config, to_yaml(cfg))
             distributed.barrier(ranks)
             experiment = Experiment.alone(cfg, rundir, train_set, test_set, ranks=ranks)
-            experiment.open_trackers()
-            experiment.test()
-            return experiment.run()
+            return experiment.run(test_first=True)
 
 
 def _resumed_config(rundir: RunDir, overrides: dict[str, Any] | None) -> tuple[Config, dict[str, Any]]:
@@ -353,4 +349,4 @@ def train_fused(cfgs: list[Config], run_dirs: list[Path], resume_overrides: dict
             return results
         finally:
             for experiment, why in zip(experiments, group.failed):
-                experiment.close_trackers(finished and not why)
+                experiment.trackers.close(finished and not why)

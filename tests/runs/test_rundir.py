@@ -47,6 +47,27 @@ def test_overwrite_removes_exactly_the_run_files(tmp_path):
     assert [p.name for p in (tmp_path / "run").iterdir()] == [".vaegan.lock"]
 
 
+def test_overwrite_removes_the_trackers_files_wandbs_folders_whole_but_no_link_target(tmp_path):
+    rundir = _fake_run(tmp_path / "run")
+    atomic_write(rundir.trackers, b"{}")
+    offline = rundir.wandb / "offline-run-20260101_000000-abc"
+    atomic_write(offline / "logs" / "debug.log", b"x")
+    (rundir.wandb / "debug.log").symlink_to(offline / "logs" / "debug.log")
+    (tmp_path / "elsewhere").mkdir()
+    (rundir.wandb / "latest-run").symlink_to(tmp_path / "elsewhere")
+    rundir.check_new_run(overwrite=True)
+    rundir.remove_outputs()
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [".vaegan.lock"] and (tmp_path / "elsewhere").is_dir()
+
+
+def test_a_users_file_in_wandbs_folder_is_never_replaced(tmp_path):
+    rundir = _fake_run(tmp_path / "run")
+    atomic_write(rundir.wandb / "offline-run-20260101_000000-abc" / "run-abc.wandb", b"x")
+    (rundir.wandb / "notes.txt").write_text("mine")
+    with pytest.raises(VaeganError, match=r"files vaegan did not write \(wandb/notes.txt\)"):
+        rundir.check_new_run(overwrite=True)
+
+
 @pytest.mark.parametrize("where", ["cwd", "parent", "home"])
 def test_the_current_folder_its_parents_and_home_are_never_replaced(tmp_path, monkeypatch, where):
     run = _fake_run(tmp_path / "run").path

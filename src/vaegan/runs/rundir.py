@@ -9,6 +9,7 @@
     samples/, recon/        per-epoch grids; figures/: the figure commands' PNGs; report.html
                             (report.md too in a `vaegan reproduce` folder)
     tensorboard/            the optional TensorBoard mirror
+    wandb/                  wandb's local files of the run (train.log_to=[wandb]; an offline run is synced from here)
     trackers.json           the wandb and MLflow run ids the run logs to (train.log_to), kept for a resume
     .vaegan.lock            held by the process that trains the run; marks the folder as a vaegan run
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -46,6 +48,9 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "model.pt", "summary.json", "eval.j
              "report.html", "trackers.json", LOCK)
 RUN_FOLDERS = {"checkpoints": ("last.pt",), "samples": ("*.png",), "recon": ("*.png",), "figures": ("*.png",),
                "tensorboard": ("events.out.tfevents.*",)}
+# Folders another program writes for the run, and the names of its entries there (folders included), each
+# removed whole with the run: wandb's run folders (offline-run-*, run-*) and the links and logs beside them.
+TOOL_FOLDERS = {"wandb": ("offline-run-*", "run-*", "latest-run", "debug.log", "debug-internal.log")}
 TEMP_PATTERN = ".*.tmp"
 
 
@@ -118,6 +123,11 @@ class RunDir:
     @property
     def tensorboard(self) -> Path:
         return self.path / "tensorboard"
+
+    @property
+    def wandb(self) -> Path:
+        """wandb's own files of the run (train.log_to=[wandb]: wandb.init(dir=RUN) writes them here)."""
+        return self.path / "wandb"
 
     @property
     def trackers(self) -> Path:
@@ -209,13 +219,10 @@ class RunDir:
             name = entry.name
             if fnmatch.fnmatch(name, TEMP_PATTERN) or (name in RUN_FILES and entry.is_file()):
                 continue
-            patterns = RUN_FOLDERS.get(name)
-            if patterns is None or not entry.is_dir() or entry.is_symlink():
+            if name not in (*RUN_FOLDERS, *TOOL_FOLDERS) or not entry.is_dir() or entry.is_symlink():
                 foreign.append(name)
                 continue
-            foreign += [f"{name}/{child.name}" for child in sorted(entry.iterdir())
-                        if child.is_dir() or not any(fnmatch.fnmatch(child.name, p)
-                                                     for p in (*patterns, TEMP_PATTERN))]
+            foreign += [f"{name}/{child.name}" for child in sorted(entry.iterdir()) if not _written(name, child)]
         return foreign
 
     def check_new_run(self, overwrite: bool) -> None:
@@ -249,10 +256,14 @@ class RunDir:
             for name in RUN_FILES:
                 if name != LOCK:
                     (self.path / name).unlink(missing_ok=True)
-            for folder, patterns in RUN_FOLDERS.items():
+            for folder in (*RUN_FOLDERS, *TOOL_FOLDERS):
                 if (self.path / folder).is_dir():
                     for child in (self.path / folder).iterdir():
-                        if any(fnmatch.fnmatch(child.name, p) for p in (*patterns, TEMP_PATTERN)):
+                        if not _written(folder, child):
+                            continue
+                        if child.is_dir() and not child.is_symlink():
+                            shutil.rmtree(child)
+                        else:
                             child.unlink()
                     (self.path / folder).rmdir()
         except OSError as err:
@@ -288,6 +299,13 @@ class RunDir:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+
+def _written(folder: str, child: Path) -> bool:
+    """Whether `child` of the run's sub-folder `folder` is one vaegan wrote (in a tool's folder: that tool)."""
+    if folder in TOOL_FOLDERS:
+        return any(fnmatch.fnmatch(child.name, p) for p in TOOL_FOLDERS[folder])
+    return not child.is_dir() and any(fnmatch.fnmatch(child.name, p) for p in (*RUN_FOLDERS[folder], TEMP_PATTERN))
 
 
 def _try_lock(fd: int) -> bool:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from vaegan.config import Config
 from vaegan.errors import VaeganError
 from vaegan.runs import RunDir
-from vaegan.tracking.mlflow_log import MlflowLog, require_mlflow
-from vaegan.tracking.tensorboard_log import TensorBoardLog, require_tensorboard
+from vaegan.tracking.mlflow_log import MlflowLog
+from vaegan.tracking.tensorboard_log import TensorBoardLog
 from vaegan.tracking.tracker import Tracker, Trackers, flatten
-from vaegan.tracking.wandb_log import WandbLog, require_wandb
+from vaegan.tracking.wandb_log import WandbLog
 
-REQUIRE = {"tensorboard": require_tensorboard, "wandb": require_wandb, "mlflow": require_mlflow}
-RUN_IDS = {"wandb": WandbLog, "mlflow": MlflowLog}  # the trackers whose runs live elsewhere, found again by id
+TRACKERS: dict[str, type] = {"tensorboard": TensorBoardLog, "wandb": WandbLog, "mlflow": MlflowLog}
+
+__all__ = ["TRACKERS", "Tracker", "Trackers", "open_trackers", "require_trackers", "tracker_names"]
 
 
 def tracker_names(cfg: Config) -> list[str]:
@@ -23,7 +24,7 @@ def tracker_names(cfg: Config) -> list[str]:
 def require_trackers(cfg: Config) -> None:
     """Each asked-for tracker's package, checked before any training starts (one line saying how to install it)."""
     for name in tracker_names(cfg):
-        REQUIRE[name]()
+        TRACKERS[name].require()
 
 
 def _saved_ids(rundir: RunDir) -> dict[str, str]:
@@ -35,22 +36,29 @@ def _saved_ids(rundir: RunDir) -> dict[str, str]:
 
 
 def open_trackers(cfg: Config, rundir: RunDir, first_step: int) -> Trackers:
-    """Start (or, for a resumed run, continue) the trackers of `cfg` for the leg starting at `first_step`; their
-    run ids go to RUN/trackers.json. A tracker that cannot start is one VaeganError (the others are closed)."""
+    """Start (or, for a resumed run, continue) the trackers of `cfg` for the leg starting at `first_step`; the
+    run ids of new tracker runs go to RUN/trackers.json. A tracker that cannot start is one VaeganError (the
+    others are closed)."""
     names = tracker_names(cfg)
     if not names:
         return Trackers([])
     config = flatten(cfg.to_dict(), separator=".")
-    ids = _saved_ids(rundir)
+    saved = _saved_ids(rundir)
+    ids = dict(saved)
     opened: list[Tracker] = []
     try:
         for name in names:
-            if name == "tensorboard":
-                opened.append(TensorBoardLog(rundir.tensorboard, first_step, config))
-            else:
-                opened.append(RUN_IDS[name](rundir.path.name, ids.get(name), config))
+            try:
+                opened.append(TRACKERS[name](rundir, config, saved.get(name), first_step))
+            except VaeganError as err:
+                if name not in saved:
+                    raise
+                raise VaeganError(f"{err}; the run continues {name} run {saved[name]} (named in {rundir.trackers}: "
+                                  "delete that file to start new tracker runs)") from None
+            if opened[-1].run_id is not None:
                 ids[name] = opened[-1].run_id
-        rundir.write_json(rundir.trackers, ids)
+        if ids != saved:
+            rundir.write_json(rundir.trackers, ids)
     except BaseException:
         Trackers(opened).close(finished=False)
         raise

@@ -8,24 +8,31 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vaegan.tracking.tracker import numbers, require
+from vaegan.runs import RunDir
+from vaegan.tracking.tracker import flatten, numbers, require
 
 
-def require_tensorboard():
-    """torch's SummaryWriter (train.tensorboard=true asks for it too)."""
-    return require("torch.utils.tensorboard", "tensorboard", "tensorboard").SummaryWriter
+def as_text(values: dict[str, Any]) -> str:
+    """Flat `key: value` lines, indented so that TensorBoard's markdown shows them as they are."""
+    return "\n".join(f"    {key}: {value}" for key, value in values.items())
 
 
 class TensorBoardLog:
-    """Events in `folder`. `first_step` is where this leg of the run starts: events a crashed leg wrote from there
-    on are dropped, as metrics.jsonl drops its lines after the checkpoint."""
+    """Events in the run folder, which is its run (no id to keep). The leg starting at `first_step` purges the
+    events a crashed leg wrote from there on, as metrics.jsonl drops its lines after the checkpoint."""
 
     name = "tensorboard"
+    run_id = None
 
-    def __init__(self, folder: Path, first_step: int, config: dict[str, Any]):
-        self.writer = require_tensorboard()(str(folder), purge_step=first_step)
+    def __init__(self, rundir: RunDir, config: dict[str, Any], run_id: str | None, first_step: int):
+        self.writer = self.require()(str(rundir.tensorboard), purge_step=first_step)
         if first_step <= 1:
-            self.writer.add_text("config", "\n".join(f"    {key}: {value}" for key, value in config.items()))
+            self.writer.add_text("config", as_text(config))
+
+    @staticmethod
+    def require():
+        """torch's SummaryWriter, which needs the tensorboard package."""
+        return require("torch.utils.tensorboard", "tensorboard", "tensorboard").SummaryWriter
 
     def scalars(self, kind: str, step: int, values: dict[str, Any]) -> None:
         for key, value in numbers(values).items():
@@ -36,7 +43,7 @@ class TensorBoardLog:
             self.writer.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
 
     def summary(self, values: dict[str, Any]) -> None:
-        self.writer.add_text("summary", "\n".join(f"    {key}: {value}" for key, value in values.items()))
+        self.writer.add_text("summary", as_text(flatten(values)))
 
     def close(self, finished: bool) -> None:
         self.writer.close()
