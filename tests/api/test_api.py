@@ -167,6 +167,7 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["images"].shape == (16, 3, 32, 32) and len(namespace["path"]) == 8
     assert namespace["recon"].dtype == torch.uint8 and namespace["recon"].shape == (4, 3, 32, 32)
+    assert torch.equal(namespace["recon"], namespace["same"]) and namespace["page"].is_file()
     assert namespace["run"].step == 60 and (tmp_path / "runs/py-quick/figures/map.png").is_file()
 
 
