@@ -163,7 +163,7 @@ def test_out_may_name_a_new_folder_but_not_be_one(runs, tmp_path):
 
 def test_a_place_that_cannot_be_written_is_one_error(runs, tmp_path):
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(VaeganError, match="cannot write"):
+    with pytest.raises(VaeganError, match="a-file is a file, not a folder"):
         export_run(runs["gan"], tmp_path / "a-file" / "g.pt2")
 
 
@@ -174,3 +174,13 @@ def test_the_command_writes_the_files_and_refuses_a_folder(runs, tmp_path, capsy
     assert "vaegan is not needed" in capsys.readouterr().out
     assert main(["export", path, "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_a_file_vaegan_did_not_write_is_never_replaced(runs, tmp_path, capsys):
+    path = str(runs["resnet"].run_dir)
+    (tmp_path / "notes-encoder.pt2").write_text("my own notes")
+    assert main(["export", path, "--out", str(tmp_path / "notes.pt2"), "--device", "cpu"]) == 2
+    assert "notes-encoder.pt2" in capsys.readouterr().err
+    assert (tmp_path / "notes-encoder.pt2").read_text() == "my own notes" and not (tmp_path / "notes.pt2").exists()
+    for _ in range(2):  # its own files vaegan replaces
+        assert main(["export", path, "--out", str(tmp_path / "gen.pt2"), "--device", "cpu"]) == 0

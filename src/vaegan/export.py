@@ -29,7 +29,7 @@ import vaegan
 from vaegan.errors import VaeganError
 from vaegan.evaluation.run import LoadedRun
 from vaegan.models import GenerativeModel, build_model
-from vaegan.runs.files import atomic_write_all
+from vaegan.runs.files import OutputFolder, atomic_write_all
 
 METADATA = "vaegan.json"
 EXAMPLE_BATCH = 4  # the batch the programs are traced with (not 0 or 1, which torch.export would specialise on)
@@ -87,6 +87,8 @@ def export_run(run: LoadedRun, out: Path) -> list[Path]:
     out = Path(out)
     if out.is_dir():
         raise VaeganError(f"--out {out} is a folder: name the file to write, e.g. {out / 'generator.pt2'}")
+    folder = OutputFolder(out.parent)
+    folder.check(out, encoder_path(out))  # a file there that vaegan did not write is never replaced
     model = plain_copy(run)
     n, latent = EXAMPLE_BATCH, model.latent_dim
     labels = (torch.arange(n) % model.num_classes,) if model.conditional else ()
@@ -112,7 +114,9 @@ def export_run(run: LoadedRun, out: Path) -> list[Path]:
             "inputs": {"x": {**images, "about": "images; from uint8 pixels: pixels / 127.5 - 1"}, **label},
             "outputs": {name: {"dtype": "float32", "shape": ["N", latent], "about": what} for name, what in
                         (("mean", "the posterior's mean"), ("logvar", "the posterior's log-variance"))}}))
-    return atomic_write_all([(path, _writer(program, metadata)) for path, program, metadata in files])
+    written = atomic_write_all([(path, _writer(program, metadata)) for path, program, metadata in files])
+    folder.record(*written)
+    return written
 
 
 def _writer(program: torch.export.ExportedProgram, metadata: dict[str, Any]) -> Callable[[IO[bytes]], None]:
