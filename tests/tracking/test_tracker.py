@@ -11,7 +11,7 @@ from vaegan.config import TRACKERS as TRACKER_NAMES
 from vaegan.errors import VaeganError
 from vaegan.experiment import Experiment, train
 from vaegan.runs import RunDir
-from vaegan.tracking import TRACKERS, Trackers, tracker_names
+from vaegan.tracking import TRACKERS, Trackers, open_trackers, tracker_names
 from vaegan.training.distributed import Ranks
 
 
@@ -94,3 +94,11 @@ def test_a_tracker_that_cannot_start_is_one_line(tmp_path, tiny, monkeypatch):
     with pytest.raises(VaeganError, match=r"^mlflow could not start a run \(.*\); set MLFLOW_TRACKING_URI") as err:
         train(tiny(**{"train.log_to": "[mlflow]"}), tmp_path / "run")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"\x00\xff garbage", b'{"mlflow": 5}', b"[1, 2]"])
+def test_a_damaged_file_of_tracker_ids_is_one_line_saying_what_to_do(tmp_path, tiny, content):
+    rundir = RunDir(tmp_path)
+    rundir.trackers.write_bytes(content)
+    with pytest.raises(VaeganError, match="trackers.json is corrupt: it should map tracker names to run ids; delete"):
+        open_trackers(tiny(**{"train.log_to": "[mlflow]"}), rundir, first_step=1)

@@ -28,8 +28,12 @@ def require_trackers(cfg: Config) -> None:
 
 
 def _saved_ids(rundir: RunDir) -> dict[str, str]:
-    ids = rundir.read_json(rundir.trackers) or {}
-    if not all(isinstance(value, str) for value in ids.values()):
+    try:
+        ids = rundir.read_json(rundir.trackers) or {}
+        readable = all(isinstance(value, str) for value in ids.values())
+    except VaeganError:  # not JSON at all: the same line, saying what to do about this file
+        readable = False
+    if not readable:
         raise VaeganError(f"{rundir.trackers} is corrupt: it should map tracker names to run ids; delete it to "
                           "start new tracker runs")
     return ids
