@@ -147,6 +147,11 @@ class Run:
     def _generator(self, ema: bool) -> GenerativeModel:
         return self.opened.with_generator(ema)
 
+    def _class_indices(self, classes: Labels) -> list[int]:
+        """One class or several, by index or by name, as checked indices."""
+        wanted = [classes] if isinstance(classes, (int, str)) else list(classes)
+        return [class_index(c, self.class_names, self.model.num_classes) for c in wanted]
+
     def _labels(self, labels: Labels, count: int) -> torch.Tensor | None:
         return label_tensor(labels, count, self.class_names, self.model.num_classes, self.device)
 
@@ -167,8 +172,7 @@ class Run:
         if model.conditional:
             if classes is None:
                 raise VaeganError("this model is conditional: give classes (indices or names), e.g. classes=[0, 1]")
-            wanted = [classes] if isinstance(classes, (int, str)) else list(classes)
-            indices = [class_index(c, self.class_names, model.num_classes) for c in wanted]
+            indices = self._class_indices(classes)
             return model_output(class_conditional_samples(model, indices, count, seed), output)
         self._labels(classes, count)  # refuses classes for an unconditional model
         with evaluation_mode(model):
@@ -237,8 +241,7 @@ class Run:
         model = self._generator(ema)
         if classes is not None and not model.conditional:
             raise VaeganError(f"{self.path} holds an unconditional model: it has no classes to ask for")
-        wanted = None if classes is None else [classes] if isinstance(classes, (int, str)) else list(classes)
-        indices = None if wanted is None else [class_index(c, self.class_names, model.num_classes) for c in wanted]
+        indices = None if classes is None else self._class_indices(classes)
         return _picture(sample_grid_image(model, self.class_names, indices, per_class, seed), out)
 
     def reconstruction_grid(self, n: int = 16, split: str = "test", out: str | Path | None = None) -> Picture:

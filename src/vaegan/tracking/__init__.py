@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from vaegan.config import Config
+from vaegan.config import flatten as flatten_config
 from vaegan.errors import VaeganError
 from vaegan.runs import RunDir
 from vaegan.tracking.mlflow_log import MlflowLog
 from vaegan.tracking.tensorboard_log import TensorBoardLog
-from vaegan.tracking.tracker import Tracker, Trackers, flatten
+from vaegan.tracking.tracker import Tracker, Trackers
 from vaegan.tracking.wandb_log import WandbLog
 
 TRACKERS: dict[str, type] = {"tensorboard": TensorBoardLog, "wandb": WandbLog, "mlflow": MlflowLog}
@@ -46,7 +47,7 @@ def open_trackers(cfg: Config, rundir: RunDir, first_step: int) -> Trackers:
     names = tracker_names(cfg)
     if not names:
         return Trackers([])
-    config = flatten(cfg.to_dict(), separator=".")
+    config = flatten_config(cfg.to_dict(), where="the run's config")
     saved = _saved_ids(rundir)
     ids = dict(saved)
     opened: list[Tracker] = []

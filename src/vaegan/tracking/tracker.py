@@ -63,13 +63,13 @@ def numbers(values: dict[str, Any]) -> dict[str, float]:
             if isinstance(value, number_types.Real) and not isinstance(value, bool)}
 
 
-def flatten(values: dict[str, Any], prefix: str = "", separator: str = "/") -> dict[str, Any]:
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'test': {'kl': 1.0}} -> {'test/kl': 1.0}: nested records as the flat keys trackers take."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
-        name = f"{prefix}{separator}{key}" if prefix else str(key)
+        name = f"{prefix}/{key}" if prefix else str(key)
         if isinstance(value, dict):
-            flat.update(flatten(value, name, separator))
+            flat.update(flatten(value, name))
         else:
             flat[name] = value
     return flat
