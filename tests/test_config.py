@@ -134,6 +134,12 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
     ({"model.prior": "class"}, "model.prior=class .* needs model.conditional=true"),
     ({"model.conditional": True, "model.class_norm": True, "model.batchnorm": False}, "needs model.batchnorm=true"),
     ({"loss.d_augment": "translation"}, "model.name=vae has none"),
+    ({"model.d_classifier": True, "loss.class_weight": 0.1}, "d_classifier .* needs model.conditional=true and "
+                                                             "model.name=vaegan or gan"),
+    ({"model.name": "vaegan", "model.conditional": True, "model.d_classifier": True}, "set both, or neither"),
+    ({"model.name": "vaegan", "model.conditional": True, "loss.class_weight": 0.1}, "set both, or neither"),
+    ({"model.name": "vaegan", "model.conditional": True, "model.d_classifier": True, "loss.class_weight": 0.1,
+      "loss.d_on_prior": False}, "needs loss.d_on_prior=true"),
     ({"model.name": "vaegan", "loss.d_augment": "translation", "loss.feature_weight": 1.0},
      "set loss.feature_weight=0 or loss.d_augment=off"),
 ])

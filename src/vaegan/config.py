@@ -94,6 +94,10 @@ class ModelConfig:
     # standard: p(z) = N(0, I); class: p(z | y) = N(m_y, I) with a learned mean per class (conditional models),
     # so the KL term pulls each class's codes to their own region and prior samples start there
     prior: str = field(default="standard", metadata=_choices("standard", "class"))
+    # Conditional models with a discriminator: D also classifies images, with a linear head on its pooled
+    # features (AC-GAN, Odena et al. 2017); loss.class_weight sets how much G is trained to make that head find
+    # the label in its prior samples
+    d_classifier: bool = False
 
 
 @dataclass
@@ -116,6 +120,9 @@ class LossConfig:
     # DiffAugment (Zhao et al. 2020): the same differentiable augmentations on every image D sees, real and fake,
     # in D's and in G's pass; the reconstruction losses see the images as they are
     d_augment: str = field(default="off", metadata=_choices(*D_AUGMENT_POLICIES))
+    # With model.d_classifier: D minimises the cross-entropy of its class head on real images (weight 1, as in
+    # AC-GAN) and E/G add class_weight x that head's cross-entropy on the prior samples G(z, y) against y
+    class_weight: float = field(default=0.0, metadata=_at_least(0.0))
 
 
 @dataclass
@@ -421,6 +428,15 @@ def check_consistency(cfg: Config) -> None:
         raise VaeganError("loss.d_augment draws each image's augmentation apart, so feature matching would compare "
                           "a reconstruction and its image under different augmentations: set loss.feature_weight=0 "
                           "or loss.d_augment=off")
+    if cfg.model.d_classifier and not (cfg.model.conditional and cfg.model.name in ("vaegan", "gan")):
+        raise VaeganError("model.d_classifier gives the discriminator a class head: it needs model.conditional=true "
+                          "and model.name=vaegan or gan")
+    if cfg.model.d_classifier != (cfg.loss.class_weight > 0):
+        raise VaeganError("model.d_classifier=true and loss.class_weight > 0 go together: the class head trains G "
+                          "only through that weight (set both, or neither)")
+    if cfg.loss.class_weight > 0 and not cfg.loss.d_on_prior:
+        raise VaeganError("loss.class_weight > 0 asks D's class head to find the label in prior samples: it needs "
+                          "loss.d_on_prior=true")
     if cfg.loss.feature_weight > 0 and (cfg.model.name != "vaegan" or not cfg.loss.d_on_recon):
         raise VaeganError("loss.feature_weight > 0 matches reconstructions in D's features: it needs "
                           "model.name=vaegan and loss.d_on_recon=true")

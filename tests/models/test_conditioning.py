@@ -87,3 +87,21 @@ def test_an_unconditional_model_cannot_have_a_class_prior():
 
     with pytest.raises(ValueError, match="class prior needs a conditional model"):
         GenerativeModel(nn.Identity(), latent_dim=8, class_prior=True)
+
+
+def test_the_discriminator_class_head_exists_only_when_asked_and_classifies_from_its_pooled_features():
+    plain = build_model(_cfg(), num_classes=10).discriminator
+    assert plain.classifier is None
+    with pytest.raises(ValueError, match="no class head"):
+        plain.class_logits(torch.zeros(2, 32, 4, 4))
+    model = build_model(_cfg(d_classifier=True), num_classes=10).eval()
+    d = model.discriminator
+    extra = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters()) - sum(
+        p.numel() for p in model.decoder.parameters()) - sum(p.numel() for p in model.encoder.parameters())
+    assert extra == d.features.out_channels * 10 + 10  # one linear layer, nothing else
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        _, activations = d(x, torch.tensor([0, 1, 2]), return_features=True)
+        classes = d.class_logits(activations[-1])
+    assert classes.shape == (3, 10)
+    torch.testing.assert_close(classes, d.classifier(activations[-1].sum(dim=(2, 3))))

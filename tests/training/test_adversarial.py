@@ -54,6 +54,55 @@ def test_the_loss_is_recon_plus_beta_kl_plus_lambda_gan_plus_feature_term(gan_lo
     assert v["feature"] > 0
 
 
+def build_classifying_step(class_weight: float):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="vaegan", conditional=True, channels=8, d_channels=8, latent_dim=8,
+                                    embed_dim=4, d_classifier=True), num_classes=10)
+    g = build_adam(model.autoencoder_parameters(), 1e-3, 0.0, (0.5, 0.999))
+    d = build_adam(model.discriminator.parameters(), 1e-3, 0.0, (0.5, 0.999))
+    loss = LossConfig(beta=0.2, reduction="mean", gan_weight=0.1, class_weight=class_weight)
+    return model, TrainStep(model, g, loss, d_optimizer=d)
+
+
+def test_d_classifies_real_images_and_g_is_trained_to_make_its_prior_samples_show_their_label(monkeypatch):
+    """AC-GAN: D's loss adds its class head's cross-entropy on the real images (weight 1), E/G's adds
+    class_weight x that head's cross-entropy on the prior samples G(z, y) against y; the reconstructions and
+    D's GAN logits are not classified."""
+    model, step = build_classifying_step(0.3)
+    heads = []
+    original = model.discriminator.class_logits
+    monkeypatch.setattr(model.discriminator, "class_logits", lambda a: heads.append(original(a)) or heads[-1])
+    x, y = batch()
+    v = step(x, y).values
+    assert torch.allclose(v["loss"], v["recon"] + 0.2 * v["kl"] + 0.1 * v["gan"] + 0.3 * v["class"])
+    assert v["class"] > 0 and v["d_class"] > 0
+    # G's pass classifies the prior samples only (not the reconstructions), D's the real images only
+    assert [logits.shape for logits in heads] == [(len(x), 10), (len(x), 10)]
+    torch.testing.assert_close(v["d_class"], torch.nn.functional.cross_entropy(heads[1].detach(), y))
+
+
+def test_the_class_term_reaches_g_through_the_labels_of_its_prior_samples():
+    """Only G's prior samples carry the class term: with its weight on, G's gradient changes with the labels
+    the prior samples are drawn for, and the encoder's does not move for it."""
+    def gradients(class_weight: float, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        model, step = build_classifying_step(class_weight)
+        torch.manual_seed(5)
+        x, _ = batch()
+        step.optimizer.step = lambda: None  # keep the gradients of one step, do not apply them
+        step.d_optimizer.step = lambda: None
+        step.skips_on_device = dict.fromkeys(step.skips_on_device, False)
+        step(x, y)
+        g = torch.cat([p.grad.flatten() for p in model.decoder.parameters() if p.grad is not None])
+        e = torch.cat([p.grad.flatten() for p in model.encoder.parameters() if p.grad is not None])
+        return g, e
+
+    labels = batch()[1]
+    g_off, e_off = gradients(0.0, labels)
+    g_on, e_on = gradients(1.0, labels)
+    assert not torch.allclose(g_on, g_off)
+    assert torch.allclose(e_on, e_off)
+
+
 def test_gan_only_has_no_reconstruction_terms_and_trains_g_and_d():
     model, step = build_step(LossConfig(gan_weight=1.0), name="gan")
     before_g = [p.clone() for p in model.decoder.parameters()]

@@ -33,6 +33,9 @@ from vaegan.training.fused import step as fused_step
 from vaegan.training.fused.trainer import fuse_key
 
 LOGGED_TOLERANCE = 2e-2  # relative, with 0.1 as the floor of the scale (values near 0: d_fake)
+# D's logits are about 1 in size, but their means (d_fake, d_real, the hinge G loss) cross 0: those compare at
+# the logits' scale
+LOGIT_FLOOR = {"gan": 0.5, "d_fake": 0.5, "d_real": 0.5}
 PIXEL_TOLERANCE = 0.05  # of the final models' reconstructions and samples, in [-1, 1]
 WEIGHT_BOUND = 2  # weights differ by at most WEIGHT_BOUND * lr per step (both runs take Adam steps of ~lr)
 
@@ -41,12 +44,14 @@ TINY = {"data.name": "shapes10", "data.train_subset": 160, "model.channels": 8, 
         "data.crop_padding": 2, "optim.weight_decay": 1e-4, "train.batch_size": 16, "train.max_steps": 24,
         "train.ckpt_every": 7, "train.epoch_work_steps": 10, "train.eval_images": 32, "train.device": "cpu"}
 VAEGAN = {"model.name": "vaegan", "model.conditional": True, "train.ema_decay": 0.9, "train.vae_warmup_epochs": 1,
-          "loss.feature_weight": 0.5, "loss.perceptual_weight": 0.5}
+          "loss.feature_weight": 0.5, "loss.perceptual_weight": 0.5, "model.d_classifier": True,
+          "loss.class_weight": 0.3}
 # The quality options (docs/quality.md) in place of feature matching, which DiffAugment excludes; each member its
 # own augmentation policy.
 QUALITY = {**VAEGAN, "loss.feature_weight": 0.0, "model.class_norm": True, "model.prior": "class",
-           "model.upsample": "resize", "loss.gan_loss": "hinge"}
-QUALITY_MEMBERS = [{"loss.d_augment": "translation"}, {"loss.d_augment": "color,translation,cutout"}]
+           "model.upsample": "resize", "loss.gan_loss": "hinge", "model.d_classifier": True}
+QUALITY_MEMBERS = [{"loss.d_augment": "translation", "loss.class_weight": 0.5},
+                   {"loss.d_augment": "color,translation,cutout", "loss.class_weight": 0.2}]
 MEMBERS = [{"train.seed": 0, "loss.beta": 1.0},
            {"train.seed": 1, "loss.beta": 4.0, "optim.lr": 5e-4, "model.noise_scale": 0.3}]
 
@@ -84,7 +89,8 @@ def assert_close_values(a: list[dict], b: list[dict]) -> None:
         assert x.keys() == y.keys()
         for key, value in y.items():
             if isinstance(value, float):
-                assert abs(x[key] - value) <= LOGGED_TOLERANCE * max(abs(value), 0.1), (y["step"], key, x[key], value)
+                scale = max(abs(value), LOGIT_FLOOR.get(key, 0.1))
+                assert abs(x[key] - value) <= LOGGED_TOLERANCE * scale, (y["step"], key, x[key], value)
             else:
                 assert x[key] == value, (y["step"], key)
 
@@ -106,9 +112,9 @@ def assert_same_function(fused_dir, alone_dir) -> None:
                               "quality-grouped"])
 def test_each_member_of_a_fused_group_is_its_run_alone(tmp_path, classifier_file, monkeypatch, model, grouped):
     """Seeds and beta differ; BN, dropout, flips and crops, and for the VAE-GAN spectral norm, EMA, VAE warm-up,
-    feature matching and the perceptual loss are on; 24 steps, checkpoints and test metrics on the way. The
-    quality variant trades feature matching for conditional BatchNorm, the class prior, resize upsampling, the
-    hinge loss and a DiffAugment policy of each member's own."""
+    feature matching, the perceptual loss and D's class head are on; 24 steps, checkpoints and test metrics on
+    the way. The quality variant trades feature matching for conditional BatchNorm, the class prior, resize
+    upsampling, the hinge loss and a DiffAugment policy and class weight of each member's own."""
     monkeypatch.setattr("vaegan.training.fused.trainer.grouped_member_layers", lambda device: grouped)
     cfgs = configs(model, classifier_file, tmp_path)
     outcomes = train_fused(cfgs, [tmp_path / "f0", tmp_path / "f1"])

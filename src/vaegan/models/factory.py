@@ -29,7 +29,7 @@ def _encoder(m, classes: int) -> nn.Module:
 def _discriminator(m, classes: int) -> nn.Module:
     features = ConvDiscriminatorFeatures(m.d_channels) if m.arch == "conv" else ResNetDiscriminatorFeatures(
         m.d_channels)
-    return ProjectionDiscriminator(features, classes)
+    return ProjectionDiscriminator(features, classes, classifier=m.d_classifier)
 
 
 def build_model(model_cfg, num_classes: int = 0) -> GenerativeModel:

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from vaegan.config import LossConfig
 from vaegan.models import GenerativeModel
@@ -34,25 +35,32 @@ def autoencoder_terms(x_hat: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, lo
 
 
 def generator_terms(fake_logits: torch.Tensor, fake_features: list[torch.Tensor] | None,
-                    real_features: list[torch.Tensor] | None, cfg: LossConfig, values: dict[str, torch.Tensor]
-                    ) -> torch.Tensor:
-    """E/G's weighted GAN term (and feature matching of the reconstructions' D features with the reals');
-    fills the logged values."""
+                    real_features: list[torch.Tensor] | None, prior_class_logits: torch.Tensor | None,
+                    y: torch.Tensor | None, cfg: LossConfig, values: dict[str, torch.Tensor]) -> torch.Tensor:
+    """E/G's weighted GAN term (and feature matching of the reconstructions' D features with the reals', and
+    D's class head on the prior samples against their labels); fills the logged values."""
     values["gan"] = generator_loss(fake_logits.float(), cfg.gan_loss)
     terms = cfg.gan_weight * values["gan"]
     if fake_features is not None:
         values["feature"] = feature_matching_loss([f.float() for f in fake_features],
                                                   [f.float() for f in real_features])
         terms = terms + cfg.feature_weight * values["feature"]
+    if prior_class_logits is not None:
+        values["class"] = F.cross_entropy(prior_class_logits.float(), y)
+        terms = terms + cfg.class_weight * values["class"]
     return terms
 
 
-def discriminator_terms(real_logits: torch.Tensor, fake_logits: torch.Tensor, cfg: LossConfig,
-                        values: dict[str, torch.Tensor]) -> torch.Tensor:
-    """D's loss; fills the logged values."""
+def discriminator_terms(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_class_logits: torch.Tensor | None,
+                        y: torch.Tensor | None, cfg: LossConfig, values: dict[str, torch.Tensor]) -> torch.Tensor:
+    """D's loss (with its class head's cross-entropy on the real images, where it has one); fills the logged
+    values."""
     real_logits, fake_logits = real_logits.float(), fake_logits.float()
     d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
     values.update(d_loss=d_loss, d_real=real_logits.mean(), d_fake=fake_logits.mean())
+    if real_class_logits is not None:
+        values["d_class"] = F.cross_entropy(real_class_logits.float(), y)
+        d_loss = d_loss + values["d_class"]
     return d_loss
 
 
@@ -119,9 +127,10 @@ class TrainStep:
     """Forward, losses, backward and updates for one batch.
 
     E/G minimise recon + beta*KL (+ perceptual_weight * perceptual) + gan_weight*GAN (+ feature_weight * feature
-    matching); D minimises its GAN
+    matching, + class_weight * D's class cross-entropy on the prior samples); D minimises its GAN
     loss on real images against reconstructions and/or prior samples G(z, y) (z ~ N(0, I), the batch's labels),
-    all of them through `loss.d_augment`'s augmentations wherever D sees them.
+    all of them through `loss.d_augment`'s augmentations wherever D sees them (+ its class cross-entropy on the
+    real images).
     Both losses and both gradients are computed from the same weights before either optimiser steps
     (simultaneous updates), so a non-finite loss or gradient can skip the whole step: no weight, optimiser
     state or buffer (BatchNorm statistics, spectral-norm vectors) changes. With `adversarial=False` (VAE
@@ -219,9 +228,10 @@ class TrainStep:
     def _adversarial_losses(self, x, y, fakes, g_loss, values):
         """(E/G loss with the GAN and feature terms added, D loss); fills the logged D/G values."""
         cfg, discriminator = self.loss_cfg, self.model.discriminator
-        fake = torch.cat(fakes)
+        fake = torch.cat(fakes)  # the prior samples, where D sees them, are its last len(x) rows
         y_fake = None if y is None else y.repeat(len(fakes))
-        fake_features = real_features = None
+        classify = cfg.class_weight > 0  # config checks: D has a class head and sees prior samples
+        fake_features = real_features = prior_class_logits = None
         discriminator.requires_grad_(False)  # E/G's loss needs gradients through D, not for D's weights
         try:
             if cfg.feature_weight > 0:  # config checks: a vaegan whose D sees reconstructions
@@ -230,10 +240,15 @@ class TrainStep:
                 fake_logits = logits[:len(fake)]
                 fake_features, real_features = [f[:len(x)] for f in features], [f[len(fake):] for f in features]
             else:
-                fake_logits = discriminator(diff_augment(fake, cfg.d_augment), y_fake)
+                fake_logits, features = discriminator(diff_augment(fake, cfg.d_augment), y_fake, return_features=True)
+            if classify:
+                prior_class_logits = discriminator.class_logits(features[-1][len(fake) - len(x):len(fake)])
         finally:
             discriminator.requires_grad_(True)
-        g_loss = g_loss + generator_terms(fake_logits, fake_features, real_features, cfg, values)
+        g_loss = g_loss + generator_terms(fake_logits, fake_features, real_features, prior_class_logits, y, cfg,
+                                          values)
         y_all = None if y is None else torch.cat([y, y_fake])
-        logits = discriminator(diff_augment(torch.cat([x, fake.detach()]), cfg.d_augment), y_all)
-        return g_loss, discriminator_terms(logits[:len(x)], logits[len(x):], cfg, values)
+        logits, features = discriminator(diff_augment(torch.cat([x, fake.detach()]), cfg.d_augment), y_all,
+                                         return_features=True)
+        real_class_logits = discriminator.class_logits(features[-1][:len(x)]) if classify else None
+        return g_loss, discriminator_terms(logits[:len(x)], logits[len(x):], real_class_logits, y, cfg, values)

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 # (key in the records, panel title), in display order; panels without data are left out
 PANELS = (("loss", "E/G objective"), ("recon", "reconstruction"), ("mse_per_pixel", "MSE per pixel"),
           ("kl", "KL"), ("d_loss", "D loss"), ("gan", "G adversarial loss"), ("d_real", "D(real) mean logit"),
-          ("d_fake", "D(fake) mean logit"), ("feature", "feature matching"))
+          ("d_fake", "D(fake) mean logit"), ("feature", "feature matching"), ("class", "G class term"),
+          ("d_class", "D class term (real images)"))
 RAW, SMOOTH, TEST = "#9ab7d3", "#1f5f99", "#d2691e"
 QUALITY_PANELS = (("fcd", "FCD (lower is better)"), ("cc", "class consistency"))
 QUALITY_AXES = (("images", "images seen"), ("seconds", "training seconds"))

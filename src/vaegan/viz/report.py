@@ -40,7 +40,8 @@ pre { background: #f6f8fa; padding: .7rem; overflow-x: auto; font-size: .8rem; }
 EVALUATED = ("fid", "fcd", "cc")  # eval.json values shown in the comparison table
 METRIC_NAMES = {"mse_per_pixel": "MSE per pixel", "recon": "reconstruction term", "kl": "KL term",
                 "loss": "objective", "d_loss": "D loss", "gan": "G adversarial loss", "d_real": "D(real) logit",
-                "d_fake": "D(fake) logit", "feature": "feature matching", "nonfinite_steps": "non-finite steps"}
+                "d_fake": "D(fake) logit", "feature": "feature matching", "class": "G class term",
+                "d_class": "D class term (real images)", "nonfinite_steps": "non-finite steps"}
 
 
 def _fmt(value: Any) -> str:

@@ -118,27 +118,40 @@ class GroupedStep:
         fake = member_cat(fakes, k)
         y_fake = None if y is None else member_cat([y] * len(fakes), k)
         fake_rows, real_rows = len(fake) // k, len(x) // k
-        features = None
+        matching, classify = self.losses[0].feature_weight > 0, self.losses[0].class_weight > 0
+        labels = [None] * k if y is None else member_rows(y, k)
+        prior_class_logits = [None] * k
         discriminator.requires_grad_(False)  # E/G's loss needs gradients through D, not for D's weights
         try:
-            if self.losses[0].feature_weight > 0:
+            if matching:
                 y_both = None if y is None else member_cat([y_fake, y], k)
                 logits, features = discriminator(member_cat([fake, x], k), y_both, return_features=True)
                 fake_logits = member_rows(logits, k, 0, fake_rows)
+                prior = torch.cat(member_rows(features[-1], k, fake_rows - real_rows, fake_rows))
             else:
-                fake_logits = list(discriminator(self._augmented(fake), y_fake).chunk(k))
+                logits, features = discriminator(self._augmented(fake), y_fake, return_features=True)
+                fake_logits = list(logits.chunk(k))
+                prior = torch.cat(member_rows(features[-1], k, fake_rows - real_rows))
+            if classify:  # each member's prior samples: the last real_rows of its fakes
+                prior_class_logits = list(discriminator.class_logits(prior).chunk(k))
         finally:
             discriminator.requires_grad_(True)
         for member, cfg in enumerate(self.losses):
             fake_features = real_features = None
-            if features is not None:
+            if matching:
                 fake_features = [member_rows(f, k, 0, real_rows)[member] for f in features]
                 real_features = [member_rows(f, k, fake_rows)[member] for f in features]
-            g_losses[member] = g_losses[member] + generator_terms(fake_logits[member], fake_features, real_features,
-                                                                  cfg, values[member])
+            g_losses[member] = g_losses[member] + generator_terms(
+                fake_logits[member], fake_features, real_features, prior_class_logits[member], labels[member], cfg,
+                values[member])
         y_all = None if y is None else member_cat([y, y_fake], k)
-        logits = discriminator(self._augmented(member_cat([x, fake.detach()], k)), y_all)
+        logits, features = discriminator(self._augmented(member_cat([x, fake.detach()], k)), y_all,
+                                         return_features=True)
+        real_class_logits = [None] * k
+        if classify:
+            real = torch.cat(member_rows(features[-1], k, 0, real_rows))
+            real_class_logits = list(discriminator.class_logits(real).chunk(k))
         real_logits, fake_logits = member_rows(logits, k, 0, real_rows), member_rows(logits, k, real_rows)
-        d_losses = [discriminator_terms(real, fake, cfg, vals)
-                    for real, fake, cfg, vals in zip(real_logits, fake_logits, self.losses, values)]
+        d_losses = [discriminator_terms(*member) for member in zip(real_logits, fake_logits, real_class_logits, labels,
+                                                                   self.losses, values)]
         return g_losses, d_losses
