@@ -41,3 +41,6 @@ def test_each_variant_of_the_equal_time_table_trains_for_the_faithful_epochs_tim
     screen = changes("quality-cifar100.yaml")
     assert found["combined-no-perceptual"] == ({key for key in screen["combined"][0] if "perceptual" not in key},
                                                found["resize"][1])
+    head = {"model.d_classifier", "loss.class_weight"}  # a linear layer on features D computes anyway: no step cost
+    assert found["class-head"] == (head, 390)
+    assert found["plus-class-head"] == (found["combined-no-perceptual"][0] | head, found["resize"][1])
