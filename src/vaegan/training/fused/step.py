@@ -127,12 +127,11 @@ class GroupedStep:
                 y_both = None if y is None else member_cat([y_fake, y], k)
                 logits, features = discriminator(member_cat([fake, x], k), y_both, return_features=True)
                 fake_logits = member_rows(logits, k, 0, fake_rows)
-                prior = torch.cat(member_rows(features[-1], k, fake_rows - real_rows, fake_rows))
             else:
                 logits, features = discriminator(self._augmented(fake), y_fake, return_features=True)
                 fake_logits = list(logits.chunk(k))
-                prior = torch.cat(member_rows(features[-1], k, fake_rows - real_rows))
             if classify:  # each member's prior samples: the last real_rows of its fakes
+                prior = torch.cat(member_rows(features[-1], k, fake_rows - real_rows, fake_rows))
                 prior_class_logits = list(discriminator.class_logits(prior).chunk(k))
         finally:
             discriminator.requires_grad_(True)
