@@ -44,3 +44,5 @@ def test_each_variant_of_the_equal_time_table_trains_for_the_faithful_epochs_tim
     head = {"model.d_classifier", "loss.class_weight"}  # a linear layer on features D computes anyway: no step cost
     assert found["class-head"] == (head, 390)
     assert found["plus-class-head"] == (found["combined-no-perceptual"][0] | head, found["resize"][1])
+    assert found["plus-class-head-light"] == found["plus-class-head"]
+    assert found["combined-class-head"] == (found["combined"][0] | head, found["combined"][1])
