@@ -1,14 +1,15 @@
 """How much of a finished run's test MSE is its BatchNorm running statistics rather than its weights.
 
-    VAEGAN_DATA=DIR python benchmarks/batchnorm_gap.py RUN [RUN ...] [--n 1000] [--device cpu]
+    VAEGAN_DATA=DIR python benchmarks/batchnorm_gap.py RUN [RUN ...] [--batch 128] [--n 1000] [--device cpu]
 
 The toolkit reconstructs in eval mode: each BatchNorm layer normalises with the running statistics it kept in
 training. A VAE-GAN's generator runs in training mode on two kinds of input, the encodings (reconstructions)
 and prior samples (G's and D's adversarial passes), so its running statistics mix the two, and the last few
 dozen steps weigh most (momentum 0.1). This script measures the test MSE of the first n test images, in
-batches of 128 (the training batch), four ways: with the running statistics everywhere (what `vaegan evaluate`
-and the ablate tables report), and with each batch's own statistics in every BatchNorm layer, in the encoder's
-only and in the decoder's only. Dropout stays off and z = mu in all four.
+batches of `--batch` (default 128, the training batch: batch statistics depend on the batch size), four ways:
+with the running statistics everywhere (what `vaegan evaluate` and the ablate tables report), and with each
+batch's own statistics in every BatchNorm layer, in the encoder's only and in the decoder's only. Dropout
+stays off and z = mu in all four.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from vaegan.evaluation import features as feat
 from vaegan.evaluation.run import load_run
 from vaegan.models import GenerativeModel
 
-BATCH = 128
 MODES = ("running stats", "batch stats", "batch stats in E only", "batch stats in G only")
 
 
@@ -55,6 +55,7 @@ def test_mse(model: GenerativeModel, batches: list[tuple[torch.Tensor, torch.Ten
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--batch", type=int, default=128, help="images per batch (default: the training batch)")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -64,7 +65,7 @@ def main() -> None:
         run = load_run(run_dir, args.device)
         if run.model.encoder is None:
             raise VaeganError(f"{run_dir} holds a GAN: it has no encoder, so no reconstructions to measure")
-        batches = list(feat.real_batches(run.dataset("test").head(args.n), run.device, batch=BATCH))
+        batches = list(feat.real_batches(run.dataset("test").head(args.n), run.device, batch=args.batch))
         values = [test_mse(with_batch_statistics(run.model, part), batches)
                   for part in ("none", "all", "encoder", "decoder")]
         print(f"| {run_dir} | " + " | ".join(f"{value:.4f}" for value in values) + " |")

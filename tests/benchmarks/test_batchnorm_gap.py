@@ -45,8 +45,8 @@ def test_running_statistics_give_the_eval_mode_mse(benchmark_script, tiny_run):
 
 def test_the_script_prints_four_mses_per_run_and_refuses_a_gan(tiny_run):
     run = tiny_run("batchnorm-gap-script", CONDITIONAL_VAEGAN)
-    result = subprocess.run([sys.executable, str(SCRIPT), str(run), "--n", "16"], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([sys.executable, str(SCRIPT), str(run), "--n", "16", "--batch", "8"],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     row = result.stdout.strip().splitlines()[-1]
     assert row.startswith(f"| {run} |") and row.count("|") == 6
