@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if min(args.batch, args.n) < 1:
+        parser.error(f"--batch and --n must be at least 1, got --batch {args.batch} --n {args.n}")
     print("| run | " + " | ".join(f"test MSE/px, {mode}" for mode in MODES) + " |")
     print("|---|" + "---|" * len(MODES))
     for run_dir in args.runs:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -55,3 +56,13 @@ def test_the_script_prints_four_mses_per_run_and_refuses_a_gan(tiny_run):
     assert refused.returncode != 0
     assert refused.stderr.strip().splitlines() == [f"batchnorm_gap.py: error: {gan} holds a GAN: it has no "
                                                    "encoder, so no reconstructions to measure"]
+
+
+@pytest.mark.parametrize("flag", ["--n", "--batch"])
+def test_a_count_below_one_is_one_usage_error_before_any_run_is_read(flag, tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), flag, "0"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1].endswith("--batch and --n must be at least 1, got "
+                                                           + ("--batch 128 --n 0" if flag == "--n" else
+                                                              "--batch 0 --n 1000"))
