@@ -144,6 +144,9 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
       "loss.d_on_prior": False}, "needs loss.d_on_prior=true"),
     ({"model.name": "vaegan", "loss.d_augment": "translation", "loss.feature_weight": 1.0},
      "set loss.feature_weight=0 or loss.d_augment=off"),
+    *(({**where, "model.split_bn_stats": True}, "split_bn_stats .* needs both passes and BatchNorm") for where in (
+        {"model.name": "vae"}, {"model.name": "gan"}, {"model.name": "vaegan", "loss.d_on_prior": False},
+        {"model.name": "vaegan", "model.batchnorm": False})),
 ])
 def test_inconsistent_combinations_are_refused_with_the_keys_named(overrides, pattern):
     with pytest.raises(VaeganError, match=pattern):

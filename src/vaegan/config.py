@@ -98,6 +98,12 @@ class ModelConfig:
     # features (AC-GAN, Odena et al. 2017); loss.class_weight sets how much G is trained to make that head find
     # the label in its prior samples
     d_classifier: bool = False
+    # VAE-GANs with BatchNorm: G keeps two sets of BatchNorm running statistics, one moved by the reconstruction
+    # pass (what eval-mode reconstructions, interpolations and decoded codes use) and one by the prior samples
+    # (what samples use). Off (the reference, PyTorch's BatchNorm): one set averaging both, so in eval mode each
+    # kind is normalised partly with the other's statistics (models/reconstruction_statistics.py). Training
+    # itself is the same either way: in training mode every pass normalises with its own batch's statistics
+    split_bn_stats: bool = False
 
 
 @dataclass
@@ -437,6 +443,10 @@ def check_consistency(cfg: Config) -> None:
     if cfg.loss.class_weight > 0 and not cfg.loss.d_on_prior:
         raise VaeganError("loss.class_weight > 0 asks D's class head to find the label in prior samples: it needs "
                           "loss.d_on_prior=true")
+    if cfg.model.split_bn_stats and not (cfg.model.name == "vaegan" and cfg.loss.d_on_prior and cfg.model.batchnorm):
+        raise VaeganError("model.split_bn_stats keeps G's BatchNorm statistics of reconstructions apart from those "
+                          "of prior samples: it needs both passes and BatchNorm (model.name=vaegan, "
+                          "loss.d_on_prior=true, model.batchnorm=true)")
     if cfg.loss.feature_weight > 0 and (cfg.model.name != "vaegan" or not cfg.loss.d_on_recon):
         raise VaeganError("loss.feature_weight > 0 matches reconstructions in D's features: it needs "
                           "model.name=vaegan and loss.d_on_recon=true")

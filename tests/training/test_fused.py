@@ -49,7 +49,8 @@ VAEGAN = {"model.name": "vaegan", "model.conditional": True, "train.ema_decay": 
 # The quality options (docs/quality.md) in place of feature matching, which DiffAugment excludes; each member its
 # own augmentation policy.
 QUALITY = {**VAEGAN, "loss.feature_weight": 0.0, "model.class_norm": True, "model.prior": "class",
-           "model.upsample": "resize", "loss.gan_loss": "hinge", "model.d_classifier": True}
+           "model.upsample": "resize", "loss.gan_loss": "hinge", "model.d_classifier": True,
+           "model.split_bn_stats": True}
 QUALITY_MEMBERS = [{"loss.d_augment": "translation", "loss.class_weight": 0.5},
                    {"loss.d_augment": "color,translation,cutout", "loss.class_weight": 0.2}]
 MEMBERS = [{"train.seed": 0, "loss.beta": 1.0},
@@ -114,7 +115,8 @@ def test_each_member_of_a_fused_group_is_its_run_alone(tmp_path, classifier_file
     """Seeds and beta differ; BN, dropout, flips and crops, and for the VAE-GAN spectral norm, EMA, VAE warm-up,
     feature matching, the perceptual loss and D's class head are on; 24 steps, checkpoints and test metrics on
     the way. The quality variant trades feature matching for conditional BatchNorm, the class prior, resize
-    upsampling, the hinge loss and a DiffAugment policy and class weight of each member's own."""
+    upsampling, G's second set of BatchNorm statistics, the hinge loss and a DiffAugment policy and class weight
+    of each member's own."""
     monkeypatch.setattr("vaegan.training.fused.trainer.grouped_member_layers", lambda device: grouped)
     cfgs = configs(model, classifier_file, tmp_path)
     outcomes = train_fused(cfgs, [tmp_path / "f0", tmp_path / "f1"])

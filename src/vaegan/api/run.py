@@ -195,7 +195,7 @@ class Run:
         if z.dim() != 2 or z.shape[1] != model.latent_dim:
             raise VaeganError(f"z: expected shape [N, {model.latent_dim}], got {list(z.shape)}")
         with torch.no_grad(), evaluation_mode(model):
-            return model_output(model.decoder(z, self._labels(labels, len(z))), output)
+            return model_output(model.decode(z, self._labels(labels, len(z))), output)
 
     def reconstruct(self, images: Images, labels: Labels = None, output: str = "uint8"
                     ) -> torch.Tensor | list[Image.Image]:

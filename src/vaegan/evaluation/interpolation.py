@@ -49,13 +49,13 @@ def interpolation_rows(model: GenerativeModel, x: torch.Tensor, y: torch.Tensor,
         mu, _ = model.encoder(x, y_used)
         for i in range(len(first)):
             label = None if y_used is None else y_used[2 * i].repeat(steps)
-            decoded = model.decoder(path(mu[2 * i], mu[2 * i + 1], steps, mode), label)
+            decoded = model.decode(path(mu[2 * i], mu[2 * i + 1], steps, mode), label)
             rows["latent"].append(torch.cat([first[i:i + 1], decoded, second[i:i + 1]]))
         if model.conditional:
             rows["label"] = []
             for i in range(len(first)):
                 labels = path(model.embed_labels(y[2 * i]), model.embed_labels(y[2 * i + 1]), steps, "linear")
-                decoded = model.decoder(mu[2 * i].repeat(steps, 1), labels)
+                decoded = model.decode(mu[2 * i].repeat(steps, 1), labels)
                 rows["label"].append(torch.cat([first[i:i + 1], decoded, second[i:i + 1]]))
     return {kind: torch.cat(r) for kind, r in rows.items()}
 

@@ -6,6 +6,7 @@ from torch import nn
 
 from vaegan.models.discriminator import ConvDiscriminatorFeatures, ProjectionDiscriminator
 from vaegan.models.generative import GenerativeModel
+from vaegan.models.reconstruction_statistics import add_reconstruction_statistics
 from vaegan.models.resnet import ResNetDecoder, ResNetDiscriminatorFeatures, ResNetEncoder
 from vaegan.models.vae import Decoder, Encoder
 
@@ -37,7 +38,10 @@ def build_model(model_cfg, num_classes: int = 0) -> GenerativeModel:
     `model_cfg.conditional` is on."""
     m = model_cfg
     classes = num_classes if m.conditional else 0
-    return GenerativeModel(_decoder(m, classes), _encoder(m, classes) if m.name in WITH_ENCODER else None,
+    decoder = _decoder(m, classes)
+    if m.split_bn_stats:
+        add_reconstruction_statistics(decoder)
+    return GenerativeModel(decoder, _encoder(m, classes) if m.name in WITH_ENCODER else None,
                            _discriminator(m, classes) if m.name in WITH_DISCRIMINATOR else None,
                            latent_dim=m.latent_dim, num_classes=classes, noise_scale=m.noise_scale,
                            class_prior=m.prior == "class" and classes > 0)

@@ -5,13 +5,16 @@ only, so they work the same for all three and for both architectures.
 
 The prior is N(0, I), or with `class_prior` N(m_y, I) with a learned mean m_y per class. Prior noise z ~ N(0, I)
 is always what callers draw; `generate` moves it to the label's mean, and the KL term measures the posterior
-mean from it (`posterior_offset`).
+mean from it (`posterior_offset`). G decodes two kinds of code: prior noise (`generate`) and encodings
+(`decode`); with a second set of BatchNorm statistics (models/reconstruction_statistics.py) each kind has its own.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from vaegan.models.reconstruction_statistics import reconstruction_statistics
 
 
 def standard_normal(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -72,6 +75,12 @@ class GenerativeModel(nn.Module):
         y = self.labels(y)
         return self.decoder(z if self.prior_mean is None else z + self.prior_mean(y), y)
 
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """G's images for encodings z (posterior draws or means, or paths between them) [n, latent_dim] and
+        labels y (integers or G's label embeddings), with G's reconstruction statistics where it keeps them."""
+        with reconstruction_statistics(self.decoder):
+            return self.decoder(z, y)
+
     def autoencoder_parameters(self) -> list[nn.Parameter]:
         """E, G and the class prior: what the generator optimiser updates."""
         modules = [m for m in (self.encoder, self.decoder, self.prior_mean) if m is not None]
@@ -85,7 +94,7 @@ class GenerativeModel(nn.Module):
         y = self.labels(y)
         mu, logvar = self.encoder(x, y)
         z = reparameterize(mu, logvar, self.noise_scale, self.noise) if self.training else mu
-        return self.decoder(z, y), mu, logvar
+        return self.decode(z, y), mu, logvar
 
     def prior_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         weight = next(self.decoder.parameters())
