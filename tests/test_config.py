@@ -114,10 +114,10 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
     changed = {(section, key) for section, values in plus.to_dict().items() for key, value in values.items()
                if faithful.to_dict()[section][key] != value}
     assert changed == {("model", "upsample"), ("model", "class_norm"), ("loss", "gan_loss"), ("optim", "d_lr"),
-                       ("model", "d_classifier"), ("loss", "class_weight")}
+                       ("model", "d_classifier"), ("loss", "class_weight"), ("model", "split_bn_stats")}
     assert (plus.model.upsample, plus.model.class_norm, plus.loss.gan_loss, plus.optim.d_lr) == ("resize", True,
                                                                                                "hinge", 4e-4)
-    assert (plus.model.d_classifier, plus.loss.class_weight) == (True, 0.1)
+    assert (plus.model.d_classifier, plus.loss.class_weight, plus.model.split_bn_stats) == (True, 0.1, True)
     for cfg in (vae, gan, resnet, plus, C.load_preset("cvaegan-cifar10")):  # same budget knobs as the faithful one
         assert (cfg.train.batch_size, cfg.train.epochs, cfg.optim.lr) == (128, 20, 2e-4)
         C.check_consistency(cfg)

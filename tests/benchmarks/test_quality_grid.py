@@ -46,3 +46,17 @@ def test_each_variant_of_the_equal_time_table_trains_for_the_faithful_epochs_tim
     assert found["plus-class-head"] == (found["combined-no-perceptual"][0] | head, found["resize"][1])
     assert found["plus-class-head-light"] == found["plus-class-head"]
     assert found["combined-class-head"] == (found["combined"][0] | head, found["combined"][1])
+
+    split = {"model.split_bn_stats"}  # where G keeps running statistics: no step cost, the same training
+    assert found["plus-class-head-split"] == (found["plus-class-head"][0] | split, found["plus-class-head"][1])
+    assert found["combined-class-head-split"] == (found["combined-class-head"][0] | split,
+                                                  found["combined-class-head"][1])
+
+
+def test_the_finalists_train_for_three_faithful_epochs_time_and_log_their_quality_curves():
+    found, one_epoch = changes("quality-cifar100-3-epochs.yaml"), changes("quality-cifar100-equal-time.yaml")
+    assert found.keys() == {"faithful", "combined-class-head-split"}
+    for name, (keys, steps) in found.items():
+        assert (keys, steps) == (one_epoch[name][0], 3 * one_epoch[name][1]), name
+    grid = load_grid(str(BENCHMARKS / "quality-cifar100-3-epochs.yaml"))
+    assert grid.overrides == {"evaluation.quality_classifier": "runs/classifier-cifar100-seed1.pt"}
