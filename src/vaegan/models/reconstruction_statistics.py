@@ -36,11 +36,12 @@ def add_reconstruction_statistics(decoder: nn.Module) -> None:
 
 
 def _swap(layers: list[nn.modules.batchnorm._BatchNorm]) -> None:
+    """Exchange the two sets in the layers' buffer tables: it runs on every reconstruction pass, and
+    `Module.__setattr__` made it 5x slower (222 against 41 us for the plus preset's G)."""
     for layer in layers:
+        buffers = layer._buffers
         for name in STATISTICS:
-            own, second = getattr(layer, name), getattr(layer, PREFIX + name)
-            setattr(layer, name, second)
-            setattr(layer, PREFIX + name, own)
+            buffers[name], buffers[PREFIX + name] = buffers[PREFIX + name], buffers[name]
 
 
 @contextmanager
