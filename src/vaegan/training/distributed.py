@@ -47,9 +47,16 @@ class Ranks:
 
 def join_from_environment(device_type: str) -> Ranks:
     """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK, LOCAL_RANK); one process
-    without it. CUDA ranks use NCCL on their own GPU, CPU ranks gloo."""
+    without it. CUDA ranks use NCCL on their own GPU, CPU ranks gloo.
+
+    `torch.distributed.nn` is imported first because its functions take `group=group.WORLD` as a default
+    argument, evaluated at import. Imported after the group exists (the first optimiser imports it, through
+    torch._dynamo), those defaults keep the group alive after `destroy_process_group`, and with it gloo's worker
+    threads: one of them then drops a finished collective's tensors while the interpreter shuts down and aborts
+    the rank ("terminate called without an active exception")."""
     if not Ranks.from_environment().distributed:
         return Ranks()
+    import torch.distributed.nn  # noqa: F401  before the group exists: see below
     if not dist.is_initialized():
         if device_type == "cuda":  # one GPU per rank, bound up front so NCCL never guesses it
             gpu = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
