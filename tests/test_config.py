@@ -147,6 +147,8 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
     *(({**where, "model.split_bn_stats": True}, "split_bn_stats .* needs both passes and BatchNorm") for where in (
         {"model.name": "vae"}, {"model.name": "gan"}, {"model.name": "vaegan", "loss.d_on_prior": False},
         {"model.name": "vaegan", "model.batchnorm": False})),
+    ({"model.name": "vaegan", "model.sample_bn_stats": "all"},
+     "sample_bn_stats=all .* needs model.split_bn_stats=true"),
 ])
 def test_inconsistent_combinations_are_refused_with_the_keys_named(overrides, pattern):
     with pytest.raises(VaeganError, match=pattern):
@@ -155,6 +157,7 @@ def test_inconsistent_combinations_are_refused_with_the_keys_named(overrides, pa
 
 @pytest.mark.parametrize("key,value,allowed", [("model.upsample", "bilinear", "convtranspose, resize"),
                                                ("model.prior", "vamp", "standard, class"),
+                                               ("model.sample_bn_stats", "both", "prior, all"),
                                                ("loss.d_augment", "cutout", "off, translation, color,translation")])
 def test_the_quality_options_name_their_allowed_values(key, value, allowed):
     with pytest.raises(VaeganError, match=f"invalid value for '{key}'.*allowed: {allowed}"):

@@ -104,6 +104,10 @@ class ModelConfig:
     # kind is normalised partly with the other's statistics (models/reconstruction_statistics.py). Training
     # itself is the same either way: in training mode every pass normalises with its own batch's statistics
     split_bn_stats: bool = False
+    # With split_bn_stats: the statistics samples read. prior: those of the prior samples' passes alone; all:
+    # those of every pass, as without the split (the reconstruction pass moves both sets), so only
+    # reconstructions change. Which is better depends on the recipe (docs/quality.md)
+    sample_bn_stats: str = field(default="prior", metadata=_choices("prior", "all"))
 
 
 @dataclass
@@ -447,6 +451,10 @@ def check_consistency(cfg: Config) -> None:
         raise VaeganError("model.split_bn_stats keeps G's BatchNorm statistics of reconstructions apart from those "
                           "of prior samples: it needs both passes and BatchNorm (model.name=vaegan, "
                           "loss.d_on_prior=true, model.batchnorm=true)")
+    if cfg.model.sample_bn_stats != "prior" and not cfg.model.split_bn_stats:
+        raise VaeganError(f"model.sample_bn_stats={cfg.model.sample_bn_stats} chooses between G's two sets of "
+                          "BatchNorm statistics: it needs model.split_bn_stats=true (without it samples read the "
+                          "one set every pass moves)")
     if cfg.loss.feature_weight > 0 and (cfg.model.name != "vaegan" or not cfg.loss.d_on_recon):
         raise VaeganError("loss.feature_weight > 0 matches reconstructions in D's features: it needs "
                           "model.name=vaegan and loss.d_on_recon=true")

@@ -51,6 +51,8 @@ def test_each_variant_of_the_equal_time_table_trains_for_the_faithful_epochs_tim
     assert found["plus-class-head-split"] == (found["plus-class-head"][0] | split, found["plus-class-head"][1])
     assert found["combined-class-head-split"] == (found["combined-class-head"][0] | split,
                                                   found["combined-class-head"][1])
+    assert found["combined-class-head-split-all"] == (found["combined-class-head-split"][0] | {"model.sample_bn_stats"},
+                                                      found["combined-class-head"][1])
 
 
 def test_the_finalists_train_for_three_faithful_epochs_time_and_log_their_quality_curves():

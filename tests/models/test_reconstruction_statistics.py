@@ -1,5 +1,6 @@
 """G's second set of BatchNorm running statistics (`model.split_bn_stats`): which pass moves which set, which
-set eval mode reads, and that training itself does not change."""
+set eval mode reads, that training itself does not change, and samples on the statistics of every pass
+(`model.sample_bn_stats=all`)."""
 
 import copy
 
@@ -107,6 +108,43 @@ def test_a_training_step_computes_the_same_with_or_without_the_second_set():
     assert not _equal(own, second) and not _equal(own, mixed) and not _equal(second, mixed)
 
 
+def test_with_samples_on_every_pass_the_own_set_is_the_plain_models_one_set_and_the_second_the_splits():
+    """`sample_bn_stats=all`: samples read what a model without the split would, reconstructions what the
+    split model's would."""
+    loss = LossConfig(beta=0.2, reduction="mean", gan_loss="hinge")
+    models = []
+    for split, samples in ((False, "prior"), (True, "prior"), (True, "all")):
+        model = _model(split, sample_bn_stats=samples)
+        g = build_adam(model.autoencoder_parameters(), 1e-3, 0.0, (0.5, 0.999))
+        d = build_adam(model.discriminator.parameters(), 1e-3, 0.0, (0.5, 0.999))
+        step = TrainStep(model, g, loss, d_optimizer=d)
+        torch.manual_seed(5)
+        for _ in range(3):
+            step(torch.rand(8, 3, 32, 32) * 2 - 1, torch.arange(8))
+        models.append(model.eval())
+    plain, prior, every = models
+    own, second = _sets(every)
+    one_set = [getattr(layer, name) for layer in _g_layers(plain) for name in STATISTICS[:2]]
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(own, one_set, strict=True))
+    assert _equal(second, _sets(prior)[1]) and not _equal(own, _sets(prior)[0])
+    assert all(layer.num_batches_tracked == plain_layer.num_batches_tracked > getattr(layer, PREFIX + STATISTICS[2])
+               for layer, plain_layer in zip(_g_layers(every), _g_layers(plain), strict=True))
+    x, y, z = torch.rand(4, 3, 32, 32) * 2 - 1, torch.arange(4), torch.randn(4, 8)
+    with torch.no_grad():
+        assert torch.allclose(every.generate(z, y), plain.generate(z, y), atol=1e-5)
+        assert not torch.allclose(every.generate(z, y), prior.generate(z, y), atol=1e-3)
+        assert torch.equal(every(x, y)[0], prior(x, y)[0])
+
+
+def test_eval_mode_reconstructions_leave_both_sets_alone():
+    model = _model(sample_bn_stats="all").eval()
+    before = _sets(model)
+    with torch.no_grad():
+        model(torch.rand(4, 3, 32, 32) * 2 - 1, torch.arange(4))
+    after = _sets(model)
+    assert _equal(before[0], after[0]) and _equal(before[1], after[1])
+
+
 def test_the_ema_copy_of_g_carries_both_sets():
     model = _model().train()
     ema = GeneratorEMA(model.decoder, 0.9)
@@ -138,3 +176,5 @@ def test_a_decoder_without_running_statistics_is_refused():
         add_reconstruction_statistics(nn.Sequential(nn.Conv2d(3, 3, 1)))
     with pytest.raises(ValueError, match="running statistics"):
         add_reconstruction_statistics(nn.Sequential(nn.BatchNorm2d(3, track_running_stats=False)))
+    with pytest.raises(ValueError, match="momentum"):
+        add_reconstruction_statistics(nn.Sequential(nn.BatchNorm2d(3, momentum=None)), own_set_of_every_pass=True)

@@ -52,7 +52,8 @@ QUALITY = {**VAEGAN, "loss.feature_weight": 0.0, "model.class_norm": True, "mode
            "model.upsample": "resize", "loss.gan_loss": "hinge", "model.d_classifier": True,
            "model.split_bn_stats": True}
 QUALITY_MEMBERS = [{"loss.d_augment": "translation", "loss.class_weight": 0.5},
-                   {"loss.d_augment": "color,translation,cutout", "loss.class_weight": 0.2}]
+                   {"loss.d_augment": "color,translation,cutout", "loss.class_weight": 0.2,
+                    "model.sample_bn_stats": "all"}]
 MEMBERS = [{"train.seed": 0, "loss.beta": 1.0},
            {"train.seed": 1, "loss.beta": 4.0, "optim.lr": 5e-4, "model.noise_scale": 0.3}]
 

@@ -40,7 +40,7 @@ def build_model(model_cfg, num_classes: int = 0) -> GenerativeModel:
     classes = num_classes if m.conditional else 0
     decoder = _decoder(m, classes)
     if m.split_bn_stats:
-        add_reconstruction_statistics(decoder)
+        add_reconstruction_statistics(decoder, own_set_of_every_pass=m.sample_bn_stats == "all")
     return GenerativeModel(decoder, _encoder(m, classes) if m.name in WITH_ENCODER else None,
                            _discriminator(m, classes) if m.name in WITH_DISCRIMINATOR else None,
                            latent_dim=m.latent_dim, num_classes=classes, noise_scale=m.noise_scale,

@@ -6,7 +6,9 @@ BatchNorm keeps one set of running statistics, which then averages both kinds: i
 normalised partly with the prior samples' statistics and a sample partly with the encodings'
 (docs/quality.md measured it: most of the plus recipes' test-MSE gap). `model.split_bn_stats` gives each of
 G's BatchNorm layers a second set, `reconstruction_running_mean` and the like: decoding encodings
-(`GenerativeModel.decode`) moves and reads that set, decoding prior noise the layer's own.
+(`GenerativeModel.decode`) moves and reads that set, decoding prior noise the layer's own. With
+`model.sample_bn_stats=all` the layer's own set is moved by the reconstruction pass too, so samples read the
+statistics of every pass, as without the split, and only reconstructions get statistics of their own.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
 STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 PREFIX = "reconstruction_"
+EVERY_PASS = "own_statistics_of_every_pass"  # a layer attribute: the reconstruction pass moves the own set too
 
 
 def _layers(decoder: nn.Module, with_second_set: bool) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -25,14 +29,18 @@ def _layers(decoder: nn.Module, with_second_set: bool) -> list[nn.modules.batchn
             and hasattr(layer, PREFIX + STATISTICS[0]) == with_second_set]
 
 
-def add_reconstruction_statistics(decoder: nn.Module) -> None:
-    """Give every BatchNorm layer of `decoder` the second set, a copy of its own (fresh: mean 0, variance 1)."""
+def add_reconstruction_statistics(decoder: nn.Module, own_set_of_every_pass: bool = False) -> None:
+    """Give every BatchNorm layer of `decoder` the second set, a copy of its own (fresh: mean 0, variance 1).
+    `own_set_of_every_pass`: the layer's own set keeps averaging every pass (needs a fixed momentum)."""
     layers = _layers(decoder, with_second_set=False)
     if not layers or any(not layer.track_running_stats for layer in layers):
         raise ValueError("a second set of running statistics needs BatchNorm layers that keep running statistics")
+    if own_set_of_every_pass and any(layer.momentum is None for layer in layers):
+        raise ValueError("own statistics of every pass need BatchNorm layers with a momentum")
     for layer in layers:
         for name in STATISTICS:
             layer.register_buffer(PREFIX + name, getattr(layer, name).clone())
+        setattr(layer, EVERY_PASS, own_set_of_every_pass)
 
 
 def _swap(layers: list[nn.modules.batchnorm._BatchNorm]) -> None:
@@ -49,8 +57,31 @@ def reconstruction_statistics(decoder: nn.Module) -> Iterator[None]:
     """Within the block, `decoder`'s BatchNorm layers read (eval mode) and move (training mode) their second
     set of running statistics; a decoder without one is unchanged. The sets trade places, nothing is copied."""
     layers = _layers(decoder, with_second_set=True)
+    shared = [layer for layer in layers if getattr(layer, EVERY_PASS)]
+    before = [_snapshot(layer) for layer in shared]
     _swap(layers)
     try:
         yield
     finally:
         _swap(layers)
+    for layer, snapshot in zip(shared, before):
+        _move_own_set_as_the_second_moved(layer, snapshot)
+
+
+def _snapshot(layer: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, ...]:
+    return tuple(getattr(layer, prefix + name).clone() for prefix in ("", PREFIX) for name in STATISTICS)
+
+
+@torch.no_grad()
+def _move_own_set_as_the_second_moved(layer: nn.modules.batchnorm._BatchNorm,
+                                      snapshot: tuple[torch.Tensor, ...]) -> None:
+    """Apply to the own set the update the pass gave the second set, if it gave one (training mode). The
+    update, new = (1 - m) old + m batch, is read off the second set's move, so it holds however the layer
+    computed it (a member of a fused group included): own_new = second_new + (1 - m) (own_old - second_old)."""
+    own_mean, own_var, own_count, second_mean, second_var, second_count = snapshot
+    if torch.equal(getattr(layer, PREFIX + STATISTICS[2]), second_count):
+        return
+    keep = 1.0 - layer.momentum
+    layer.running_mean.copy_(getattr(layer, PREFIX + "running_mean") + keep * (own_mean - second_mean))
+    layer.running_var.copy_(getattr(layer, PREFIX + "running_var") + keep * (own_var - second_var))
+    layer.num_batches_tracked.add_(1)

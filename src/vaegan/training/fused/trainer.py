@@ -32,10 +32,11 @@ log = logging.getLogger(__name__)
 # must be zero in all members or in none (they add or remove work and tensors).
 MEMBER_VALUES = frozenset({
     "data.dir", "data.download", "data.hflip", "data.crop_padding", "data.train_subset", "data.test_fraction",
-    "model.dropout", "model.noise_scale", "loss.beta", "loss.reduction", "loss.gan_weight", "loss.gan_loss",
-    "loss.feature_weight", "loss.perceptual_weight", "loss.d_augment", "loss.class_weight", "optim.lr",
-    "optim.d_lr", "optim.weight_decay", "optim.beta1", "optim.beta2", "train.seed", "train.recon_every",
-    "train.eval_images", "train.ema_decay", "train.max_nonfinite", "train.tensorboard", "train.log_to"})
+    "model.dropout", "model.noise_scale", "model.sample_bn_stats", "loss.beta", "loss.reduction",
+    "loss.gan_weight", "loss.gan_loss", "loss.feature_weight", "loss.perceptual_weight", "loss.d_augment",
+    "loss.class_weight", "optim.lr", "optim.d_lr", "optim.weight_decay", "optim.beta1", "optim.beta2", "train.seed",
+    "train.recon_every", "train.eval_images", "train.ema_decay", "train.max_nonfinite", "train.tensorboard",
+    "train.log_to"})
 SWITCHES = ("loss.feature_weight", "loss.perceptual_weight", "train.ema_decay")
 
 
