@@ -55,9 +55,10 @@ def _swap(layers: list[nn.modules.batchnorm._BatchNorm]) -> None:
 @contextmanager
 def reconstruction_statistics(decoder: nn.Module) -> Iterator[None]:
     """Within the block, `decoder`'s BatchNorm layers read (eval mode) and move (training mode) their second
-    set of running statistics; a decoder without one is unchanged. The sets trade places, nothing is copied."""
+    set of running statistics; a decoder without one is unchanged. The sets trade places, nothing is copied;
+    where the own set is of every pass, it then takes the update the pass gave the second set."""
     layers = _layers(decoder, with_second_set=True)
-    shared = [layer for layer in layers if getattr(layer, EVERY_PASS)]
+    shared = [layer for layer in layers if layer.training and getattr(layer, EVERY_PASS)]  # the ones to move
     before = [_snapshot(layer) for layer in shared]
     _swap(layers)
     try:
@@ -69,18 +70,16 @@ def reconstruction_statistics(decoder: nn.Module) -> Iterator[None]:
 
 
 def _snapshot(layer: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, ...]:
-    return tuple(getattr(layer, prefix + name).clone() for prefix in ("", PREFIX) for name in STATISTICS)
+    return tuple(getattr(layer, prefix + name).clone() for prefix in ("", PREFIX) for name in STATISTICS[:2])
 
 
 @torch.no_grad()
 def _move_own_set_as_the_second_moved(layer: nn.modules.batchnorm._BatchNorm,
                                       snapshot: tuple[torch.Tensor, ...]) -> None:
-    """Apply to the own set the update the pass gave the second set, if it gave one (training mode). The
-    update, new = (1 - m) old + m batch, is read off the second set's move, so it holds however the layer
-    computed it (a member of a fused group included): own_new = second_new + (1 - m) (own_old - second_old)."""
-    own_mean, own_var, own_count, second_mean, second_var, second_count = snapshot
-    if torch.equal(getattr(layer, PREFIX + STATISTICS[2]), second_count):
-        return
+    """Apply to the own set the update a training-mode pass gave the second set. The update, new = (1 - m) old +
+    m batch, is read off the second set's move, so it holds however the layer computed it (a member of a fused
+    group included): own_new = second_new + (1 - m) (own_old - second_old)."""
+    own_mean, own_var, second_mean, second_var = snapshot
     keep = 1.0 - layer.momentum
     layer.running_mean.copy_(getattr(layer, PREFIX + "running_mean") + keep * (own_mean - second_mean))
     layer.running_var.copy_(getattr(layer, PREFIX + "running_var") + keep * (own_var - second_var))
