@@ -56,7 +56,7 @@ def join_from_environment(device_type: str) -> Ranks:
     the rank ("terminate called without an active exception")."""
     if not Ranks.from_environment().distributed:
         return Ranks()
-    import torch.distributed.nn  # noqa: F401  before the group exists: see below
+    import torch.distributed.nn  # noqa: F401  before the group exists: see the docstring
     if not dist.is_initialized():
         if device_type == "cuda":  # one GPU per rank, bound up front so NCCL never guesses it
             gpu = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
