@@ -59,28 +59,29 @@ def reconstruction_statistics(decoder: nn.Module) -> Iterator[None]:
     where the own set is of every pass, it then takes the update the pass gave the second set."""
     layers = _layers(decoder, with_second_set=True)
     shared = [layer for layer in layers if layer.training and getattr(layer, EVERY_PASS)]  # the ones to move
-    before = [_snapshot(layer) for layer in shared]
+    gaps = [_gaps(layer) for layer in shared]
     _swap(layers)
     try:
         yield
     finally:
         _swap(layers)
-    for layer, snapshot in zip(shared, before):
-        _move_own_set_as_the_second_moved(layer, snapshot)
+    for layer, gap in zip(shared, gaps):
+        _move_own_set_as_the_second_moved(layer, gap)
 
 
-def _snapshot(layer: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, ...]:
-    return tuple(getattr(layer, prefix + name).clone() for prefix in ("", PREFIX) for name in STATISTICS[:2])
+MOVING = STATISTICS[:2]  # the statistics a pass moves by the momentum rule (the count goes up by one)
+
+
+def _gaps(layer: nn.modules.batchnorm._BatchNorm) -> list[torch.Tensor]:
+    """own - second, per moving statistic, before the pass."""
+    return [getattr(layer, name) - getattr(layer, PREFIX + name) for name in MOVING]
 
 
 @torch.no_grad()
-def _move_own_set_as_the_second_moved(layer: nn.modules.batchnorm._BatchNorm,
-                                      snapshot: tuple[torch.Tensor, ...]) -> None:
+def _move_own_set_as_the_second_moved(layer: nn.modules.batchnorm._BatchNorm, gaps: list[torch.Tensor]) -> None:
     """Apply to the own set the update a training-mode pass gave the second set. The update, new = (1 - m) old +
     m batch, is read off the second set's move, so it holds however the layer computed it (a member of a fused
     group included): own_new = second_new + (1 - m) (own_old - second_old)."""
-    own_mean, own_var, second_mean, second_var = snapshot
-    keep = 1.0 - layer.momentum
-    layer.running_mean.copy_(getattr(layer, PREFIX + "running_mean") + keep * (own_mean - second_mean))
-    layer.running_var.copy_(getattr(layer, PREFIX + "running_var") + keep * (own_var - second_var))
+    for name, gap in zip(MOVING, gaps):
+        getattr(layer, name).copy_(getattr(layer, PREFIX + name)).add_(gap, alpha=1.0 - layer.momentum)
     layer.num_batches_tracked.add_(1)
