@@ -46,7 +46,18 @@ def resumed(offline, tiny_args):
     assert main(["train", "--resume", str(rundir.path), "train.max_steps=5"]) == 0
     ids.append(json.loads(rundir.trackers.read_text()))
     records.append(rundir.records())
+    wait_for_wandb_files()
     return rundir, ids, records
+
+
+def wait_for_wandb_files() -> None:
+    """`run.finish()` returns before wandb-core has written the run's .wandb file: its last 32 KiB block lands when
+    the service closes the run's stream, a moment later (4 of 40 offline runs read right after `finish` held only
+    the header here, with two busy cores). A process's exit waits for that; a test reading the files in the same
+    process waits with `wandb.teardown()`."""
+    import wandb
+
+    wandb.teardown()
 
 
 def wandb_records(path: Path):
@@ -170,6 +181,7 @@ def test_each_member_of_a_fused_group_logs_to_tracker_runs_of_its_own(offline, t
     cfgs = [tiny(**{"train.seed": seed, "train.log_to": "[wandb,mlflow]"}) for seed in (0, 1)]
     rundirs = [RunDir(offline / f"member{k}") for k in range(2)]
     assert all(isinstance(outcome, dict) for outcome in train_fused(cfgs, [r.path for r in rundirs]))
+    wait_for_wandb_files()
     ids = [json.loads(rundir.trackers.read_text()) for rundir in rundirs]
     assert ids[0]["wandb"] != ids[1]["wandb"] and ids[0]["mlflow"] != ids[1]["mlflow"]
     for rundir, own in zip(rundirs, ids):
