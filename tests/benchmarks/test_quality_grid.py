@@ -50,6 +50,7 @@ def test_each_variant_of_the_equal_time_table_trains_for_the_faithful_epochs_tim
         assert found[name][0] == screen[name][0], name
     assert found["combined-no-perceptual"] == ({key for key in screen["combined"][0] if "perceptual" not in key},
                                                found["resize"][1])
+    assert found["ema"] == ({"train.ema_decay"}, 390)  # one average of G's weights per step: no step cost
     head = {"model.d_classifier", "loss.class_weight"}  # a linear layer on features D computes anyway: no step cost
     assert found["class-head"] == (head, 390)
     assert found["plus-class-head"] == (found["combined-no-perceptual"][0] | head, found["resize"][1])
