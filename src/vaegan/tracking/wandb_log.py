@@ -3,8 +3,9 @@
 How wandb logs is its own configuration: WANDB_PROJECT (default "vaegan"), WANDB_ENTITY, WANDB_MODE (offline
 keeps everything local for a later `wandb sync RUN/wandb/offline-run-*`). Its local files go to RUN/wandb/, with
 the run's other files. The wandb run is named after the run folder; its id is kept in RUN/trackers.json so that a
-resume continues the same wandb run. Those files are complete when the process ends: wandb-core writes their last
-block after `run.finish()` returns, and wandb's exit hook waits for it (in a notebook, `wandb.teardown()` does).
+resume continues the same wandb run. Those files are complete when the process ends: wandb-core may write their
+last block after `run.finish()` has returned, and wandb's exit hook waits for it (in a notebook,
+`wandb.teardown()` does).
 """
 
 from __future__ import annotations
