@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+MOVING = STATISTICS[:2]  # the statistics a pass moves by the momentum rule (the count goes up by one)
 PREFIX = "reconstruction_"
 EVERY_PASS = "own_statistics_of_every_pass"  # a layer attribute: the reconstruction pass moves the own set too
 
@@ -67,9 +68,6 @@ def reconstruction_statistics(decoder: nn.Module) -> Iterator[None]:
         _swap(layers)
     for layer, gap in zip(shared, gaps):
         _move_own_set_as_the_second_moved(layer, gap)
-
-
-MOVING = STATISTICS[:2]  # the statistics a pass moves by the momentum rule (the count goes up by one)
 
 
 def _gaps(layer: nn.modules.batchnorm._BatchNorm) -> list[torch.Tensor]:
