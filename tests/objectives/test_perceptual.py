@@ -47,6 +47,15 @@ def test_gradients_reach_the_reconstruction_and_never_the_frozen_network(tmp_pat
     assert loss(x, x).item() == 0
 
 
+def test_a_damaged_classifier_file_says_to_train_a_new_one_not_to_start_a_run_over(tmp_path):
+    """The file is the user's (or `vaegan classifier train`'s), not a run's checkpoint."""
+    path = classifier_file(tmp_path / "c.pt")
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(VaeganError, match="corrupt or truncated") as error:
+        load_classifier(path, torch.device("cpu"))
+    assert "vaegan classifier train" in str(error.value) and "start over" not in str(error.value)
+
+
 def _bad_state(kind: str) -> dict:
     state = Classifier(10, 4).state_dict()
     if kind == "missing key":

@@ -28,7 +28,8 @@ VGG16_WEIGHTS = WeightsFile(
 def load_classifier(path: Path, device: torch.device) -> tuple[Classifier, dict[str, Any]]:
     """The classifier at `path` in eval mode, and its record (dataset, test accuracy, ...)."""
     payload = read_checkpoint(path, file_format=FORMAT, version=VERSION, what="classifier",
-                              required=("state", "channels", "num_classes", "dataset", "test_accuracy"))
+                              required=("state", "channels", "num_classes", "dataset", "test_accuracy"),
+                              remedy="train a new one with `vaegan classifier train` or restore a copy")
     if payload.get("network") != NETWORK:
         raise VaeganError(f"classifier {path} holds an earlier network than this vaegan's; train a new one with "
                           f"`vaegan classifier train`")

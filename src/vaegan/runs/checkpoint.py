@@ -106,16 +106,17 @@ def _save_container(payload: dict[str, Any], file_format: str, version: int, f) 
 
 
 def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *, file_format: str = FORMAT,
-                    version: int = VERSION, required: tuple[str, ...] = (), what: str = "checkpoint"
-                    ) -> dict[str, Any]:
+                    version: int = VERSION, required: tuple[str, ...] = (), what: str = "checkpoint",
+                    remedy: str = "delete it to start over or restore a copy") -> dict[str, Any]:
     """Load, verify and sanity-check a file written by `write_checkpoint` (a run checkpoint, or another vaegan
-    file of `file_format`, e.g. a classifier); every failure becomes one VaeganError naming the file."""
+    file of `file_format`, e.g. a classifier); every failure becomes one VaeganError naming the file, and a
+    damaged file's says what to do (`remedy`: a run starts over, a classifier is trained again)."""
     path = Path(path)
     if path.is_dir():
         raise VaeganError(f"{path} is a folder, not a {what} file")
     if not path.is_file():
         raise VaeganError(f"no {what} file at {path}")
-    corrupt = f"{what} {path} is corrupt or truncated; delete it to start over or restore a copy"
+    corrupt = f"{what} {path} is corrupt or truncated; {remedy}"
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-off one loses its index
         raise VaeganError(corrupt)
     container = _load_weights_only(path, path, map_location, corrupt)
@@ -131,7 +132,7 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *, fil
     data = blob.numpy().tobytes()
     if hashlib.sha256(data).hexdigest() != container["sha256"]:
         raise VaeganError(f"{what} {path} fails its checksum: its content changed after it was written "
-                          "(disk or copy error); delete it to start over or restore a copy")
+                          f"(disk or copy error); {remedy}")
     payload = _load_weights_only(io.BytesIO(data), path, map_location, corrupt)
     if not isinstance(payload, dict):
         raise VaeganError(corrupt)
