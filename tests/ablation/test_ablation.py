@@ -90,6 +90,16 @@ def test_a_classifier_given_later_adds_fcd_and_class_consistency_without_retrain
     assert "--classifier: no file at" in capsys.readouterr().err
 
 
+def test_a_damaged_classifier_is_refused_before_any_cell_trains(tmp_path, capsys):
+    grid, out, damaged = tmp_path / "grid.yaml", tmp_path / "out", tmp_path / "classifier.pt"
+    grid.write_text(GRID)
+    damaged.write_bytes(b"PK\x03\x04" + b"\x00" * 300)
+    assert main(["ablate", str(grid), "--seeds", "1", "--out", str(out), "--device", "cpu",
+                 "--classifier", str(damaged)]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    assert not list(out.glob("*/seed0/summary.json"))
+
+
 def test_mean_and_std_over_seeds_from_known_values(tmp_path):
     cells = [Cell("a", 0, tmp_path, {"test_mse": 1.0, "kl": 10.0}),
              Cell("a", 1, tmp_path, {"test_mse": 3.0, "kl": 14.0}),

@@ -11,7 +11,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCREEN_IMAGES_PER_SECOND = {"faithful": 36.9, "resize": 25.4, "class-norm": 37.3, "class-prior": 34.7,
                             "combined": 20.4}  # quality.md
 # the changes the screen did not time: 40-step runs in the order A B C ... C B A, each map's steps scaled from its
-# first variant's (quality.md, "The single changes the first table lacked" and "The ResNet networks alone and
+# first variant's (quality.md, "The single changes the first table lacked" and "The ResNet networks alone, and
 # DiffAugment in the recipe"; the last two maps are one loop)
 SPEED_RUNS_IMAGES_PER_SECOND = (
     {"faithful": (83.6, 79.3), "perceptual": (68.9, 71.7), "diffaugment": (75.8, 79.5)},

@@ -109,8 +109,8 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *, fil
                     version: int = VERSION, required: tuple[str, ...] = (), what: str = "checkpoint",
                     remedy: str = "delete it to start over or restore a copy") -> dict[str, Any]:
     """Load, verify and sanity-check a file written by `write_checkpoint` (a run checkpoint, or another vaegan
-    file of `file_format`, e.g. a classifier); every failure becomes one VaeganError naming the file, and a
-    damaged file's says what to do (`remedy`: a run starts over, a classifier is trained again)."""
+    file of `file_format`, e.g. a classifier); every failure becomes one VaeganError naming the file. A damaged
+    file's error ends with `remedy`, what to do about it: a run starts over, a classifier is trained again."""
     path = Path(path)
     if path.is_dir():
         raise VaeganError(f"{path} is a folder, not a {what} file")
