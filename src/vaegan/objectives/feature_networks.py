@@ -25,14 +25,24 @@ VGG16_WEIGHTS = WeightsFile(
     config_key="loss.perceptual_weights")
 
 
+TRAIN_A_NEW_ONE = "train a new one with `vaegan classifier train`"
+
+
+def read_given_classifier(path: Path) -> dict[str, Any]:
+    """The record of a classifier file a user named with --classifier, read before any work starts, so that a
+    missing or damaged file fails at once rather than after the training it was meant to score."""
+    if not path.is_file():
+        raise VaeganError(f"--classifier: no file at {path}")
+    return load_classifier(path, torch.device("cpu"))[1]
+
+
 def load_classifier(path: Path, device: torch.device) -> tuple[Classifier, dict[str, Any]]:
     """The classifier at `path` in eval mode, and its record (dataset, test accuracy, ...)."""
     payload = read_checkpoint(path, file_format=FORMAT, version=VERSION, what="classifier",
                               required=("state", "channels", "num_classes", "dataset", "test_accuracy"),
-                              remedy="train a new one with `vaegan classifier train` or restore a copy")
+                              remedy=f"{TRAIN_A_NEW_ONE} or restore a copy")
     if payload.get("network") != NETWORK:
-        raise VaeganError(f"classifier {path} holds an earlier network than this vaegan's; train a new one with "
-                          f"`vaegan classifier train`")
+        raise VaeganError(f"classifier {path} holds an earlier network than this vaegan's; {TRAIN_A_NEW_ONE}")
     _check_classifier_record(path, payload)
     model = Classifier(payload["num_classes"], payload["channels"])
     with state_must_fit(path):
@@ -45,8 +55,7 @@ def _check_classifier_record(path: Path, payload: dict[str, Any]) -> None:
     """Every field of a classifier file, checked before anything is built from it: a checksum proves the file
     unchanged since it was written, not that its writer wrote sensible values."""
     def invalid(field: str, why: str) -> VaeganError:
-        return VaeganError(f"classifier {path} has an invalid {field} ({why}); train a new one with `vaegan "
-                           "classifier train`")
+        return VaeganError(f"classifier {path} has an invalid {field} ({why}); {TRAIN_A_NEW_ONE}")
     channels, classes, names = payload["channels"], payload["num_classes"], payload.get("class_names")
     for field, value in (("channels", channels), ("num_classes", classes)):
         if not is_count(value, 1):

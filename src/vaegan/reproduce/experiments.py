@@ -28,7 +28,7 @@ from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun, load_run
 from vaegan.evaluation.suite import evaluate
 from vaegan.models import evaluation_mode
-from vaegan.objectives.feature_networks import load_classifier
+from vaegan.objectives.feature_networks import load_classifier, read_given_classifier
 from vaegan.runs import OutputFolder, RunDir
 from vaegan.reproduce import EXPERIMENT_NAMES
 from vaegan.reproduce import claims as c
@@ -87,10 +87,7 @@ def _dataset_name(cfg: ClassifierConfig) -> str:
 
 def _given_classifiers(options: Options) -> list[tuple[Path, dict[str, Any]]]:
     """The --classifier files with their records."""
-    for given in options.classifiers:
-        if not given.is_file():
-            raise VaeganError(f"--classifier: no file at {given}")
-    return [(given, load_classifier(given, torch.device("cpu"))[1]) for given in options.classifiers]
+    return [(given, read_given_classifier(given)) for given in options.classifiers]
 
 
 def check_classifiers(experiments: list[str], options: Options) -> None:
