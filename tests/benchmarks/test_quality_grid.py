@@ -1,5 +1,5 @@
-"""benchmarks/quality-cifar100*.yaml: the grids docs/quality.md measured stay valid and fair (every variant is
-the faithful preset plus the changes its name says, at the same steps or, at equal time, at steps in proportion
+"""benchmarks/quality-cifar*.yaml: the grids docs/quality.md measured stay valid and fair (every variant is
+the reference preset plus the changes its name says, at the same steps or, at equal time, at steps in proportion
 to its measured speed)."""
 
 from pathlib import Path
@@ -18,14 +18,19 @@ SPEED_RUNS_IMAGES_PER_SECOND = (
     {"faithful": (82.3, 83.9), "resnet": (20.9, 21.5), "resnet-narrow": (71.0, 71.2)},
     {"combined-class-head-split-all": (45.7, 46.9), "combined-class-head-split-all-diffaugment": (45.5, 45.5)},
 )
+# vae-cifar10-regularized and its variants, one loop of 30-step runs (quality.md, "The beta-VAE: ...")
+BETA_VAE_IMAGES_PER_SECOND = {"regularized": (144.9, 145.5), "resize": (89.3, 92.9), "perceptual": (118.4, 118.5),
+                              "all": (78.4, 77.6)}
 
 
-def changes(grid_file: str) -> dict[str, tuple[set[str], int]]:
-    """Per variant: the keys where it differs from the faithful preset (steps aside), and its steps."""
+def changes(grid_file: str, reference: str = "faithful", preset: str = "cvaegan-cifar100"
+            ) -> dict[str, tuple[set[str], int]]:
+    """Per variant: the keys where it differs from the `reference` variant, `preset` as it is (steps aside), and
+    its steps."""
     grid = load_grid(str(BENCHMARKS / grid_file))
-    faithful = next(v for v in grid.variants if v.name == "faithful")
-    assert faithful.preset == "cvaegan-cifar100" and set(faithful.overrides) <= {"train.max_steps"}
-    base = faithful.config(grid.overrides).to_dict()
+    plain = next(v for v in grid.variants if v.name == reference)
+    assert plain.preset == preset and set(plain.overrides) <= {"train.max_steps"}
+    base = plain.config(grid.overrides).to_dict()
     found = {}
     for variant in grid.variants:
         cfg = variant.config(grid.overrides)
@@ -38,6 +43,17 @@ def changes(grid_file: str) -> dict[str, tuple[set[str], int]]:
     return found
 
 
+def means(speeds: dict[str, tuple[float, ...]]) -> dict[str, float]:
+    return {name: sum(runs) / len(runs) for name, runs in speeds.items()}
+
+
+def assert_steps_follow_speed(found: dict[str, tuple[set[str], int]], speeds: dict[str, float]) -> None:
+    """Each timed variant's steps are the first one's scaled by its images/s against the first one's."""
+    reference = next(iter(speeds))
+    for name, speed in speeds.items():
+        assert abs(found[name][1] - found[reference][1] * speed / speeds[reference]) <= 1, name
+
+
 def test_each_variant_of_the_screen_is_the_faithful_preset_plus_its_own_changes_at_equal_steps():
     assert {steps for _, steps in changes("quality-cifar100.yaml").values()} == {100}
 
@@ -45,11 +61,8 @@ def test_each_variant_of_the_screen_is_the_faithful_preset_plus_its_own_changes_
 def test_each_variant_of_the_equal_time_table_trains_for_the_faithful_epochs_time():
     found = changes("quality-cifar100-equal-time.yaml")
     assert found["faithful"] == (set(), 390)
-    timed = [{name: sum(pair) / len(pair) for name, pair in speeds.items()} for speeds in SPEED_RUNS_IMAGES_PER_SECOND]
-    for speeds in (SCREEN_IMAGES_PER_SECOND, *timed):  # each against the first variant of the same measurement
-        reference = next(iter(speeds))
-        for name, speed in speeds.items():
-            assert abs(found[name][1] - found[reference][1] * speed / speeds[reference]) <= 1, name
+    for speeds in (SCREEN_IMAGES_PER_SECOND, *map(means, SPEED_RUNS_IMAGES_PER_SECOND)):
+        assert_steps_follow_speed(found, speeds)
     screen = changes("quality-cifar100.yaml")
     for name in ("perceptual", "diffaugment", "class-prior"):  # the screen's single changes, at equal time
         assert found[name][0] == screen[name][0], name
@@ -81,3 +94,15 @@ def test_the_finalists_train_for_three_faithful_epochs_time_and_log_their_qualit
         assert (keys, steps) == (one_epoch[name][0], 3 * one_epoch[name][1]), name
     grid = load_grid(str(BENCHMARKS / "quality-cifar100-3-epochs.yaml"))
     assert grid.overrides == {"evaluation.quality_classifier": "runs/classifier-cifar100-seed1.pt"}
+
+
+def test_the_beta_vae_variants_train_for_one_epoch_of_the_regularised_presets_time():
+    found = changes("quality-cifar10-equal-time.yaml", "regularized", "vae-cifar10-regularized")
+    assert found.keys() == {"regularized", "resize", "perceptual", "ema", "all"}
+    assert found["regularized"] == (set(), 390)
+    assert_steps_follow_speed(found, means(BETA_VAE_IMAGES_PER_SECOND))
+    perceptual = {"loss.perceptual_weight", "loss.perceptual_weights"}
+    assert found["resize"][0] == {"model.upsample"}
+    assert found["perceptual"][0] == perceptual
+    assert found["ema"] == ({"train.ema_decay"}, 390)  # one average of the decoder's weights per step: no step cost
+    assert found["all"][0] == {"model.upsample", "train.ema_decay"} | perceptual
