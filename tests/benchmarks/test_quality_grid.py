@@ -98,7 +98,7 @@ def test_the_finalists_train_for_three_faithful_epochs_time_and_log_their_qualit
 
 def test_the_beta_vae_variants_train_for_one_epoch_of_the_regularised_presets_time():
     found = changes("quality-cifar10-equal-time.yaml", "regularized", "vae-cifar10-regularized")
-    assert found.keys() == {"regularized", "resize", "perceptual", "ema", "all"}
+    assert found.keys() == {"regularized", "resize", "perceptual", "ema", "all", "resize-perceptual"}
     assert found["regularized"] == (set(), 390)
     assert_steps_follow_speed(found, means(BETA_VAE_IMAGES_PER_SECOND))
     perceptual = {"loss.perceptual_weight", "loss.perceptual_weights"}
@@ -106,3 +106,4 @@ def test_the_beta_vae_variants_train_for_one_epoch_of_the_regularised_presets_ti
     assert found["perceptual"][0] == perceptual
     assert found["ema"] == ({"train.ema_decay"}, 390)  # one average of the decoder's weights per step: no step cost
     assert found["all"][0] == {"model.upsample", "train.ema_decay"} | perceptual
+    assert found["resize-perceptual"] == (found["all"][0] - {"train.ema_decay"}, found["all"][1])
