@@ -123,6 +123,16 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
         C.check_consistency(cfg)
 
 
+def test_the_beta_vae_plus_preset_is_the_regularised_one_with_the_perceptual_loss_and_asks_for_its_file():
+    regularized, plus = C.load_preset("vae-cifar10-regularized"), C.load_preset("vae-cifar10-plus")
+    changed = {(section, key) for section, values in plus.to_dict().items() for key, value in values.items()
+               if regularized.to_dict()[section][key] != value}
+    assert changed == {("loss", "perceptual_weight")} and plus.loss.perceptual_weight == 300  # docs/quality.md
+    with pytest.raises(VaeganError, match=r"needs loss.perceptual_weights=FILE.*--dataset cifar10 train.epochs=2"):
+        C.check_consistency(plus)
+    C.check_consistency(C.apply_overrides(plus, {"loss.perceptual_weights": "runs/classifier-cifar10.pt"}))
+
+
 @pytest.mark.parametrize("overrides, pattern", [
     ({"model.name": "vaegan", "loss.d_on_recon": False, "loss.d_on_prior": False}, "needs fakes"),
     ({"model.name": "gan", "loss.d_on_prior": False}, "d_on_prior must be true"),
@@ -131,7 +141,8 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
     ({"model.name": "vae", "loss.feature_weight": 1.0}, "needs model.name=vaegan"),
     ({"model.name": "vaegan", "loss.feature_weight": 1.0, "loss.d_on_recon": False}, "d_on_recon=true"),
     ({"model.name": "gan", "loss.perceptual_weight": 1.0, "loss.perceptual_net": "vgg16"}, "has no encoder"),
-    ({"loss.perceptual_weight": 1.0}, "needs loss.perceptual_weights=FILE"),
+    ({"loss.perceptual_weight": 1.0}, r"needs loss.perceptual_weights=FILE, .*`vaegan classifier train --dataset "
+                                      r"cifar10 train.epochs=2` writes one"),
     ({"model.class_norm": True}, "model.class_norm .* needs model.conditional=true"),
     ({"model.prior": "class"}, "model.prior=class .* needs model.conditional=true"),
     ({"model.conditional": True, "model.class_norm": True, "model.batchnorm": False}, "needs model.batchnorm=true"),

@@ -425,8 +425,9 @@ def check_consistency(cfg: Config) -> None:
         raise VaeganError("loss.perceptual_weight > 0 compares reconstructions with their images: model.name=gan "
                           "has no encoder, so it must be 0")
     if cfg.loss.perceptual_weight > 0 and cfg.loss.perceptual_net == "classifier" and not cfg.loss.perceptual_weights:
-        raise VaeganError("loss.perceptual_net=classifier needs loss.perceptual_weights=FILE, a classifier written "
-                          "by `vaegan classifier train` on the run's dataset")
+        raise VaeganError("loss.perceptual_net=classifier needs loss.perceptual_weights=FILE, a classifier of the "
+                          f"run's dataset: `vaegan classifier train --dataset {cfg.data.name} train.epochs=2` writes "
+                          "one (the setting docs/quality.md measured)")
     for key, on in (("model.class_norm", cfg.model.class_norm), ("model.prior=class", cfg.model.prior == "class")):
         if on and not cfg.model.conditional:
             raise VaeganError(f"{key} conditions on the class label: it needs model.conditional=true")
