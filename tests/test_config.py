@@ -98,6 +98,12 @@ def test_frozen_differences_on_resume():
     assert C.frozen_differences(old, new) == ["model.latent_dim", "train.seed"]
 
 
+def _changed(base: C.Config, other: C.Config) -> set[tuple[str, str]]:
+    """The (section, key) pairs where `other` differs from `base`."""
+    return {(section, key) for section, values in other.to_dict().items() for key, value in values.items()
+            if base.to_dict()[section][key] != value}
+
+
 def test_cifar100_reference_presets_carry_the_reference_numbers():
     faithful = C.load_preset("cvaegan-cifar100")
     assert (faithful.model.name, faithful.model.arch, faithful.model.conditional) == ("vaegan", "conv", True)
@@ -111,10 +117,9 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
     assert (resnet.model.arch, resnet.train.vae_warmup_epochs, resnet.train.ema_decay) == ("resnet", 1, 0.999)
     assert resnet.loss.feature_weight > 0
     plus = C.load_preset("cvaegan-cifar100-plus")  # the faithful preset + the switches docs/quality.md chose
-    changed = {(section, key) for section, values in plus.to_dict().items() for key, value in values.items()
-               if faithful.to_dict()[section][key] != value}
-    assert changed == {("model", "upsample"), ("model", "class_norm"), ("loss", "gan_loss"), ("optim", "d_lr"),
-                       ("model", "d_classifier"), ("loss", "class_weight"), ("model", "split_bn_stats")}
+    assert _changed(faithful, plus) == {("model", "upsample"), ("model", "class_norm"), ("loss", "gan_loss"),
+                                        ("optim", "d_lr"), ("model", "d_classifier"), ("loss", "class_weight"),
+                                        ("model", "split_bn_stats")}
     assert (plus.model.upsample, plus.model.class_norm, plus.loss.gan_loss, plus.optim.d_lr) == ("resize", True,
                                                                                                "hinge", 4e-4)
     assert (plus.model.d_classifier, plus.loss.class_weight, plus.model.split_bn_stats) == (True, 0.1, True)
@@ -125,9 +130,8 @@ def test_cifar100_reference_presets_carry_the_reference_numbers():
 
 def test_the_beta_vae_plus_preset_is_the_regularised_one_with_the_perceptual_loss_and_asks_for_its_file():
     regularized, plus = C.load_preset("vae-cifar10-regularized"), C.load_preset("vae-cifar10-plus")
-    changed = {(section, key) for section, values in plus.to_dict().items() for key, value in values.items()
-               if regularized.to_dict()[section][key] != value}
-    assert changed == {("loss", "perceptual_weight")} and plus.loss.perceptual_weight == 300  # docs/quality.md
+    assert _changed(regularized, plus) == {("loss", "perceptual_weight")}
+    assert plus.loss.perceptual_weight == 300  # docs/quality.md, "The beta-VAE"
     with pytest.raises(VaeganError, match=r"needs loss.perceptual_weights=FILE.*--dataset cifar10 train.epochs=2"):
         C.check_consistency(plus)
     C.check_consistency(C.apply_overrides(plus, {"loss.perceptual_weights": "runs/classifier-cifar10.pt"}))

@@ -25,8 +25,8 @@ BETA_VAE_IMAGES_PER_SECOND = {"regularized": (144.9, 145.5), "resize": (89.3, 92
 
 def changes(grid_file: str, reference: str = "faithful", preset: str = "cvaegan-cifar100"
             ) -> dict[str, tuple[set[str], int]]:
-    """Per variant: the keys where it differs from the `reference` variant, `preset` as it is (steps aside), and
-    its steps."""
+    """Per variant: the keys where it differs from the `reference` variant (which is `preset` unchanged), steps
+    aside, and its steps."""
     grid = load_grid(str(BENCHMARKS / grid_file))
     plain = next(v for v in grid.variants if v.name == reference)
     assert plain.preset == preset and set(plain.overrides) <= {"train.max_steps"}
