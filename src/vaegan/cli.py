@@ -265,14 +265,11 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     from vaegan.ablation.runner import SuiteOptions, run_grid
     from vaegan.ablation.table import check_tables, claim_line, write_tables
     from vaegan.evaluation.inception import INCEPTION_WEIGHTS
-    from vaegan.objectives.feature_networks import read_given_classifier
     from vaegan.runs.cache import cache_dir
 
     grid = load_grid(args.grid)
     overrides = parse_override_args(args.overrides)
     out = Path(args.out or f"runs/ablate-{grid.name}")
-    if args.classifier:
-        read_given_classifier(Path(args.classifier))
     inception = INCEPTION_WEIGHTS.present(args.inception_weights, cache_dir())
     suite = SuiteOptions(Path(args.classifier) if args.classifier else None, str(inception) if inception else None,
                          args.measure_images)

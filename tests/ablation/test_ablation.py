@@ -15,6 +15,9 @@ from vaegan.ablation.runner import Cell
 from vaegan.ablation.table import aggregate, claim_line, mean_std, write_tables
 from vaegan.cli import main
 from vaegan.errors import VaeganError
+from vaegan.objectives.feature_networks import FORMAT as CLASSIFIER_FORMAT
+from vaegan.objectives.feature_networks import VERSION as CLASSIFIER_VERSION
+from vaegan.runs.checkpoint import read_checkpoint, write_checkpoint
 
 GRID = """
 base: vae-cifar10
@@ -98,6 +101,20 @@ def test_a_damaged_classifier_is_refused_before_any_cell_trains(tmp_path, capsys
                  "--classifier", str(damaged)]) == 2
     assert "corrupt or truncated" in capsys.readouterr().err
     assert not list(out.glob("*/seed0/summary.json"))
+
+
+def test_a_classifier_of_another_dataset_is_refused_before_any_cell_trains(tmp_path, capsys):
+    grid, out, classifier = tmp_path / "grid.yaml", tmp_path / "out", tmp_path / "classifier.pt"
+    grid.write_text(GRID)
+    assert main(["classifier", "train", "--dataset", "shapes10", "--out", str(classifier), "train.max_steps=1",
+                 "model.channels=8", "train.device=cpu"]) == 0
+    record = read_checkpoint(classifier, file_format=CLASSIFIER_FORMAT, version=CLASSIFIER_VERSION)
+    write_checkpoint(classifier, {**record, "dataset": "cifar100"}, file_format=CLASSIFIER_FORMAT,
+                     version=CLASSIFIER_VERSION)
+    assert main(["ablate", str(grid), "--seeds", "1", "--out", str(out), "--device", "cpu",
+                 "--classifier", str(classifier)]) == 2
+    assert "was trained on cifar100, but the run uses shapes10" in capsys.readouterr().err
+    assert not (out / "plain").exists()
 
 
 def test_mean_and_std_over_seeds_from_known_values(tmp_path):

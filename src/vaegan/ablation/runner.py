@@ -22,12 +22,15 @@ from vaegan.ablation import FUSE_CHOICES, MEASURE_IMAGES
 from vaegan.ablation.grids import Grid
 from vaegan.config import Config, apply_overrides, from_dict
 from vaegan.data import load_split, sequential_batches
+from vaegan.data.registry import OWN_DATA
 from vaegan.errors import VaeganError
+from vaegan.evaluation.classifier import check_matches
 from vaegan.evaluation.latent import KNN_K, encode_means, knn_accuracy
 from vaegan.evaluation.reconstruction import evaluate_reconstruction
 from vaegan.evaluation.run import LoadedRun, load_run
 from vaegan.evaluation.suite import Evaluation
 from vaegan.experiment import resume, train, train_fused
+from vaegan.objectives.feature_networks import read_given_classifier
 from vaegan.runs import RunDir
 from vaegan.runs.cache import cache_dir
 from vaegan.training.fused.trainer import fuse_key
@@ -247,6 +250,17 @@ def plan_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides
 Executor = Callable[[list[CellJob], Callable], Iterator[tuple[CellJob, dict | None, str | None]]]
 
 
+def check_classifier(classifier: Path | None, jobs: list[CellJob]) -> None:
+    """Refuse a classifier file that is missing, damaged or trained on another dataset than the cells' before
+    any cell trains, rather than in each cell after its training. Own data is named by its files, which only the
+    cells read, so they check it."""
+    if classifier is None:
+        return
+    info = read_given_classifier(classifier)
+    for dataset in sorted({job.config["data"]["name"] for job in jobs} - set(OWN_DATA)):
+        check_matches(info, dataset, classifier)
+
+
 def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides: dict[str, Any],
              device: str = "auto", suite: SuiteOptions | None = None, executor: Executor | None = None,
              fuse: str = "auto") -> tuple[list[Cell], str]:
@@ -255,8 +269,10 @@ def run_grid(grid: Grid, out: Path, seeds: int, budget: float | None, overrides:
     that fails is kept as failed and the others go on. Returns the cells in grid order and the budget line."""
     if fuse not in FUSE_CHOICES:
         raise VaeganError(f"unknown fuse setting {fuse!r}; choose one of {', '.join(FUSE_CHOICES)}")
-    check_measure_images((suite or SuiteOptions()).images)
+    suite = suite or SuiteOptions()
+    check_measure_images(suite.images)
     jobs, budget_line = plan_grid(grid, out, seeds, budget, overrides, suite)
+    check_classifier(suite.classifier, jobs)
     results: dict[Path, tuple[dict, str | None]] = {}
     if executor is not None:
         for job, values, error in executor(jobs, train_and_measure):

@@ -31,7 +31,7 @@ TRAIN_A_NEW_ONE = "train a new one with `vaegan classifier train`"
 def read_given_classifier(path: Path) -> dict[str, Any]:
     """The record of a classifier file a user named with --classifier, read before any work starts, so that a
     missing or damaged file fails at once rather than after the training it was meant to score."""
-    if not path.is_file():
+    if not path.exists():
         raise VaeganError(f"--classifier: no file at {path}")
     return load_classifier(path, torch.device("cpu"))[1]
 
